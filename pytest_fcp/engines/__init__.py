@@ -1,0 +1,130 @@
+"""Engine adapters: the stable API through which pytest-fcp drives an FCP engine.
+
+An engine is plugged in by name: ``--fcp-engine NAME`` (ini ``fcp_engine``), where ``NAME`` is an entry point
+in the group ``pytest_fcp.engines`` or a ``package.module:callable`` path. The callable is a factory::
+
+    factory(cache_dir: pathlib.Path) -> Engine
+
+and the returned object implements :class:`Engine` (``close()`` is optional). See ``README.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import pathlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+__all__ = [
+    "CACHE_SCHEMA",
+    "ENTRY_POINT_GROUP",
+    "FETCH_SCHEMA",
+    "SOURCES",
+    "Engine",
+    "EngineFactory",
+    "EngineLoadError",
+    "available_engines",
+    "error_kind",
+    "load_engine",
+]
+
+ENTRY_POINT_GROUP = "pytest_fcp.engines"
+
+#: Where a returned row came from.
+SOURCES = ("cache", "vision", "rest")
+
+#: Columns of a table handed to ``write_cache`` (the fetch columns without ``source``).
+CACHE_SCHEMA = pa.schema(
+    [
+        pa.field("open_time", pa.timestamp("ms", tz="UTC")),
+        pa.field("open", pa.float64()),
+        pa.field("high", pa.float64()),
+        pa.field("low", pa.float64()),
+        pa.field("close", pa.float64()),
+        pa.field("volume", pa.float64()),
+    ]
+)
+
+#: Columns of the table ``fetch`` returns.
+FETCH_SCHEMA = CACHE_SCHEMA.append(pa.field("source", pa.string()))
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What pytest-fcp needs from an FCP engine.
+
+    ``fetch`` returns the bars with ``start <= open_time < end`` as a table with :data:`FETCH_SCHEMA`
+    columns; failure is an exception, and the contract's two errors are recognised by class name anywhere
+    in the exception's MRO: ``DataSourceError`` (every source failed) and ``RateLimitError``.
+    ``cache_file`` and ``write_cache`` let the harness reach the engine's real cache files.
+    """
+
+    def fetch(
+        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
+    ) -> pa.Table: ...
+
+    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path: ...
+
+    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None: ...
+
+
+EngineFactory = Callable[[pathlib.Path], Engine]
+
+
+class EngineLoadError(LookupError):
+    """An engine name that cannot be turned into a factory; the message says why and what exists."""
+
+
+def available_engines() -> dict[str, str]:
+    """Engine names registered in the ``pytest_fcp.engines`` entry-point group -> their target."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_engine(name: str) -> EngineFactory:
+    """Resolve ``name`` (entry point or ``package.module:callable``) to an engine factory."""
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise EngineLoadError(f"engine {name!r}: cannot import module {module_name!r}: {exc}") from exc
+        target: object = module
+        for part in attr.split("."):
+            try:
+                target = getattr(target, part)
+            except AttributeError:
+                raise EngineLoadError(
+                    f"engine {name!r}: module {module_name!r} has no attribute {attr!r}"
+                ) from None
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not matches:
+            known = ", ".join(sorted(available_engines())) or "none"
+            raise EngineLoadError(
+                f"unknown engine {name!r}: registered engines are {known}; "
+                f"or give a 'package.module:callable' path"
+            )
+        try:
+            target = matches[0].load()
+        except ImportError as exc:
+            raise EngineLoadError(
+                f"engine {name!r} ({matches[0].value}) cannot be loaded: {exc}. "
+                f"Is the engine's package installed (for ckvd: pip install 'pytest-fcp[ckvd]')?"
+            ) from exc
+    if not callable(target):
+        raise EngineLoadError(f"engine {name!r} resolves to {target!r}, which is not callable")
+    return target  # type: ignore[return-value]
+
+
+def error_kind(exc: BaseException) -> str | None:
+    """``"RateLimitError"``, ``"DataSourceError"`` or ``None``: the contract error ``exc`` is, by MRO name."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "RateLimitError" in names:
+        return "RateLimitError"
+    if "DataSourceError" in names:
+        return "DataSourceError"
+    return None

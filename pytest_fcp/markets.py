@@ -1,0 +1,162 @@
+"""Binance market conventions shared by the simulated world, the engines and the verdicts.
+
+One place holds what differs between spot, USDT-margined and COIN-margined futures: where Vision keeps
+the daily files, which REST host and path serve klines, the page limits, and the file conventions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+__all__ = [
+    "DAY_MS",
+    "INTERVALS",
+    "MARKETS",
+    "MarketSpec",
+    "bars_per_day",
+    "day_bounds_ms",
+    "day_of_ms",
+    "days_between",
+    "interval_ms",
+    "market_spec",
+    "ms_to_datetime",
+    "to_ms",
+    "vision_file_name",
+    "vision_key",
+]
+
+DAY_MS = 86_400_000
+
+#: Intervals a daily Vision file can hold (Binance spelling -> milliseconds). ``1s`` is spot only.
+INTERVALS: dict[str, int] = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+@dataclass(frozen=True)
+class MarketSpec:
+    """How one Binance market is laid out on Vision and REST."""
+
+    name: str
+    vision_prefix: str
+    rest_host: str
+    rest_path: str
+    max_limit: int
+    csv_header: bool
+    micros_from: dt.date | None
+    price_decimals: int
+    intervals: tuple[str, ...]
+
+    @property
+    def rest_url(self) -> str:
+        return f"https://{self.rest_host}{self.rest_path}"
+
+
+_FUTURES_INTERVALS = tuple(i for i in INTERVALS if i != "1s")
+
+MARKETS: dict[str, MarketSpec] = {
+    "spot": MarketSpec(
+        name="spot",
+        vision_prefix="data/spot",
+        rest_host="api.binance.com",
+        rest_path="/api/v3/klines",
+        max_limit=1000,
+        csv_header=False,
+        micros_from=dt.date(2025, 1, 1),
+        price_decimals=2,
+        intervals=tuple(INTERVALS),
+    ),
+    "futures_usdt": MarketSpec(
+        name="futures_usdt",
+        vision_prefix="data/futures/um",
+        rest_host="fapi.binance.com",
+        rest_path="/fapi/v1/klines",
+        max_limit=1500,
+        csv_header=True,
+        micros_from=None,
+        price_decimals=1,
+        intervals=_FUTURES_INTERVALS,
+    ),
+    "futures_coin": MarketSpec(
+        name="futures_coin",
+        vision_prefix="data/futures/cm",
+        rest_host="dapi.binance.com",
+        rest_path="/dapi/v1/klines",
+        max_limit=1500,
+        csv_header=True,
+        micros_from=None,
+        price_decimals=1,
+        intervals=_FUTURES_INTERVALS,
+    ),
+}
+
+
+def market_spec(market: str) -> MarketSpec:
+    """The spec of ``market``, or a ``ValueError`` that lists the allowed names."""
+    try:
+        return MARKETS[market]
+    except KeyError:
+        raise ValueError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}") from None
+
+
+def interval_ms(interval: str) -> int:
+    """Length of ``interval`` in milliseconds, or a ``ValueError`` that lists the allowed spellings."""
+    try:
+        return INTERVALS[interval]
+    except KeyError:
+        raise ValueError(f"unknown interval {interval!r}; expected one of {', '.join(INTERVALS)}") from None
+
+
+def bars_per_day(interval: str) -> int:
+    return DAY_MS // interval_ms(interval)
+
+
+def to_ms(moment: dt.datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime (naive datetimes are refused)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: FCP times must be timezone-aware (UTC)")
+    return int(moment.timestamp() * 1000)
+
+
+def ms_to_datetime(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def day_of_ms(ms: int) -> dt.date:
+    return dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + ms // DAY_MS)
+
+
+def day_bounds_ms(day: dt.date) -> tuple[int, int]:
+    """``[start, end)`` of a UTC day in milliseconds."""
+    start = (day.toordinal() - dt.date(1970, 1, 1).toordinal()) * DAY_MS
+    return start, start + DAY_MS
+
+
+def days_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+    """The UTC days that ``[start, end)`` touches."""
+    first = day_of_ms(to_ms(start))
+    last = day_of_ms(to_ms(end) - 1)
+    return [dt.date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+
+
+def vision_file_name(symbol: str, interval: str, day: dt.date) -> str:
+    return f"{symbol}-{interval}-{day.isoformat()}.zip"
+
+
+def vision_key(market: str, symbol: str, interval: str, day: dt.date) -> str:
+    """S3 key of the daily klines zip (append ``.CHECKSUM`` for its checksum object)."""
+    spec = market_spec(market)
+    return f"{spec.vision_prefix}/daily/klines/{symbol}/{interval}/{vision_file_name(symbol, interval, day)}"

@@ -1,0 +1,205 @@
+"""The decision trace: what an engine did, observed from outside it, in order.
+
+Every event has a monotonic ``index``, the virtual time (the world's clock) and the real time since the
+trace began, a ``kind`` and its data:
+
+=========  ==================================================================================
+kind       data
+=========  ==================================================================================
+request    the fetch asked of the engine (symbol, market, interval, start, end)
+fault      a fault the world injected (id, source, day, attempt, url) - what was *done to* the engine
+http       a request and its answer (door, method, url, status or exception, duration)
+sleep      the engine slept (virtual seconds); no real time passes
+cache      a cache file was read / written / replaced / deleted (path relative to the root, size, valid)
+log        an engine log line (where the adapter can capture them)
+violation  something the world forbids (an unserved URL, a real socket)
+outcome    rows per source per day, or the exception type and message
+=========  ==================================================================================
+
+:func:`render_path` folds a trace into one line such as
+``cache miss 4d -> vision 403 x4 -> rest 200 x1 -> 96 rows (rest 96)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "Trace", "TraceMismatch", "render_path", "render_table"]
+
+
+@dataclass(slots=True)
+class Event:
+    index: int
+    kind: str
+    virtual: str
+    real_ms: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "kind": self.kind, "virtual": self.virtual, "real_ms": self.real_ms, **self.data}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Event:
+        raw = dict(raw)
+        return cls(raw.pop("index"), raw.pop("kind"), raw.pop("virtual"), raw.pop("real_ms"), raw)
+
+
+class TraceMismatch(AssertionError):
+    """The observed decision path is not the expected one (the message holds a diff)."""
+
+
+class Trace:
+    """An ordered list of events; append-only while the world runs."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._t0 = time.perf_counter()
+
+    def record(self, kind: str, **data: Any) -> Event:
+        now = dt.datetime.now(dt.UTC)  # virtual time while the world's clock is active
+        event = Event(
+            index=len(self.events),
+            kind=kind,
+            virtual=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            real_ms=round((time.perf_counter() - self._t0) * 1000, 3),
+            data={k: v for k, v in data.items() if v is not None},
+        )
+        self.events.append(event)
+        return event
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def of_kind(self, *kinds: str) -> list[Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    def requests(self, source: str | None = None) -> list[Event]:
+        """HTTP events, optionally of one source (``vision`` or ``rest``)."""
+        return [e for e in self.events if e.kind == "http" and (source is None or e.data.get("source") == source)]
+
+    @property
+    def outcome(self) -> Event | None:
+        outcomes = self.of_kind("outcome")
+        return outcomes[-1] if outcomes else None
+
+    def path(self) -> str:
+        return render_path(self.events)
+
+    def table(self) -> str:
+        return render_table(self.events)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in self.events]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_list(), default=str)
+
+    def assert_path(self, expected: str) -> None:
+        """Fail with a diff when the folded path is not ``expected`` (``*`` in a step matches anything)."""
+        actual = self.path()
+        if _path_matches(expected, actual):
+            return
+        exp_steps, act_steps = expected.split(" -> "), actual.split(" -> ")
+        diff = "\n".join(difflib.ndiff(exp_steps, act_steps))
+        raise TraceMismatch(
+            f"decision path differs\n  expected: {expected}\n  actual:   {actual}\n"
+            f"step diff (- expected, + actual):\n{diff}"
+        )
+
+
+def _path_matches(expected: str, actual: str) -> bool:
+    import fnmatch
+
+    exp, act = expected.split(" -> "), actual.split(" -> ")
+    return len(exp) == len(act) and all(fnmatch.fnmatchcase(a, e) for e, a in zip(exp, act, strict=True))
+
+
+def _http_token(event: Event) -> str:
+    status = event.data.get("status", event.data.get("error", "?"))
+    return f"{event.data.get('source', 'net')} {status}"
+
+
+def _tokens(events: Iterable[Event]) -> Iterator[str]:
+    for event in events:
+        data = event.data
+        if event.kind == "request" and "cache_days" in data:
+            counts: dict[str, int] = {}
+            for state in data["cache_days"].values():
+                counts[state] = counts.get(state, 0) + 1
+            for state in ("hit", "miss", "corrupt", "partial", "stale"):
+                if counts.get(state):
+                    yield f"cache {state} {counts[state]}d"
+        elif event.kind == "http":
+            yield _http_token(event)
+        elif event.kind == "sleep":
+            yield f"sleep {_seconds(data['seconds'])}"
+        elif event.kind == "violation":
+            yield f"VIOLATION {data.get('what', '?')}"
+        elif event.kind == "outcome":
+            if "error" in data:
+                yield f"{data['error']}"
+            else:
+                per_source = data.get("rows_by_source", {})
+                detail = ", ".join(f"{s} {n}" for s, n in sorted(per_source.items()))
+                yield f"{data.get('rows', 0)} rows" + (f" ({detail})" if detail else "")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def render_path(events: Iterable[Event]) -> str:
+    """Fold events into one line; runs of the same step become ``step xN`` (sleeps are summed)."""
+    folded: list[list[Any]] = []
+    for token in _tokens(events):
+        if folded and token.startswith("sleep ") and folded[-1][0].startswith("sleep "):
+            total = float(folded[-1][0][6:-1]) + float(token[6:-1])
+            folded[-1][0] = f"sleep {_seconds(total)}"
+        elif folded and folded[-1][0] == token and not token.startswith(("sleep ", "cache ")):
+            folded[-1][1] += 1
+        else:
+            folded.append([token, 1])
+    steps = []
+    for token, count in folded:
+        is_http = token.split(" ", 1)[0] in ("vision", "rest", "net")
+        steps.append(f"{token} x{count}" if is_http else token if count == 1 else f"{token} x{count}")
+    return " -> ".join(steps) if steps else "(no events)"
+
+
+def _describe(event: Event) -> str:
+    d = dict(event.data)
+    if event.kind == "http":
+        result = d.get("status", d.get("error"))
+        dur = d.get("duration_s")
+        extra = f" ({dur:g}s)" if dur else ""
+        return f"{d.get('door', '')} {d.get('method', 'GET')} {d.get('url', '')} -> {result}{extra}"
+    if event.kind == "fault":
+        where = d.get("day", "")
+        return f"{d['id']} on {d.get('source')} {where} attempt {d.get('attempt', '')} {d.get('url', '')}".strip()
+    if event.kind == "cache":
+        valid = d.get("valid")
+        state = "" if valid is None else (" valid" if valid else " INVALID")
+        size = f" {d['size']}B" if "size" in d else ""
+        return f"{d['op']} {d['path']}{size}{state}"
+    if event.kind == "sleep":
+        return f"{d['seconds']:g}s (virtual)"
+    if event.kind == "log":
+        return f"{d.get('level', '')} {d.get('message', '')}"[:160]
+    return ", ".join(f"{k}={v}" for k, v in d.items())[:200]
+
+
+def render_table(events: Iterable[Event]) -> str:
+    """A readable fixed-width table, one line an event."""
+    lines = [f"{'#':>3}  {'virtual time':<24} {'real ms':>8}  {'kind':<9} detail"]
+    for e in events:
+        lines.append(f"{e.index:>3}  {e.virtual:<24} {e.real_ms:>8.1f}  {e.kind:<9} {_describe(e)}")
+    return "\n".join(lines)

@@ -1,0 +1,425 @@
+"""The cache sandbox: a per-test cache directory, what happens to it, and how healthy each day file is.
+
+* :class:`CacheSandbox` owns the directory the engine is pointed at; the user's real cache is never used
+  (``XDG_CACHE_HOME`` and ``CKVD_CACHE_DIR`` point into the sandbox while the world runs).
+* :class:`CacheObserver` reports reads, writes, replaces and deletes from *outside* the engine: with Linux
+  inotify when available (it sees C++/Rust readers too), else by comparing snapshots.
+* :func:`inspect_day_file` judges a day file against the truth, whatever Arrow layout the engine uses.
+* :func:`apply_cache_fault` puts a day's file into a faulty state, starting from what the engine itself
+  writes (``write_cache``), so the fault hits the engine's real format.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import os
+import pathlib
+import random
+import stat
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pytest_fcp.engines import CACHE_SCHEMA
+
+if TYPE_CHECKING:
+    from pytest_fcp.engines import Engine
+    from pytest_fcp.faults import Fault
+
+__all__ = [
+    "CacheObserver",
+    "CacheSandbox",
+    "DayFileState",
+    "apply_cache_fault",
+    "inspect_day_file",
+    "read_arrow_any",
+    "truth_to_cache_table",
+]
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def truth_to_cache_table(truth: pa.Table) -> pa.Table:
+    """Truth rows (integer ms) as the table ``write_cache`` takes (CACHE_SCHEMA)."""
+    ts = pa.timestamp("ms", tz="UTC")
+    return pa.Table.from_arrays(
+        [truth["open_time"].cast(pa.int64()).cast(ts)] + [truth[c] for c in PRICE_COLUMNS], schema=CACHE_SCHEMA
+    )
+
+
+# --- judging a day file ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DayFileState:
+    """What a day's cache file holds, compared with the truth.
+
+    ``status`` is ``missing``, ``unreadable`` (not an Arrow file or stream, or cannot be opened),
+    ``schema`` (a needed column is missing or not numeric), ``partial`` (right values, bars missing),
+    ``stale`` (values differ from the truth), ``extra`` (bars outside the day or duplicated) or ``valid``.
+    """
+
+    status: str
+    rows: int = 0
+    size: int = 0
+    detail: str = ""
+    fmt: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.status == "valid"
+
+
+def read_arrow_any(path: pathlib.Path) -> tuple[pa.Table, str]:
+    """Read an Arrow IPC file (or, failing that, an IPC stream); return the table and which format."""
+    with pa.OSFile(str(path), "rb") as handle:
+        data = handle.read_buffer()
+    try:
+        return pa.ipc.open_file(data).read_all(), "file"
+    except pa.ArrowInvalid:
+        return pa.ipc.open_stream(data).read_all(), "stream"
+
+
+def _open_time_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(column.type):
+        factor = {"s": 1000, "ms": 1, "us": 1 / 1000, "ns": 1 / 1_000_000}[column.type.unit]
+        raw = column.cast(pa.timestamp(column.type.unit)).cast(pa.int64())
+    elif pa.types.is_integer(column.type):
+        raw = column.cast(pa.int64())
+        peak = pc.max(raw).as_py() or 0
+        factor = 1 / 1_000_000 if peak > 10**17 else 1 / 1000 if peak > 10**14 else 1
+    else:
+        raise TypeError(f"open_time is {column.type}")
+    if factor == 1:
+        return raw
+    if factor > 1:
+        return pc.multiply(raw, int(factor))
+    return pc.divide(raw, int(round(1 / factor)))
+
+
+def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
+    """Judge ``path`` against the day's truth rows (KLINE_SCHEMA: integer ms ``open_time`` ...)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return DayFileState("missing")
+    except OSError as exc:
+        return DayFileState("unreadable", detail=str(exc))
+    if not path.is_file():
+        return DayFileState("unreadable", size=size, detail="not a regular file")
+    try:
+        table, fmt = read_arrow_any(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        return DayFileState("unreadable", size=size, detail=f"{type(exc).__name__}: {exc}"[:200])
+    names = set(table.column_names)
+    missing = [c for c in ("open_time", *PRICE_COLUMNS) if c not in names]
+    if missing:
+        return DayFileState("schema", table.num_rows, size, f"missing column(s) {', '.join(missing)}", fmt)
+    try:
+        times = _open_time_ms(table["open_time"]).to_pylist()
+        values = {c: table[c].cast(pa.float64()).to_pylist() for c in PRICE_COLUMNS}
+    except (TypeError, pa.ArrowException, KeyError) as exc:
+        return DayFileState("schema", table.num_rows, size, f"{type(exc).__name__}: {exc}"[:200], fmt)
+    truth_rows = {
+        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS) for i, t in enumerate(truth["open_time"].to_pylist())
+    }
+    seen: set[int] = set()
+    stale = 0
+    for i, t in enumerate(times):
+        if t in seen or t not in truth_rows:
+            return DayFileState("extra", len(times), size, f"bar at {t} outside the day or duplicated", fmt)
+        seen.add(t)
+        row = tuple(values[c][i] for c in PRICE_COLUMNS)
+        if row != truth_rows[t]:
+            stale += 1
+    if stale:
+        return DayFileState("stale", len(times), size, f"{stale} bar(s) differ from the truth", fmt)
+    if len(seen) < len(truth_rows):
+        return DayFileState("partial", len(times), size, f"{len(seen)} of {len(truth_rows)} bars", fmt)
+    return DayFileState("valid", len(times), size, "", fmt)
+
+
+# --- putting a day file into a faulty state -------------------------------------------------------
+def _rewrite(path: pathlib.Path, table: pa.Table, fmt: str = "file") -> None:
+    sink = pa.BufferOutputStream()
+    writer = pa.ipc.new_file(sink, table.schema) if fmt == "file" else pa.ipc.new_stream(sink, table.schema)
+    with writer:
+        writer.write_table(table)
+    path.write_bytes(sink.getvalue().to_pybytes())
+
+
+def _engine_table(path: pathlib.Path, fallback: pa.Table) -> pa.Table:
+    try:
+        return read_arrow_any(path)[0]
+    except (pa.ArrowException, OSError):
+        return fallback
+
+
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IOC_SETFLAGS = 0x40086602
+_FS_IMMUTABLE_FL = 0x00000010
+
+
+def _set_immutable(path: pathlib.Path, on: bool) -> bool:
+    """Set or clear the immutable attribute (what ``chattr +i`` does); say whether it worked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        buf = fcntl.ioctl(fd, _FS_IOC_GETFLAGS, struct.pack("l", 0))
+        flags = struct.unpack("l", buf)[0]
+        flags = flags | _FS_IMMUTABLE_FL if on else flags & ~_FS_IMMUTABLE_FL
+        fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("l", flags))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _writable_despite_mode(directory: pathlib.Path) -> bool:
+    probe = directory / ".fcp-probe"
+    try:
+        probe.write_bytes(b"")
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+def apply_cache_fault(
+    engine: Engine,
+    item: Fault,
+    symbol: str,
+    market: str,
+    interval: str,
+    day: dt.date,
+    truth_day: pa.Table,
+    sandbox: CacheSandbox,
+) -> None:
+    """Leave the engine's cache file for ``day`` in the state ``item`` names."""
+    fid = item.id
+    full = truth_to_cache_table(truth_day)
+    path = engine.cache_file(symbol, market, interval, day)
+    if fid == "cache.read_only_dir":
+        sandbox.make_read_only()
+        return
+    if fid == "cache.partial_day":
+        keep = max(1, int(full.num_rows * float(item.param("keep"))))
+        engine.write_cache(symbol, market, interval, day, full.slice(0, min(keep, full.num_rows - 1)))
+        return
+    if fid == "cache.stale_day":
+        stale = full
+        for name in ("open", "high", "low", "close"):
+            index = stale.schema.get_field_index(name)
+            stale = stale.set_column(index, name, pc.round(pc.multiply(stale[name], 0.97), 2))
+        engine.write_cache(symbol, market, interval, day, stale)
+        return
+    engine.write_cache(symbol, market, interval, day, full)  # the engine's own, valid file first
+    raw = path.read_bytes()
+    rng = random.Random(f"{symbol}/{interval}/{day}")
+    if fid == "cache.zero_byte":
+        path.write_bytes(b"")
+    elif fid == "cache.truncated":
+        path.write_bytes(raw[: int(len(raw) * float(item.param("keep")))])
+    elif fid == "cache.random_bytes":
+        path.write_bytes(bytes(rng.getrandbits(8) for _ in range(max(64, len(raw)))))
+    elif fid == "cache.arrow_stream":
+        _rewrite(path, _engine_table(path, full), "stream")
+    elif fid == "cache.missing_column":
+        table = _engine_table(path, full)
+        column = str(item.param("column"))
+        if column in table.column_names:
+            table = table.remove_column(table.schema.get_field_index(column))
+        _rewrite(path, table)
+    elif fid == "cache.wrong_types":
+        table = _engine_table(path, full)
+        for name in ("open", "high", "low", "close"):
+            if name in table.column_names:
+                index = table.schema.get_field_index(name)
+                table = table.set_column(index, name, table[name].cast(pa.string()))
+        _rewrite(path, table)
+    elif fid == "cache.ns_timestamps":
+        table = _engine_table(path, full)
+        index = table.schema.get_field_index("open_time")
+        ms = _open_time_ms(table["open_time"])
+        table = table.set_column(index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC")))
+        _rewrite(path, table)
+    elif fid == "cache.unreadable":
+        path.chmod(0)
+        if os.access(path, os.R_OK):  # running as root: permission bits do not bind; a directory does
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+            path.unlink()
+            path.mkdir()
+    else:  # pragma: no cover
+        raise AssertionError(f"cache fault {fid} has no effect defined")
+
+
+# --- the sandbox and the observer ------------------------------------------------------------------
+class CacheSandbox:
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.home = root.parent / (root.name + "-home")  # XDG_CACHE_HOME and friends for the engine
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._immutable: list[pathlib.Path] = []
+        self._chmodded: list[tuple[pathlib.Path, int]] = []
+
+    def relative(self, path: pathlib.Path | str) -> str:
+        try:
+            return pathlib.Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def files(self) -> dict[str, tuple[int, int, int]]:
+        """Relative path -> (size, mtime_ns, inode) of every file under the root."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for dirpath, _dirs, names in os.walk(self.root):
+            for name in names:
+                full = pathlib.Path(dirpath, name)
+                with contextlib.suppress(OSError):
+                    st = full.stat()
+                    out[self.relative(full)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return out
+
+    def make_read_only(self) -> None:
+        dirs = [self.root, *(p for p in self.root.rglob("*") if p.is_dir())]
+        for directory in dirs:
+            self._chmodded.append((directory, directory.stat().st_mode))
+            directory.chmod(0o555)
+        if _writable_despite_mode(self.root):  # root ignores modes: use the immutable attribute
+            for directory in dirs:
+                if _set_immutable(directory, True):
+                    self._immutable.append(directory)
+            if _writable_despite_mode(self.root):
+                self.restore()
+                raise OSError(
+                    errno.EPERM,
+                    "pytest-fcp: cannot make the cache directory read-only here (running as root on a file "
+                    "system without the immutable attribute)",
+                )
+
+    def restore(self) -> None:
+        for directory in self._immutable:
+            _set_immutable(directory, False)
+        self._immutable.clear()
+        for directory, mode in reversed(self._chmodded):
+            with contextlib.suppress(OSError):
+                directory.chmod(mode)
+        self._chmodded.clear()
+        for path in self.root.rglob("*"):  # unreadable files back to readable, so the run can clean up
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.stat().st_mode & stat.S_IRUSR:
+                    path.chmod(0o644)
+
+
+class CacheObserver:
+    """Cache operations seen from outside the engine (inotify on Linux, snapshots elsewhere)."""
+
+    def __init__(self, sandbox: CacheSandbox) -> None:
+        self.sandbox = sandbox
+        self._before = sandbox.files()
+        self._inotify: Any = None
+        self._watches: dict[int, pathlib.Path] = {}
+        self._carry: list[tuple[str, str]] = []
+        try:
+            from inotify_simple import INotify, flags
+
+            self._flags = flags
+            self._inotify = INotify(nonblocking=True)
+            for directory in [sandbox.root, *(p for p in sandbox.root.rglob("*") if p.is_dir())]:
+                self._watch(directory)
+        except (ImportError, OSError):
+            self._inotify = None
+
+    def _watch(self, directory: pathlib.Path) -> None:
+        f = self._flags
+        mask = f.OPEN | f.CLOSE_WRITE | f.CLOSE_NOWRITE | f.MOVED_TO | f.DELETE | f.CREATE
+        with contextlib.suppress(OSError):
+            self._watches[self._inotify.add_watch(str(directory), mask)] = directory
+
+    def _adopt(self, directory: pathlib.Path) -> list[tuple[str, str]]:
+        """Watch a new directory tree; files already in it (created before the watch) count as writes."""
+        found: list[tuple[str, str]] = []
+        for dirpath, _dirs, names in os.walk(directory):
+            self._watch(pathlib.Path(dirpath))
+            for name in sorted(names):
+                rel = self.sandbox.relative(pathlib.Path(dirpath, name))
+                if rel not in self._before:
+                    found.append(("write", rel))
+                    self._before[rel] = (0, 0, 0)
+        return found
+
+    def ignore_own_reads(self, rels: set[str]) -> None:
+        """Drop the read events the harness itself just caused (one per path in ``rels``)."""
+        if self._inotify is None or not rels:
+            return
+        pending = set(rels)
+        for op, rel in self._read_events():
+            if op == "read" and rel in pending:
+                pending.discard(rel)
+                continue
+            self._carry.append((op, rel))
+
+    def poll(self) -> list[tuple[str, str]]:
+        """New (op, relative path) pairs since the last poll; op is read / write / replace / delete."""
+        if self._inotify is None:
+            return self._snapshot_diff()
+        carried, self._carry = self._carry, []
+        events = carried + self._read_events()
+        # A temporary file written and renamed away before we looked is part of the write that follows.
+        return [(op, rel) for op, rel in events if op != "write" or (self.sandbox.root / rel).exists()]
+
+    def _read_events(self) -> list[tuple[str, str]]:
+        f = self._flags
+        out: list[tuple[str, str]] = []
+        try:
+            events = self._inotify.read(timeout=0)
+        except OSError:
+            return out
+        for event in events:
+            directory = self._watches.get(event.wd)
+            if directory is None or not event.name:
+                continue
+            full = directory / event.name
+            rel = self.sandbox.relative(full)
+            if event.mask & f.ISDIR:
+                if event.mask & (f.CREATE | f.MOVED_TO):
+                    out.extend(self._adopt(full))
+                continue
+            if event.mask & f.CLOSE_WRITE:
+                if (("write", rel)) in out[-1:] and self._before.get(rel) == (0, 0, 0):
+                    continue  # adopted a moment ago, now closed: one write
+                out.append(("replace" if rel in self._before else "write", rel))
+                self._before[rel] = (0, 0, 0)
+            elif event.mask & f.MOVED_TO:
+                out.append(("replace" if rel in self._before else "write", rel))
+                self._before[rel] = (0, 0, 0)
+            elif event.mask & f.DELETE:
+                out.append(("delete", rel))
+                self._before.pop(rel, None)
+            elif event.mask & f.CLOSE_NOWRITE:
+                out.append(("read", rel))
+        return out
+
+    def _snapshot_diff(self) -> list[tuple[str, str]]:
+        now = self.sandbox.files()
+        out: list[tuple[str, str]] = []
+        for rel, meta in now.items():
+            if rel not in self._before:
+                out.append(("write", rel))
+            elif self._before[rel] != meta:
+                out.append(("replace", rel))
+        out.extend(("delete", rel) for rel in self._before if rel not in now)
+        self._before = now
+        return out
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None

@@ -1,0 +1,76 @@
+"""The virtual clock: the world's "now", frozen, moved only by sleeps and simulated delays.
+
+Built on time-machine (``datetime.now``, ``time.time`` ... report virtual time). ``time.sleep`` is replaced
+while the clock runs: a sleep advances virtual time at once and is recorded, so an engine's backoff costs no
+real time. ``time.monotonic`` and ``time.perf_counter`` stay real (the trace's real durations use them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import time_machine
+
+__all__ = ["VirtualClock"]
+
+_real_sleep = time.sleep
+
+
+class VirtualClock:
+    def __init__(self, now: dt.datetime, on_sleep: Callable[[float], None] | None = None) -> None:
+        if now.tzinfo is None:
+            raise ValueError(f"the world's now must be timezone-aware (UTC), got {now!r}")
+        self.start_time = now.astimezone(dt.UTC)
+        self._on_sleep = on_sleep
+        self._traveller: Any = None
+        self._patched: list[tuple[object, str]] = []
+        self.slept: list[float] = []
+
+    @property
+    def active(self) -> bool:
+        return self._traveller is not None
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward (a simulated delay, not a sleep)."""
+        if seconds > 0 and self._traveller is not None:
+            self._traveller.shift(dt.timedelta(seconds=seconds))
+
+    def sleep(self, seconds: float) -> None:
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        self.slept.append(seconds)
+        if self._on_sleep is not None:
+            self._on_sleep(seconds)
+        self.advance(seconds)
+
+    def start(self) -> None:
+        self._travel = time_machine.travel(self.start_time, tick=False)
+        self._traveller = self._travel.start()
+        # ``time.sleep`` itself, plus any module that imported it by name (``from time import sleep``).
+        self._patch(time, "sleep")
+        for module in list(sys.modules.values()):
+            try:
+                if getattr(module, "sleep", None) is _real_sleep and module is not time:
+                    self._patch(module, "sleep")
+            except Exception:  # pragma: no cover - exotic lazy modules
+                continue
+
+    def _patch(self, owner: object, name: str) -> None:
+        setattr(owner, name, self.sleep)
+        self._patched.append((owner, name))
+
+    def stop(self) -> None:
+        for owner, name in reversed(self._patched):
+            setattr(owner, name, _real_sleep)
+        self._patched.clear()
+        if self._traveller is not None:
+            self._travel.stop()
+            self._traveller = None

@@ -1,0 +1,233 @@
+"""The sealed network: every request an engine makes reaches the simulated world or fails loudly.
+
+* httpx requests are routed by respx: ``data.binance.vision`` to Vision's HTTPS door, the three REST hosts
+  to the REST API, and everything else to a catch-all that records a *violation* naming the URL (the test
+  then fails with that URL, whatever the engine did with the error it got).
+* botocore requests for the bucket ``data.binance.vision`` go to Vision's S3 door (a ``before-send``
+  handler placed ahead of moto's); other AWS calls are moto's.
+* Real sockets cannot connect: ``socket.connect`` / ``connect_ex`` / ``getaddrinfo`` for internet
+  addresses raise :class:`SealedNetworkError` and record a violation.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import respx
+
+from pytest_fcp.markets import MARKETS
+from pytest_fcp.world.vision import BUCKET, Answer
+
+if TYPE_CHECKING:
+    from pytest_fcp.world.world import World
+
+__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError"]
+
+VISION_HOST = BUCKET
+REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
+
+
+class SealedNetworkError(OSError):
+    """A real network connection was attempted while the simulated world was active."""
+
+
+class UnservedRequestError(httpx.ConnectError):
+    """The engine asked for a URL the simulated world does not serve."""
+
+
+_ACTIVE: list[World] = []
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def active_world() -> World | None:
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def _blocked(address: Any, family: int) -> bool:
+    return family in (socket.AF_INET, socket.AF_INET6)
+
+
+def _guard_connect(sock: socket.socket, address: Any) -> None:
+    world = active_world()
+    if world is not None and _blocked(address, sock.family):
+        world.violation("socket", f"real socket connect to {address!r}")
+        raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
+    _real_connect(sock, address)
+
+
+def _guard_connect_ex(sock: socket.socket, address: Any) -> int:
+    world = active_world()
+    if world is not None and _blocked(address, sock.family):
+        world.violation("socket", f"real socket connect to {address!r}")
+        raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
+    return _real_connect_ex(sock, address)
+
+
+def _guard_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    world = active_world()
+    if world is not None and host not in (None, "localhost", "127.0.0.1", "::1"):
+        world.violation("dns", f"real DNS lookup of {host!r}")
+        raise socket.gaierror(socket.EAI_NONAME, f"pytest-fcp: DNS lookup of {host!r} blocked (sealed network)")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _to_httpx(answer: Answer, request: httpx.Request, what: str) -> httpx.Response:
+    if answer.transport == "connect":
+        raise httpx.ConnectError(f"[Errno 111] Connection refused ({what}, simulated)", request=request)
+    if answer.transport == "timeout":
+        raise httpx.ReadTimeout(f"The read operation timed out ({what}, simulated)", request=request)
+    body = b"" if request.method == "HEAD" else answer.body
+    return httpx.Response(answer.status, headers=answer.headers or {}, content=body, request=request)
+
+
+class SealedNetwork:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.router: respx.MockRouter | None = None
+
+    def start(self) -> None:
+        router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+        router.route(host=VISION_HOST).mock(side_effect=self._vision)
+        for host in REST_HOSTS:
+            router.route(host=host).mock(side_effect=self._rest)
+        router.route().mock(side_effect=self._unserved)
+        router.start()
+        self.router = router
+        _ACTIVE.append(self.world)
+        if len(_ACTIVE) == 1:
+            socket.socket.connect = _guard_connect  # type: ignore[method-assign]
+            socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
+            socket.getaddrinfo = _guard_getaddrinfo
+
+    def stop(self) -> None:
+        if self.world in _ACTIVE:
+            _ACTIVE.remove(self.world)
+        if not _ACTIVE:
+            socket.socket.connect = _real_connect  # type: ignore[method-assign]
+            socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+            socket.getaddrinfo = _real_getaddrinfo
+        if self.router is not None:
+            self.router.stop(quiet=True)
+            self.router = None
+
+    # --- handlers ------------------------------------------------------------------------------------
+    def _timed(self, source: str, door: str, request_method: str, url: str, serve: Any) -> Any:
+        world = self.world
+        world.poll_cache()
+        v0, r0 = world.clock.now(), time.perf_counter()
+        try:
+            result = serve()
+        except Exception as exc:
+            world.record_http(source, door, request_method, url, error=type(exc).__name__, v0=v0, r0=r0)
+            raise
+        status = getattr(result, "status_code", None) or getattr(result, "status", None)
+        world.record_http(source, door, request_method, url, status=status, v0=v0, r0=r0)
+        return result
+
+    def _vision(self, request: httpx.Request) -> httpx.Response:
+        key = urllib.parse.unquote(request.url.path.lstrip("/"))
+        url = str(request.url)
+        if request.method not in ("GET", "HEAD"):
+            return self._unserved(request)
+
+        def serve() -> httpx.Response:
+            return _to_httpx(self.world.vision.answer("https", request.method, key, url), request, "Vision")
+
+        return self._timed("vision", "https", request.method, url, serve)
+
+    def _rest(self, request: httpx.Request) -> httpx.Response:
+        host, path, url = request.url.host, request.url.path, str(request.url)
+        if request.method != "GET" or not self.world.rest.serves(host, path):
+            return self._unserved(request)
+        params = dict(request.url.params.multi_items())
+
+        def serve() -> httpx.Response:
+            return _to_httpx(self.world.rest.answer(host, path, params, url), request, "REST")
+
+        return self._timed("rest", "https", request.method, url, serve)
+
+    def _unserved(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        self.world.violation("unserved", f"{request.method} {url}")
+        raise UnservedRequestError(
+            f"pytest-fcp: {request.method} {url} is not served by the simulated world "
+            f"(it serves https://{VISION_HOST}/data/... and the klines paths of {', '.join(REST_HOSTS)})",
+            request=request,
+        )
+
+
+# --- the S3 API door ------------------------------------------------------------------------------
+def _bucket_and_key(url: str) -> tuple[str, str] | None:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    path = urllib.parse.unquote(parts.path)
+    if host.startswith(BUCKET + ".s3"):  # virtual-hosted style
+        return BUCKET, path.lstrip("/")
+    if host.startswith("s3.") or host.startswith("s3-") or host == "s3.amazonaws.com":  # path style
+        bucket, _, key = path.lstrip("/").partition("/")
+        return bucket, key
+    return None
+
+
+def _s3_before_send(request: Any, **_: Any) -> Any:
+    """botocore ``before-send`` handler: answers GetObject/HeadObject on the Vision bucket."""
+    world = active_world()
+    if world is None:
+        return None
+    located = _bucket_and_key(request.url)
+    if located is None or located[0] != BUCKET or not located[1] or request.method not in ("GET", "HEAD"):
+        return None
+    key = located[1]
+    from botocore.awsrequest import AWSResponse
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+    from moto.core.botocore_stubber import MockRawResponse
+
+    url = request.url.split("?", 1)[0]
+
+    def serve() -> Any:
+        answer = world.vision.answer("s3", request.method, key, url)
+        if answer.transport == "connect":
+            raise EndpointConnectionError(endpoint_url=url)
+        if answer.transport == "timeout":
+            raise ReadTimeoutError(endpoint_url=url)
+        body, status, headers = answer.body, answer.status, dict(answer.headers or {})
+        wanted = request.headers.get("Range")
+        if status == 200 and wanted:
+            rng = wanted.decode() if isinstance(wanted, bytes) else str(wanted)
+            first, _, last = rng.removeprefix("bytes=").partition("-")
+            lo = int(first or 0)
+            hi = min(int(last), len(body) - 1) if last else len(body) - 1
+            headers["Content-Range"] = f"bytes {lo}-{hi}/{len(body)}"
+            body, status = body[lo : hi + 1], 206
+            headers["Content-Length"] = str(len(body))
+        if request.method == "HEAD":
+            body = b""
+        return AWSResponse(url, status, headers, MockRawResponse(body))
+
+    return world.network._timed("vision", "s3", request.method, url, serve)
+
+
+def _install_s3_door() -> None:
+    """Place the S3 door ahead of moto's stubber in botocore's built-in handlers (once per process)."""
+    import moto.core.models  # noqa: F401 - registers moto's stubber in BUILTIN_HANDLERS
+    from botocore.handlers import BUILTIN_HANDLERS
+
+    entry = ("before-send", _s3_before_send)
+    if entry in BUILTIN_HANDLERS:
+        return
+    from moto.core.models import botocore_stubber
+
+    moto_index = next(
+        (i for i, item in enumerate(BUILTIN_HANDLERS) if item[0] == "before-send" and item[1] is botocore_stubber),
+        len(BUILTIN_HANDLERS),
+    )
+    BUILTIN_HANDLERS.insert(moto_index, entry)
+
+
+_install_s3_door()

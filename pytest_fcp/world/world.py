@@ -1,0 +1,358 @@
+"""The simulated world: market truth, Vision, REST, a sealed network, a cache sandbox and a virtual clock.
+
+A :class:`World` is what a test runs an engine in. Start it (``with World(...) as world``), attach the
+engine (``world.attach(engine)``), optionally pre-cache days, then ``world.fetch(...)``: every request,
+sleep, injected fault and cache operation lands in ``world.trace``, and the result is kept for the
+contract verdicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pytest_fcp.engines import Engine, error_kind
+from pytest_fcp.faults import Fault, FaultSchedule
+from pytest_fcp.markets import day_bounds_ms, days_between, interval_ms, market_spec, to_ms
+from pytest_fcp.trace import Trace
+from pytest_fcp.world.cache import (
+    CacheObserver,
+    CacheSandbox,
+    DayFileState,
+    apply_cache_fault,
+    inspect_day_file,
+    truth_to_cache_table,
+)
+from pytest_fcp.world.clock import VirtualClock
+from pytest_fcp.world.network import SealedNetwork
+from pytest_fcp.world.rest import RestApi
+from pytest_fcp.world.truth import GoldenTruth, SyntheticTruth, Truth
+from pytest_fcp.world.vision import VisionBucket
+
+__all__ = ["FetchResult", "World", "WorldError"]
+
+_CACHE_STATUS_TO_PATH = {
+    "valid": "hit",
+    "missing": "miss",
+    "partial": "partial",
+    "stale": "stale",
+    "unreadable": "corrupt",
+    "schema": "corrupt",
+    "extra": "corrupt",
+}
+
+
+class WorldError(ValueError):
+    """A world that cannot be built as asked; the message says what is wrong and what is allowed."""
+
+
+@dataclass
+class FetchResult:
+    """What one ``fetch`` gave: a table, or the exception the engine raised."""
+
+    symbol: str
+    market: str
+    interval: str
+    start: dt.datetime
+    end: dt.datetime
+    now: dt.datetime
+    table: pa.Table | None = None
+    error: BaseException | None = None
+    cache_before: dict[dt.date, DayFileState] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def error_kind(self) -> str | None:
+        return None if self.error is None else error_kind(self.error)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return days_between(self.start, self.end)
+
+    def rows_by_source(self) -> dict[str, int]:
+        if self.table is None:
+            return {}
+        counts: dict[str, int] = {}
+        for source in self.table["source"].to_pylist():
+            counts[str(source)] = counts.get(str(source), 0) + 1
+        return counts
+
+
+class World:
+    def __init__(
+        self,
+        cache_root: pathlib.Path,
+        now: dt.datetime,
+        *,
+        market: str = "spot",
+        symbol: str = "BTCUSDT",
+        interval: str = "1h",
+        truth: str | Truth = "synthetic",
+        seed: int = 0,
+        faults: Sequence[Fault] = (),
+        publish_delay: dt.timedelta = dt.timedelta(hours=24),
+    ) -> None:
+        if now.tzinfo is None:
+            raise WorldError(f"now={now!r} is naive: give a timezone-aware UTC datetime")
+        try:
+            spec = market_spec(market)
+            interval_ms(interval)
+        except ValueError as exc:
+            raise WorldError(str(exc)) from None
+        if interval not in spec.intervals:
+            raise WorldError(f"interval {interval!r} does not exist on {market}; allowed: {', '.join(spec.intervals)}")
+        self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
+        if isinstance(truth, str):
+            if truth == "synthetic":
+                truth = SyntheticTruth(seed=seed)
+            elif truth == "golden":
+                truth = GoldenTruth()
+            else:
+                raise WorldError(f"unknown truth {truth!r}; expected 'synthetic' or 'golden'")
+        self.truth: Truth = truth
+        if isinstance(self.truth, GoldenTruth) and not self.truth.covers(market, symbol, interval):
+            covered = ", ".join(f"{m} {s} {i}" for m, s, i in GoldenTruth.FILES)
+            raise WorldError(f"the golden truth has no {market} {symbol} {interval}; it covers {covered}")
+        if not self.truth.has_symbol(market, symbol):
+            raise WorldError(f"symbol {symbol!r} does not trade on {market} in this world")
+        self.publish_delay = publish_delay
+        self.trace = Trace()
+        self.faults = FaultSchedule(faults)
+        self.clock = VirtualClock(now, on_sleep=self._on_sleep)
+        self.sandbox = CacheSandbox(pathlib.Path(cache_root))
+        self.vision = VisionBucket(self)
+        self.rest = RestApi(self)
+        self.network = SealedNetwork(self)
+        self.observer: CacheObserver | None = None
+        self.engine: Engine | None = None
+        self.results: list[FetchResult] = []
+        self.violations: list[str] = []
+        self._day_paths: dict[str, tuple[str, str, str, dt.date]] = {}
+        self._env: dict[str, str | None] = {}
+        self._mock: Any = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    @property
+    def cache_dir(self) -> pathlib.Path:
+        return self.sandbox.root
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def __enter__(self) -> World:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto import mock_aws
+
+        env = {
+            "XDG_CACHE_HOME": str(self.sandbox.home / "cache"),
+            "XDG_DATA_HOME": str(self.sandbox.home / "data"),
+            "XDG_STATE_HOME": str(self.sandbox.home / "state"),
+            "CKVD_CACHE_DIR": str(self.sandbox.root),
+            "AWS_DEFAULT_REGION": "ap-northeast-1",
+        }
+        for name, value in env.items():
+            self._env[name] = os.environ.get(name)
+            os.environ[name] = value
+        self._mock = mock_aws()
+        self._mock.start()
+        self.vision.start()
+        self.clock.start()
+        self.network.start()
+        self.observer = CacheObserver(self.sandbox)
+
+    def stop(self) -> None:
+        self.poll_cache()
+        if self.engine is not None:
+            close = getattr(self.engine, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    self.trace.record("log", level="ERROR", message=f"engine close() failed: {exc!r}")
+        if self.observer is not None:
+            self.observer.close()
+        self.sandbox.restore()
+        self.network.stop()
+        self.clock.stop()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        for name, value in self._env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._env.clear()
+
+    # --- the engine ---------------------------------------------------------------------------------
+    def attach(self, engine: Engine) -> Engine:
+        """Run ``engine`` in this world: its cache faults are applied and its logs traced."""
+        self.engine = engine
+        set_sink = getattr(engine, "set_log_sink", None)
+        if callable(set_sink):
+            set_sink(self._on_log)
+        for item in self.faults.of_source("cache"):
+            days = item.days if item.days is not None else ()
+            if item.id == "cache.read_only_dir":
+                days = days or (None,)  # type: ignore[assignment]
+            for day in days:
+                self.trace.record("fault", id=item.id, source="cache", day=day.isoformat() if day else None)
+                apply_cache_fault(
+                    engine, item, self.symbol, self.market, self.interval, day or dt.date(1970, 1, 1),
+                    self.truth_day(day) if day else pa.table({}), self.sandbox,
+                )
+        self.poll_cache(quiet=True)
+        return engine
+
+    def create_engine(self, factory: Any) -> Engine:
+        return self.attach(factory(self.cache_dir))
+
+    def seed_cache(self, days: Iterable[dt.date], state: str = "valid") -> None:
+        """Pre-cache ``days`` through the engine (``valid``) or in a cache fault's state (``cache.*``)."""
+        from pytest_fcp.faults import fault
+
+        engine = self._need_engine()
+        for day in days:
+            if state == "valid":
+                engine.write_cache(self.symbol, self.market, self.interval, day, truth_to_cache_table(self.truth_day(day)))
+            else:
+                item = fault(state, days=[day])
+                self.trace.record("fault", id=item.id, source="cache", day=day.isoformat())
+                apply_cache_fault(
+                    engine, item, self.symbol, self.market, self.interval, day, self.truth_day(day), self.sandbox
+                )
+        self.poll_cache(quiet=True)
+
+    def _need_engine(self) -> Engine:
+        if self.engine is None:
+            raise WorldError("no engine attached: call world.attach(engine) first (the fcp_engine fixture does)")
+        return self.engine
+
+    # --- truth ---------------------------------------------------------------------------------------
+    def truth_day(self, day: dt.date, symbol: str | None = None, market: str | None = None,
+                  interval: str | None = None) -> pa.Table:
+        start, end = day_bounds_ms(day)
+        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval, start, end)
+
+    def expected(self, start: dt.datetime, end: dt.datetime, symbol: str | None = None,
+                 market: str | None = None, interval: str | None = None) -> pa.Table:
+        """The truth for ``[start, end)``, limited to bars that have opened by "now"."""
+        upper = min(to_ms(end), to_ms(self.now) + 1)
+        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval,
+                                 to_ms(start), upper)
+
+    def cache_state(self, day: dt.date, symbol: str | None = None, market: str | None = None,
+                    interval: str | None = None) -> DayFileState:
+        symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
+        path = self._need_engine().cache_file(symbol, market, interval, day)
+        self._day_paths[self.sandbox.relative(path)] = (symbol, market, interval, day)
+        return inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+
+    # --- the fetch -------------------------------------------------------------------------------------
+    def fetch(self, start: dt.datetime, end: dt.datetime, *, symbol: str | None = None,
+              market: str | None = None, interval: str | None = None) -> FetchResult:
+        """Ask the engine for ``[start, end)``; never raises the engine's exception (see ``FetchResult``)."""
+        engine = self._need_engine()
+        symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
+        result = FetchResult(symbol, market, interval, start, end, self.now)
+        self.poll_cache()  # whatever happened since the last fetch, before the harness looks
+        result.cache_before = {d: self.cache_state(d, symbol, market, interval) for d in result.days}
+        self.poll_cache(quiet=True)  # the harness's own reads
+        self.trace.record(
+            "request",
+            symbol=symbol,
+            market=market,
+            interval=interval,
+            start=start.isoformat(),
+            end=end.isoformat(),
+            cache_days={d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()},
+        )
+        try:
+            result.table = engine.fetch(symbol, market, interval, start, end)
+        except Exception as exc:
+            result.error = exc
+        self.poll_cache()
+        if result.error is not None:
+            self.trace.record(
+                "outcome", error=type(result.error).__name__, kind=result.error_kind, message=str(result.error)[:500]
+            )
+        else:
+            assert result.table is not None
+            self.trace.record(
+                "outcome", rows=result.table.num_rows, rows_by_source=result.rows_by_source(),
+                rows_by_day=_rows_by_day(result.table),
+            )
+        self.results.append(result)
+        return result
+
+    # --- recording -----------------------------------------------------------------------------------
+    def record_fault(self, item: Fault, source: str, day: dt.date, url: str) -> None:
+        self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), url=url)
+
+    def record_http(self, source: str, door: str, method: str, url: str, *, status: int | None = None,
+                    error: str | None = None, v0: dt.datetime, r0: float) -> None:
+        self.trace.record(
+            "http", source=source, door=door, method=method, url=url, status=status, error=error,
+            duration_s=round((self.now - v0).total_seconds(), 3),
+            took_ms=round((time.perf_counter() - r0) * 1000, 3),
+        )
+
+    def violation(self, what: str, detail: str) -> None:
+        self.violations.append(detail)
+        self.trace.record("violation", what=what, detail=detail)
+
+    def poll_cache(self, quiet: bool = False) -> None:
+        if self.observer is None:
+            return
+        inspected: set[str] = set()
+        for op, rel in self.observer.poll():
+            if quiet:
+                continue
+            path = self.sandbox.root / rel
+            size = path.stat().st_size if path.is_file() else None
+            valid = None
+            key = self._day_paths.get(rel)
+            if key is not None and op != "delete" and size is not None:
+                symbol, market, interval, day = key
+                valid = inspect_day_file(path, self.truth_day(day, symbol, market, interval)).valid
+                inspected.add(rel)
+            self.trace.record("cache", op=op, path=rel, size=size, valid=valid)
+        self.observer.ignore_own_reads(inspected)
+
+    def _on_sleep(self, seconds: float) -> None:
+        self.poll_cache()
+        self.trace.record("sleep", seconds=seconds)
+
+    def _on_log(self, record: dict[str, Any]) -> None:
+        self.trace.record("log", level=record.get("level"), message=str(record.get("message", ""))[:300],
+                          module=record.get("module"))
+
+
+def _rows_by_day(table: pa.Table) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    times = table["open_time"].cast(pa.int64()).to_pylist()
+    for t, source in zip(times, table["source"].to_pylist(), strict=True):
+        if t is None:
+            day = "null"
+        else:
+            day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
+        per = out.setdefault(day, {})
+        per[str(source)] = per.get(str(source), 0) + 1
+    return out

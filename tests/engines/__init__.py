@@ -1,0 +1,1 @@
+"""Engines used only by pytest-fcp's own tests (see :mod:`tests.engines.alt_engine`)."""
