@@ -106,7 +106,7 @@ FAULTS: dict[str, FaultKind] = _kinds(
     FaultKind("rest.read_timeout", "the server stops answering; the read times out", {"timeout": 30.0}),
     FaultKind("rest.malformed_json", "200 whose body is cut-off JSON"),
     FaultKind("rest.empty_page", "200 with an empty list although bars exist"),
-    FaultKind("rest.short_page", "200 with only the first `keep` rows of the page", {"keep": 3}),
+    FaultKind("rest.short_page", "200 with only the first `keep` rows of the page", {"keep": 3}, fatal=False),
     FaultKind(
         "rest.out_of_range",
         "200 whose page also holds `extra` bars before startTime and after endTime",

@@ -117,9 +117,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORTER_KEY] = reporter
     config.pluginmanager.register(reporter, "fcp-reporter")
     if config.getoption("fcp_scenarios", False):
-        from pytest_fcp.scenarios.collect import ScenarioCollector
+        from pytest_fcp.scenarios import collect
 
-        config.pluginmanager.register(ScenarioCollector(config), "fcp-scenarios")
+        config.pluginmanager.register(collect.ScenarioCollector(config), "fcp-scenarios")
+        config.pluginmanager.register(collect, "fcp-scenario-reports")
+        config.addinivalue_line("markers", "fcp_scenario: an item generated from an FCP scenario file")
 
 
 class XdistHooks:

@@ -99,17 +99,14 @@ def checksum_of(body: bytes, name: str) -> bytes:
 class Binance:
     """Simulated Vision (HTTPS via respx and S3 via moto, same objects) and REST klines (respx)."""
 
-    def __init__(self, router: respx.MockRouter) -> None:
+    def __init__(self, router: respx.MockRouter, s3: Any) -> None:
         self.objects: dict[str, bytes] = {}
         self.vision_gets: list[str] = []
         self.rest_calls: list[dict[str, str]] = []
         #: answers served before the simulated truth: a response, or an exception class to raise
         self.rest_script: list[httpx.Response | type[httpx.HTTPError]] = []
         self.rest_noise = False  # add out-of-range and duplicated rows to every page
-        self.s3 = boto3.client("s3", region_name="ap-northeast-1")
-        self.s3.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"}
-        )
+        self.s3 = s3
         router.route(host="data.binance.vision").mock(side_effect=self._vision)
         for spec in MARKETS.values():
             router.get(host=spec.rest_host, path=spec.rest_path).mock(side_effect=self._rest)
@@ -179,14 +176,22 @@ def rate_limited(status: int = 429, retry_after: int = 30) -> httpx.Response:
     return httpx.Response(status, json=body, headers={"Retry-After": str(retry_after)})
 
 
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """moto's S3 with the Vision bucket; one per module, emptied after each test."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="ap-northeast-1")
+        location = {"LocationConstraint": "ap-northeast-1"}
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration=location)
+        yield client
+
+
 @pytest.fixture
-def binance() -> Iterator[Binance]:
-    with (
-        time_machine.travel(NOW, tick=False),
-        mock_aws(),
-        respx.mock(assert_all_called=False) as router,
-    ):
-        yield Binance(router)
+def binance(s3: Any) -> Iterator[Binance]:
+    with time_machine.travel(NOW, tick=False), respx.mock(assert_all_called=False) as router:
+        world = Binance(router, s3)
+        yield world
+        world.unpublish_all()
 
 
 @pytest.fixture
@@ -343,8 +348,8 @@ def test_reference_read_cache_never_raises(tmp_path: Any) -> None:
     good = truth_table("1h", OLD)
     for kind in CACHE_FAULTS:
         path = engine.cache_file("BTCUSDT", "spot", "1h", OLD)
-        if path.is_dir():
-            path.rmdir()
+        if path.is_file():
+            path.unlink()
         _corrupt(kind, engine, good)
         assert engine.read_cache("BTCUSDT", "spot", "1h", OLD) is None, kind
     engine.close()
@@ -635,3 +640,13 @@ def test_alt_retries_transient_s3_errors(tmp_path: Any, binance: Binance, sleeps
     assert sources(table) == {"vision"}
     assert [c.args[0] for c in sleeps.call_args_list] == [1.0, 2.0]
     engine.close()
+
+
+def test_sub_millisecond_bounds_are_exact(engine: Any, binance: Binance) -> None:
+    """``start <= open_time < end`` holds for bounds between two milliseconds, also across midnight."""
+    tick = dt.timedelta(microseconds=1)
+    table = engine.fetch(
+        "BTCUSDT", "spot", "1h", utc(RECENT, 21) + tick, utc(RECENT, 23, 59) + dt.timedelta(minutes=1) + tick
+    )
+    hours = [utc(RECENT, 22), utc(RECENT, 23), utc(RECENT + dt.timedelta(days=1))]
+    assert table["open_time"].to_pylist() == hours

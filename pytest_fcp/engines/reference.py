@@ -42,7 +42,7 @@ from pytest_fcp.markets import (
     MarketSpec,
     bars_per_day,
     day_bounds_ms,
-    days_between,
+    day_of_ms,
     interval_ms,
     market_spec,
     to_ms,
@@ -65,6 +65,7 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
 TIME_TYPE = CACHE_SCHEMA.field("open_time").type
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class DataSourceError(Exception):
@@ -84,7 +85,13 @@ def create(cache_dir: pathlib.Path) -> ReferenceEngine:
     return ReferenceEngine(cache_dir)
 
 
-# --- helpers on day grids and tables -------------------------------------------------------------------
+# --- helpers on time, day grids and tables ---------------------------------------------------------------
+
+
+def _ceil_ms(moment: dt.datetime) -> int:
+    """``moment`` in epoch ms, rounded up exactly: a whole-ms open_time is >= moment iff it is >= this."""
+    to_ms(moment)  # refuses naive datetimes
+    return -(-((moment - EPOCH) // dt.timedelta(microseconds=1)) // 1000)
 
 
 def _grid(day: dt.date, interval: str) -> np.ndarray:
@@ -228,6 +235,7 @@ class ReferenceEngine:
         path = self.cache_file(symbol, market, interval, day)
         try:
             table = pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+            table.validate(full=True)  # corrupt buffers can pass the reader; never compute on them
         except Exception:  # missing, unreadable, zero bytes, random bytes, stream format, truncated ...
             return None
         if [(f.name, f.type) for f in table.schema] != [(f.name, f.type) for f in CACHE_SCHEMA]:
@@ -254,14 +262,16 @@ class ReferenceEngine:
         spec = market_spec(market)
         if interval not in spec.intervals:
             raise ValueError(f"interval {interval!r} does not exist on {market}; use one of {spec.intervals}")
-        start_ms, end_ms = to_ms(start), to_ms(end)
+        start_ms, end_ms = _ceil_ms(start), _ceil_ms(end)  # the result is start_ms <= open_time < end_ms
         if end_ms <= start_ms:
             return FETCH_SCHEMA.empty_table()
         now_ms = to_ms(dt.datetime.now(dt.UTC))
 
         parts: list[pa.Table] = []
         why: dict[dt.date, str] = {}  # what cache and Vision said about each day still missing
-        for day in days_between(start, end):
+        first_day, last_day = day_of_ms(start_ms), day_of_ms(end_ms - 1)
+        for ordinal in range(first_day.toordinal(), last_day.toordinal() + 1):
+            day = dt.date.fromordinal(ordinal)
             cached = self.read_cache(symbol, market, interval, day)
             if cached is not None:
                 parts.append(_with_source(cached, "cache"))
@@ -361,12 +371,11 @@ class ReferenceEngine:
             for row in rows:  # rows outside the asked range or repeated must not leak into the result
                 if lo <= row[0] <= last:
                     bars.setdefault(row[0], row)
-            if len(rows) < spec.max_limit:  # a short (or empty) page: no more data
+            in_range = [row[0] for row in rows if cursor <= row[0] <= last]
+            if not in_range:  # an empty page (or nothing new): no more data
                 break
-            next_cursor = max(row[0] for row in rows) + 1
-            if next_cursor <= cursor:  # the server does not move on: stop rather than loop
-                break
-            cursor = next_cursor
+            # A short page is not proof of the end (Binance may cut a page short): ask again after it.
+            cursor = max(in_range) + 1
         step = interval_ms(interval)
         first_bar = -(-lo // step) * step
         if not bars and first_bar <= last and first_bar + step <= now_ms:

@@ -204,11 +204,11 @@ def apply_cache_fault(
 ) -> None:
     """Leave the engine's cache file for ``day`` in the state ``item`` names."""
     fid = item.id
-    full = truth_to_cache_table(truth_day)
-    path = engine.cache_file(symbol, market, interval, day)
     if fid == "cache.read_only_dir":
         sandbox.make_read_only()
         return
+    full = truth_to_cache_table(truth_day)
+    path = engine.cache_file(symbol, market, interval, day)
     if fid == "cache.partial_day":
         keep = max(1, int(full.num_rows * float(item.param("keep"))))
         engine.write_cache(symbol, market, interval, day, full.slice(0, min(keep, full.num_rows - 1)))

@@ -127,7 +127,8 @@ class SealedNetwork:
             world.record_http(source, door, request_method, url, error=type(exc).__name__, v0=v0, r0=r0)
             raise
         status = getattr(result, "status_code", None) or getattr(result, "status", None)
-        world.record_http(source, door, request_method, url, status=status, v0=v0, r0=r0)
+        retry_after = result.headers.get("Retry-After") if status in (418, 429) else None
+        world.record_http(source, door, request_method, url, status=status, v0=v0, r0=r0, retry_after=retry_after)
         return result
 
     def _vision(self, request: httpx.Request) -> httpx.Response:

@@ -46,7 +46,11 @@ _CACHE_STATUS_TO_PATH = {
     "unreadable": "corrupt",
     "schema": "corrupt",
     "extra": "corrupt",
+    "corrupt": "corrupt",
 }
+# Cache faults whose files a generous Arrow reader can still read: while the file is as the fault left it,
+# it is judged by the fault, not by its content.
+_FORMAT_FAULTS = {"cache.arrow_stream", "cache.wrong_types", "cache.ns_timestamps"}
 
 
 class WorldError(ValueError):
@@ -138,6 +142,7 @@ class World:
         self.results: list[FetchResult] = []
         self.violations: list[str] = []
         self._day_paths: dict[str, tuple[str, str, str, dt.date]] = {}
+        self._faulted: dict[str, tuple[tuple[int, int, int], str]] = {}
         self._env: dict[str, str | None] = {}
         self._mock: Any = None
 
@@ -218,6 +223,8 @@ class World:
                     engine, item, self.symbol, self.market, self.interval, day or dt.date(1970, 1, 1),
                     self.truth_day(day) if day else pa.table({}), self.sandbox,
                 )
+                if day is not None:
+                    self._remember_fault(engine, item.id, day)
         self.poll_cache(quiet=True)
         return engine
 
@@ -238,7 +245,12 @@ class World:
                 apply_cache_fault(
                     engine, item, self.symbol, self.market, self.interval, day, self.truth_day(day), self.sandbox
                 )
+                self._remember_fault(engine, item.id, day)
         self.poll_cache(quiet=True)
+
+    def _remember_fault(self, engine: Engine, fault_id: str, day: dt.date) -> None:
+        path = engine.cache_file(self.symbol, self.market, self.interval, day)
+        self._faulted[self.sandbox.relative(path)] = (_signature(path), fault_id)
 
     def _need_engine(self) -> Engine:
         if self.engine is None:
@@ -262,8 +274,17 @@ class World:
                     interval: str | None = None) -> DayFileState:
         symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
         path = self._need_engine().cache_file(symbol, market, interval, day)
-        self._day_paths[self.sandbox.relative(path)] = (symbol, market, interval, day)
-        return inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+        rel = self.sandbox.relative(path)
+        self._day_paths[rel] = (symbol, market, interval, day)
+        if self.observer is not None:
+            self.poll_cache()  # what the engine did before the harness looks
+        state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+        if self.observer is not None and state.status != "missing":
+            self.observer.ignore_own_reads({rel})
+        faulted = self._faulted.get(rel)
+        if faulted is not None and faulted[1] in _FORMAT_FAULTS and faulted[0] == _signature(path):
+            return DayFileState("corrupt", state.rows, state.size, f"as {faulted[1]} left it", state.fmt)
+        return state
 
     # --- the fetch -------------------------------------------------------------------------------------
     def fetch(self, start: dt.datetime, end: dt.datetime, *, symbol: str | None = None,
@@ -272,9 +293,7 @@ class World:
         engine = self._need_engine()
         symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
         result = FetchResult(symbol, market, interval, start, end, self.now)
-        self.poll_cache()  # whatever happened since the last fetch, before the harness looks
         result.cache_before = {d: self.cache_state(d, symbol, market, interval) for d in result.days}
-        self.poll_cache(quiet=True)  # the harness's own reads
         self.trace.record(
             "request",
             symbol=symbol,
@@ -291,7 +310,7 @@ class World:
         self.poll_cache()
         if result.error is not None:
             self.trace.record(
-                "outcome", error=type(result.error).__name__, kind=result.error_kind, message=str(result.error)[:500]
+                "outcome", error=type(result.error).__name__, error_kind=result.error_kind, message=str(result.error)[:500]
             )
         else:
             assert result.table is not None
@@ -307,9 +326,10 @@ class World:
         self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), url=url)
 
     def record_http(self, source: str, door: str, method: str, url: str, *, status: int | None = None,
-                    error: str | None = None, v0: dt.datetime, r0: float) -> None:
+                    error: str | None = None, v0: dt.datetime, r0: float, retry_after: str | None = None) -> None:
         self.trace.record(
             "http", source=source, door=door, method=method, url=url, status=status, error=error,
+            retry_after=float(retry_after) if retry_after else None,
             duration_s=round((self.now - v0).total_seconds(), 3),
             took_ms=round((time.perf_counter() - r0) * 1000, 3),
         )
@@ -343,6 +363,14 @@ class World:
     def _on_log(self, record: dict[str, Any]) -> None:
         self.trace.record("log", level=record.get("level"), message=str(record.get("message", ""))[:300],
                           module=record.get("module"))
+
+
+def _signature(path: pathlib.Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1, -1)
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _rows_by_day(table: pa.Table) -> dict[str, dict[str, int]]:

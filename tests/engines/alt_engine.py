@@ -44,10 +44,8 @@ from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA
 from pytest_fcp.markets import (
     bars_per_day,
     day_bounds_ms,
-    days_between,
     interval_ms,
     market_spec,
-    to_ms,
     vision_file_name,
     vision_key,
 )
@@ -55,12 +53,14 @@ from pytest_fcp.markets import (
 __all__ = ["AltEngine", "DataSourceError", "RateLimitError", "create"]
 
 BUCKET = "data.binance.vision"
+DAY = 86_400_000
 ATTEMPTS = 3
 RATE_LIMIT_RETRIES = 3
 MIN_AGE = dt.timedelta(hours=48)
 STORED = pa.schema([("open_time", pa.int64())] + [(n, pa.float64()) for n in CACHE_SCHEMA.names[1:]])
 
 T = TypeVar("T")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class DataSourceError(Exception):
@@ -98,6 +98,14 @@ def _retrying(call: Callable[[], T], what: str) -> T:
     raise AssertionError("unreachable")
 
 
+def _ms_up(moment: dt.datetime) -> int:
+    """Epoch milliseconds of an aware datetime, a sub-millisecond rest rounding up (exact)."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}")
+    whole, rest = divmod(moment - EPOCH, dt.timedelta(milliseconds=1))
+    return whole + (rest > dt.timedelta(0))
+
+
 def _complete(bars: Bars, day: dt.date, interval: str) -> bool:
     start, end = day_bounds_ms(day)
     expected = np.arange(start, end, interval_ms(interval), dtype=np.int64)
@@ -110,6 +118,7 @@ class AltEngine:
         self.root = pathlib.Path(cache_dir)
         self.http = httpx.Client(timeout=httpx.Timeout(25.0))
         self._s3: Any = None
+        self._now = dt.datetime.now(dt.UTC)  # reset by every fetch
 
     @property
     def s3(self) -> Any:
@@ -148,6 +157,7 @@ class AltEngine:
     def _load(self, symbol: str, market: str, interval: str, day: dt.date) -> Bars | None:
         try:
             table = feather.read_table(self.cache_file(symbol, market, interval, day), memory_map=False)
+            table.validate(full=True)
             if table.schema.names != STORED.names or table.schema.types != STORED.types:
                 return None
             if any(column.null_count for column in table.columns):
@@ -162,7 +172,7 @@ class AltEngine:
             return
         if not _complete(bars, day, interval):
             return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, pa.ArrowException):  # an unwritable cache never fails a fetch
             self.write_cache(symbol, market, interval, day, _to_table(bars))
 
     # ---- fetch -------------------------------------------------------------------------------------
@@ -174,9 +184,14 @@ class AltEngine:
         if interval not in spec.intervals:
             raise ValueError(f"{market} has no {interval} klines")
         self._now = dt.datetime.now(dt.UTC)
-        lo, hi = to_ms(start), to_ms(end)
+        lo, hi = _ms_up(start), _ms_up(end)
         pieces: list[pa.Table] = []
-        for day in days_between(start, end) if lo < hi else []:
+        days = (
+            []
+            if lo >= hi
+            else [EPOCH.date() + dt.timedelta(days=d) for d in range(lo // DAY, (hi - 1) // DAY + 1)]
+        )
+        for day in days:
             bars, source = self._day(symbol, market, interval, day)
             keep = (bars["open_time"] >= lo) & (bars["open_time"] < hi)
             table = _to_table({name: values[keep] for name, values in bars.items()})
@@ -277,7 +292,7 @@ class AltEngine:
     def _rest_day(self, symbol: str, market: str, interval: str, day: dt.date) -> Bars:
         spec = market_spec(market)
         start, end = day_bounds_ms(day)
-        last = min(end - 1, to_ms(self._now))
+        last = min(end - 1, (self._now - EPOCH) // dt.timedelta(milliseconds=1))  # never beyond now
         found: dict[int, list[Any]] = {}
         cursor = start
         while cursor <= last:
@@ -304,7 +319,7 @@ class AltEngine:
         for waited in range(RATE_LIMIT_RETRIES + 1):
             try:
                 response = self.http.get(url, params=params)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # connect error, timeout ...
                 raise _Transient(type(exc).__name__) from exc
             if response.status_code not in (418, 429):
                 break

@@ -1,0 +1,420 @@
+"""Engine adapter for ``crypto-kline-vision-data`` (import name ``ckvd``): drives ckvd through pytest-fcp.
+
+The adapter **converts, it never repairs**: what ckvd returns is handed to the harness as it is (NaN stays
+NaN, extra / duplicate / misplaced rows stay, rows outside ``[start, end)`` stay, nothing is sorted or
+filtered), and whatever ckvd raises propagates unchanged. ckvd is imported lazily, so this module imports
+without it; :func:`create` then fails with an :class:`ImportError` that says ``pip install 'pytest-fcp[ckvd]'``.
+
+Public API (stable)
+-------------------
+``create(cache_dir) -> CkvdEngine``
+    The factory behind the ``ckvd`` entry point of the ``pytest_fcp.engines`` group.
+
+``CkvdEngine(cache_dir, *, auto_reindex=True, **ckvd_options)``
+    ``ckvd_options`` go to ``CryptoKlineVisionData.create`` (e.g. ``log_level="ERROR"``); ``cache_dir`` is
+    always the given one. One ``CryptoKlineVisionData`` per market is created lazily, on first use.
+
+``fetch(symbol, market, interval, start, end) -> pyarrow.Table``
+    Calls ``get_data(symbol, start, end, Interval(interval), include_source_info=True,
+    auto_reindex=...)`` - otherwise ckvd's defaults (``enforce_source=AUTO``, pandas output), i.e. the call
+    of ckvd's README. The result has exactly :data:`~pytest_fcp.engines.FETCH_SCHEMA`:
+
+    * ``open_time``: the ``open_time`` column, or the index of that name (ckvd returns it as the index).
+      A time with a sub-millisecond part cannot be expressed as ``timestamp[ms]`` without changing it, so it
+      raises :class:`CkvdConversionError` instead of being rounded. Naive times are read as UTC.
+    * ``open`` ... ``volume``: float64; NaN stays NaN (it is *not* turned into null).
+    * ``source``: ckvd's ``_data_source``: ``CACHE``/``VISION``/``REST`` -> ``cache``/``vision``/``rest``;
+      any other value is kept as its lowercase string (e.g. ``MIXED`` -> ``mixed``; a non-canonical
+      spelling such as ``Vision`` is kept verbatim, so it cannot pass for a contract source); a missing
+      value (the NaN of a padded row) is null.
+
+    ``engine.last_attrs`` holds a copy of the returned DataFrame's ``attrs``: ckvd reports a rate-limited,
+    partial answer only there (``{"_rate_limited": True, "_fcp_partial": True}``), not by raising.
+
+    *Why ``auto_reindex=True`` (ckvd's default).* With ``True`` ckvd aligns ``[start, end)`` to the interval
+    grid and reindexes its result onto that grid: a bar it could not get becomes a row of NaN (``source``
+    null) and bars off the grid or at ``end`` are dropped. With ``False`` it returns "only the available
+    data", but then it also skips Vision and REST whenever the cache holds *any* row of the range and keeps
+    a bar whose ``open_time == end``. ``True`` is the default of ``get_data`` and what the README's
+    ``manager.get_data(symbol, start, end, interval)`` does, so it is what a ckvd user gets; the NaN rows it
+    invents are ckvd's answer and reach the harness as NaN (a gap the verdicts can see), never dropped.
+    Pass ``auto_reindex=False`` to :class:`CkvdEngine` to drive the other mode.
+
+``cache_file(symbol, market, interval, day) -> pathlib.Path``
+    ckvd's own path function, ``FSSpecVisionHandler(cache_dir).get_local_path_for_data(...)`` (the one that
+    both ``save_to_cache`` and the cache read use), for the upper-cased symbol (``get_data`` upper-cases
+    it): ``{cache_dir}/data/{spot|futures/um|futures/cm}/daily/klines/{SYMBOL}/{interval}/
+    {SYMBOL}-{interval}-{YYYY-MM-DD}.arrow`` (on ``futures_coin`` ckvd appends ``_PERP`` to a symbol that
+    lacks it).
+
+``write_cache(symbol, market, interval, day, table)``
+    Stores a :data:`~pytest_fcp.engines.CACHE_SCHEMA` table as the file ckvd writes after a Vision download
+    of that day: Arrow IPC written by polars with ckvd's 14 columns ``open_time, open, high, low, close,
+    volume, close_time, quote_asset_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore,
+    original_timestamp, _data_source`` (times ``datetime[ns, UTC]``). The kline columns the FCP table lacks
+    are filled deterministically: ``close_time = open_time + interval - 1 ms``, ``quote_asset_volume =
+    volume * close``, ``count = 0``, ``taker_buy_volume = taker_buy_quote_volume = 0.0``, ``ignore = 0``,
+    ``original_timestamp = open_time``, ``_data_source = "VISION"``. When every row lies in ``day`` the
+    file is written by ckvd's own ``save_to_cache``; a table that is empty, has a null ``open_time`` or rows
+    of other days (which ``save_to_cache`` would refuse or scatter over other files) is written to
+    ``cache_file(day)`` with the same writer (``polars.from_pandas(frame).write_ipc``), rows kept as given.
+
+``set_log_sink(callback)``
+    ckvd logs through loguru, and every ``CryptoKlineVisionData`` constructor (and importing ckvd) removes
+    *all* loguru sinks. The adapter (re)adds its own sink after each construction and before each
+    ``fetch`` / ``write_cache``. ``callback(record)`` gets ``{"level": str, "message": str, "module": str,
+    "time": datetime (UTC)}`` for every record of a ``ckvd.*`` module (``module`` is the dotted module
+    name), synchronously and possibly from ckvd's worker threads; an exception in the callback is caught and
+    reported by loguru. ``None`` removes the sink. ckvd's own stderr sink is not touched.
+
+``close()``
+    Closes every ``CryptoKlineVisionData`` and removes the log sink; the engine is a context manager.
+
+``real_cache_root() -> pathlib.Path``
+    Where ckvd caches by default: ``ckvd.utils.app_paths.get_cache_dir() / "data"`` (``$CKVD_CACHE_DIR``
+    or platformdirs' user cache dir of ``crypto-kline-vision-data``/``eon-labs``); nothing is created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import pathlib
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, SOURCES
+from pytest_fcp.markets import day_bounds_ms, market_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "INSTALL_HINT",
+    "MARKET_TYPES",
+    "CkvdConversionError",
+    "CkvdEngine",
+    "LogSink",
+    "create",
+    "frame_to_table",
+    "real_cache_root",
+]
+
+INSTALL_HINT = "pip install 'pytest-fcp[ckvd]'"
+
+#: pytest-fcp market name -> name of the ckvd ``MarketType`` member.
+MARKET_TYPES = {"spot": "SPOT", "futures_usdt": "FUTURES_USDT", "futures_coin": "FUTURES_COIN"}
+
+#: ckvd ``_data_source`` values -> FETCH_SCHEMA ``source`` values.
+SOURCE_NAMES = {"CACHE": "cache", "VISION": "vision", "REST": "rest"}
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+#: A log sink: receives ``{"level", "message", "module", "time"}`` for each ckvd log record.
+LogSink = Callable[[dict[str, Any]], None]
+
+_TIME_TYPE = FETCH_SCHEMA.field("open_time").type
+_NS_PER_MS = 1_000_000
+
+
+class CkvdConversionError(ValueError):
+    """ckvd returned something that FETCH_SCHEMA cannot hold unchanged (the message says what)."""
+
+
+def _ckvd() -> SimpleNamespace:
+    """The ckvd objects the adapter uses, imported on demand (a clear ImportError if ckvd is missing)."""
+    try:
+        import polars
+        from loguru import logger
+
+        from ckvd import ChartType, CryptoKlineVisionData, DataProvider, Interval, MarketType
+        from ckvd.core.providers.binance.vision_path_mapper import FSSpecVisionHandler
+        from ckvd.utils.app_paths import get_cache_dir
+        from ckvd.utils.config import KLINE_COLUMNS
+        from ckvd.utils.for_core.ckvd_cache_utils import save_to_cache
+    except ImportError as exc:
+        raise ImportError(
+            f"the 'ckvd' engine needs crypto-kline-vision-data (Python >= 3.13): {INSTALL_HINT} ({exc})"
+        ) from exc
+    return SimpleNamespace(
+        ChartType=ChartType,
+        CryptoKlineVisionData=CryptoKlineVisionData,
+        DataProvider=DataProvider,
+        FSSpecVisionHandler=FSSpecVisionHandler,
+        Interval=Interval,
+        KLINE_COLUMNS=list(KLINE_COLUMNS),
+        MarketType=MarketType,
+        get_cache_dir=get_cache_dir,
+        loguru=logger,
+        polars=polars,
+        save_to_cache=save_to_cache,
+    )
+
+
+def create(cache_dir: pathlib.Path) -> CkvdEngine:
+    """Engine factory (entry point ``ckvd``)."""
+    return CkvdEngine(cache_dir)
+
+
+def real_cache_root() -> pathlib.Path:
+    """The cache root a default ``CryptoKlineVisionData`` uses (``get_cache_dir() / "data"``), not created."""
+    return pathlib.Path(_ckvd().get_cache_dir()) / "data"
+
+
+# --- DataFrame -> FETCH_SCHEMA -----------------------------------------------------------------------------
+
+
+def _source_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    with contextlib.suppress(TypeError, ValueError):
+        if value != value:  # NaN / NaT / pd.NA of a padded row
+            return None
+    text = str(value)
+    if text in SOURCE_NAMES:
+        return SOURCE_NAMES[text]
+    lowered = text.lower()
+    return text if lowered in SOURCES else lowered
+
+
+def _open_time_ms(values: pd.Series) -> pa.Array:
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+        try:
+            values = pd.to_datetime(values, utc=True)
+        except (TypeError, ValueError) as exc:
+            raise CkvdConversionError(f"open_time of dtype {values.dtype} is not a time: {exc}") from exc
+    if getattr(values.dt, "tz", None) is None:
+        values = values.dt.tz_localize("UTC")  # ckvd's times are UTC; a naive one is read as such
+    values = values.dt.tz_convert("UTC").dt.as_unit("ns")
+    missing = values.isna().to_numpy()
+    ns = values.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    bad = ~missing & (ns % _NS_PER_MS != 0)
+    if bad.any():
+        shown = ", ".join(str(v) for v in values[bad].head(3))
+        raise CkvdConversionError(
+            f"{int(bad.sum())} open_time value(s) with a sub-millisecond part ({shown}); "
+            f"timestamp[ms] cannot hold them unchanged"
+        )
+    return pa.array(ns // _NS_PER_MS, type=pa.int64(), mask=missing).cast(_TIME_TYPE)
+
+
+def frame_to_table(frame: Any) -> pa.Table:
+    """Convert what ``get_data`` returned into a FETCH_SCHEMA table, row for row, in ckvd's order."""
+    import numpy as np
+    import pandas as pd
+
+    if frame is None:
+        raise CkvdConversionError("ckvd returned None instead of a DataFrame")
+    if not isinstance(frame, pd.DataFrame):
+        to_pandas = getattr(frame, "to_pandas", None)
+        if to_pandas is None:
+            raise CkvdConversionError(f"ckvd returned a {type(frame).__name__}, not a DataFrame")
+        frame = to_pandas()
+    if "open_time" not in frame.columns and frame.index.name == "open_time":
+        frame = frame.reset_index()
+    missing = [name for name in ("open_time", *PRICE_COLUMNS) if name not in frame.columns]
+    if missing:
+        if frame.empty:
+            return FETCH_SCHEMA.empty_table()
+        raise CkvdConversionError(f"ckvd's DataFrame lacks {missing}; it has {list(frame.columns)}")
+    columns: list[pa.Array] = [_open_time_ms(frame["open_time"])]
+    for name in PRICE_COLUMNS:
+        try:
+            values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise CkvdConversionError(f"column {name!r} ({frame[name].dtype}) is not numeric: {exc}") from exc
+        columns.append(pa.array(values, type=pa.float64()))  # from numpy: NaN stays NaN, never null
+    if "_data_source" in frame.columns:
+        sources = [_source_name(value) for value in frame["_data_source"].tolist()]
+    else:
+        sources = [None] * len(frame)
+    columns.append(pa.array(sources, type=pa.string()))
+    return pa.Table.from_arrays(columns, schema=FETCH_SCHEMA)
+
+
+# --- the engine --------------------------------------------------------------------------------------------
+
+
+class CkvdEngine:
+    """pytest-fcp engine backed by ckvd's ``CryptoKlineVisionData`` (see the module docstring)."""
+
+    def __init__(self, cache_dir: pathlib.Path, *, auto_reindex: bool = True, **ckvd_options: Any) -> None:
+        self._ck = _ckvd()
+        self.cache_dir = pathlib.Path(cache_dir)
+        self.auto_reindex = auto_reindex
+        self.ckvd_options = {key: value for key, value in ckvd_options.items() if key != "cache_dir"}
+        self.last_attrs: dict[str, Any] = {}
+        self._managers: dict[str, Any] = {}
+        self._log_callback: LogSink | None = None
+        self._sink_id: int | None = None
+
+    # -- mapping -------------------------------------------------------------------------------------------
+
+    def market_type(self, market: str) -> Any:
+        """The ckvd ``MarketType`` of a pytest-fcp market name (``ValueError`` for an unknown one)."""
+        market_spec(market)  # the harness' own "unknown market" message
+        try:
+            return self._ck.MarketType[MARKET_TYPES[market]]
+        except KeyError:
+            raise ValueError(
+                f"market {market!r} is not supported by the ckvd adapter; it maps {', '.join(MARKET_TYPES)}"
+            ) from None
+
+    def interval(self, interval: str) -> Any:
+        """The ckvd ``Interval`` of an interval string (``ValueError`` for an unknown one)."""
+        try:
+            return self._ck.Interval(interval)
+        except ValueError:
+            known = ", ".join(member.value for member in self._ck.Interval)
+            raise ValueError(f"unknown interval {interval!r}; ckvd knows {known}") from None
+
+    # -- ckvd instances and logging ------------------------------------------------------------------------
+
+    def manager(self, market: str) -> Any:
+        """The ``CryptoKlineVisionData`` of ``market``, created on first use with ``cache_dir``."""
+        market_type = self.market_type(market)
+        if market not in self._managers:
+            self._managers[market] = self._ck.CryptoKlineVisionData.create(
+                self._ck.DataProvider.BINANCE, market_type, cache_dir=self.cache_dir, **self.ckvd_options
+            )
+            self._install_sink()  # the constructor has just removed every loguru sink
+        return self._managers[market]
+
+    def set_log_sink(self, callback: LogSink | None) -> None:
+        """Send every ckvd log record to ``callback`` (``None``: stop); see the module docstring."""
+        self._log_callback = callback
+        self._install_sink()
+
+    def _install_sink(self) -> None:
+        logger = self._ck.loguru
+        if self._sink_id is not None:
+            with contextlib.suppress(ValueError):  # already removed by a ckvd constructor
+                logger.remove(self._sink_id)
+            self._sink_id = None
+        if self._log_callback is not None:
+            self._sink_id = logger.add(
+                self._emit, level=0, format="{message}", filter=_is_ckvd_record, catch=True
+            )
+
+    def _emit(self, message: Any) -> None:
+        record = message.record
+        callback = self._log_callback
+        if callback is not None:
+            callback(
+                {
+                    "level": record["level"].name,
+                    "message": record["message"],
+                    "module": record["name"],
+                    "time": record["time"].astimezone(dt.UTC),
+                }
+            )
+
+    # -- Engine protocol -----------------------------------------------------------------------------------
+
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        manager = self.manager(market)
+        ckvd_interval = self.interval(interval)
+        self._install_sink()
+        self.last_attrs = {}
+        frame = manager.get_data(
+            symbol, start, end, ckvd_interval, include_source_info=True, auto_reindex=self.auto_reindex
+        )
+        self.last_attrs = dict(getattr(frame, "attrs", None) or {})
+        return frame_to_table(frame)
+
+    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
+        import pendulum
+
+        handler = self._ck.FSSpecVisionHandler(base_cache_dir=self.cache_dir)
+        path = handler.get_local_path_for_data(
+            symbol=symbol.upper(),
+            interval=self.interval(interval),
+            date=pendulum.datetime(day.year, day.month, day.day, tz="UTC"),
+            market_type=self.market_type(market),
+            chart_type=self._ck.ChartType.KLINES,
+        )
+        return pathlib.Path(path)
+
+    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None:
+        path = self.cache_file(symbol, market, interval, day)
+        frame = self._cache_frame(table, interval)
+        self._install_sink()
+        day_start, day_end = day_bounds_ms(day)
+        open_ms = table["open_time"].cast(_TIME_TYPE).cast(pa.int64())
+        within_day = (
+            table.num_rows > 0
+            and open_ms.null_count == 0
+            and all(day_start <= ms < day_end for ms in open_ms.to_pylist())
+        )
+        if within_day:
+            saved = self._ck.save_to_cache(
+                df=frame,
+                symbol=symbol.upper(),
+                interval=self.interval(interval),
+                market_type=self.market_type(market),
+                cache_dir=self.cache_dir,
+                chart_type=self._ck.ChartType.KLINES,
+                provider=self._ck.DataProvider.BINANCE,
+            )
+            if not saved or not path.is_file():
+                raise OSError(f"ckvd's save_to_cache did not write {path} (see ckvd's log)")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._ck.polars.from_pandas(frame).write_ipc(str(path))
+
+    def _cache_frame(self, table: pa.Table, interval: str) -> pd.DataFrame:
+        """``table`` (CACHE_SCHEMA) as the DataFrame ckvd caches after a Vision download (module docstring)."""
+        import numpy as np
+        import pandas as pd
+
+        missing = [name for name in CACHE_SCHEMA.names if name not in table.column_names]
+        if missing:
+            raise ValueError(f"write_cache needs the CACHE_SCHEMA columns; {missing} missing")
+        table = table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
+        step = pd.Timedelta(milliseconds=self._interval_ms(interval))
+        open_time = pd.Series(table["open_time"].to_pandas()).dt.tz_convert("UTC").dt.as_unit("ns")
+        prices = {name: table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in PRICE_COLUMNS}
+        rows = table.num_rows
+        data: dict[str, Any] = {
+            "open_time": open_time,
+            **prices,
+            "close_time": open_time + step - pd.Timedelta(milliseconds=1),
+            "quote_asset_volume": prices["volume"] * prices["close"],
+            "count": np.zeros(rows, dtype=np.int64),
+            "taker_buy_volume": np.zeros(rows, dtype=np.float64),
+            "taker_buy_quote_volume": np.zeros(rows, dtype=np.float64),
+            "ignore": np.zeros(rows, dtype=np.int64),
+        }
+        frame = pd.DataFrame({name: data[name] for name in self._ck.KLINE_COLUMNS})
+        frame["original_timestamp"] = frame["open_time"]
+        frame["_data_source"] = "VISION"
+        return frame
+
+    def _interval_ms(self, interval: str) -> int:
+        return int(self.interval(interval).to_seconds()) * 1000
+
+    def close(self) -> None:
+        managers, self._managers = list(self._managers.values()), {}
+        try:
+            for manager in managers:
+                manager.close()
+        finally:
+            self._log_callback = None
+            self._install_sink()
+
+    def __enter__(self) -> CkvdEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _is_ckvd_record(record: dict[str, Any]) -> bool:
+    name = record.get("name") or ""
+    return name == "ckvd" or name.startswith("ckvd.")

@@ -1,0 +1,102 @@
+"""The scenario model, shared by TOML files and scenarios written in Python.
+
+A scenario reads like the FCP decision flow: the world (now, market, symbol, interval, pre-cached days),
+the faults, the request(s), and what the contract expects. Everything not stated is judged by the default
+contract checks (:mod:`pytest_fcp.contract`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_fcp.faults import Fault
+
+__all__ = ["OUTCOMES", "Expect", "Request", "Scenario", "ScenarioError"]
+
+OUTCOMES = ("data", "DataSourceError", "RateLimitError")
+SOURCES = ("cache", "vision", "rest")
+CACHE_STATES = ("valid", "missing", "partial", "stale", "unreadable", "schema", "extra", "corrupt")
+_COUNT_RE = re.compile(r"^(==|>=|<=|>|<)?\s*(\d+)$")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used: names the file, the scenario and the field."""
+
+    def __init__(self, message: str, *, file: str = "", scenario: str = "", field: str = "") -> None:
+        self.file, self.scenario, self.field, self.message = file, scenario, field, message
+        where = file
+        if scenario:
+            where += f"::{scenario}"
+        if field:
+            where += f" [{field}]"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class Request:
+    start: dt.datetime
+    end: dt.datetime
+
+
+def count_ok(constraint: str | int, value: int) -> bool:
+    match = _COUNT_RE.match(str(constraint).strip())
+    if not match:
+        raise ValueError(f"bad count {constraint!r}")
+    op, number = match.group(1) or "==", int(match.group(2))
+    return {"==": value == number, ">=": value >= number, "<=": value <= number, ">": value > number,
+            "<": value < number}[op]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a scenario states beyond the default checks (all optional).
+
+    * ``outcome``: alternatives among ``data``, ``DataSourceError``, ``RateLimitError``;
+    * ``sources``: per-day allowed row sources (``default`` for the other days);
+    * ``requests``: request counts per source over the whole scenario (``0``, ``>=1``, ``<=3`` ...);
+    * ``cache_after``: per-day allowed cache states afterwards (``default`` for the other days);
+    * ``skip_checks``: default checks that do not apply.
+    """
+
+    outcome: tuple[str, ...] = ()
+    sources: dict[str, frozenset[str]] = field(default_factory=dict)
+    requests: dict[str, str] = field(default_factory=dict)
+    cache_after: dict[str, frozenset[str]] = field(default_factory=dict)
+    skip_checks: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    now: dt.datetime
+    requests: tuple[Request, ...]
+    market: str = "spot"
+    symbol: str = "BTCUSDT"
+    interval: str = "1h"
+    truth: str = "synthetic"
+    faults: tuple[Fault, ...] = ()
+    cached: tuple[dt.date, ...] = ()
+    publish_delay_hours: float = 24.0
+    expect: Expect = Expect()
+    theme: str = "python"
+    file: str = ""
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.theme}/{self.name}"
+
+    def world_options(self) -> dict[str, Any]:
+        return {
+            "now": self.now,
+            "market": self.market,
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "truth": self.truth,
+            "faults": list(self.faults),
+            "publish_delay_hours": self.publish_delay_hours,
+        }

@@ -1,0 +1,107 @@
+"""Running one scenario on one engine and judging it (used by the collector and by Python scenarios)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_fcp.contract import Verdict, judge
+from pytest_fcp.scenarios.model import Scenario, count_ok
+from pytest_fcp.world import FetchResult, World
+
+__all__ = ["ScenarioRun", "assert_scenario", "run_scenario"]
+
+
+@dataclass
+class ScenarioRun:
+    scenario: Scenario
+    engine: str
+    world: World
+    results: list[FetchResult] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.verdicts
+
+    def summary(self) -> str:
+        return "; ".join(str(v) for v in self.verdicts)
+
+
+def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Verdict]:
+    expect = scenario.expect
+    out: list[Verdict] = []
+    if expect.outcome:
+        got = "data" if result.ok else (result.error_kind or type(result.error).__name__)
+        names = set() if result.ok else {c.__name__ for c in type(result.error).__mro__}
+        if got not in expect.outcome and not (names & set(expect.outcome)):
+            detail = "" if result.ok else f": {str(result.error)[:160]}"
+            want = " or ".join(expect.outcome)
+            out.append(Verdict("expect.outcome", f"expected {want}, got {type(result.error).__name__ if result.error else 'data'}{detail}"))
+    if expect.sources and result.table is not None:
+        import pyarrow as pa
+
+        times = result.table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
+        per_day: dict[str, set[str]] = {}
+        for t, source in zip(times, result.table["source"].to_pylist(), strict=True):
+            if t is not None:
+                day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
+                per_day.setdefault(day, set()).add(str(source))
+        for day, sources in sorted(per_day.items()):
+            allowed = expect.sources.get(day, expect.sources.get("default"))
+            if allowed is not None and not sources <= allowed:
+                out.append(Verdict("expect.sources", f"{day}: rows from {', '.join(sorted(sources))}; "
+                                                     f"expected {' or '.join(sorted(allowed))}"))
+    for source, constraint in expect.requests.items():
+        count = len(world.trace.requests(source))
+        if not count_ok(constraint, count):
+            out.append(Verdict("expect.requests", f"{count} {source} request(s); expected {constraint}"))
+    if expect.cache_after and world.engine is not None:
+        for day in result.days:
+            allowed = expect.cache_after.get(day.isoformat(), expect.cache_after.get("default"))
+            if allowed is None:
+                continue
+            state = world.cache_state(day, result.symbol, result.market, result.interval)
+            if state.status not in allowed:
+                out.append(Verdict("expect.cache_after", f"{day}: cache file is {state.status}; "
+                                                         f"expected {' or '.join(sorted(allowed))}"))
+    return out
+
+
+def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
+    """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``."""
+    from pytest_fcp.engines import load_engine
+
+    factory = load_engine(engine) if isinstance(engine, str) else engine
+    name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
+    world = World(
+        cache_root, scenario.now, market=scenario.market, symbol=scenario.symbol, interval=scenario.interval,
+        truth=scenario.truth, seed=seed, faults=scenario.faults,
+        publish_delay=dt.timedelta(hours=scenario.publish_delay_hours),
+    )
+    run = ScenarioRun(scenario, name, world)
+    with world:
+        world.create_engine(factory)
+        if scenario.cached:
+            world.seed_cache(scenario.cached)
+        first_event = 0
+        for request in scenario.requests:
+            result = world.fetch(request.start, request.end)
+            events = [e for e in world.trace.events[first_event:] if e.kind == "http"]
+            first_event = len(world.trace.events)
+            run.results.append(result)
+            run.verdicts.extend(judge(world, result, skip=scenario.expect.skip_checks, events=events))
+        run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
+    return run
+
+
+def assert_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
+    """Run ``scenario`` and fail with every broken check and the decision path when the contract is broken."""
+    run = run_scenario(scenario, engine, cache_root, seed=seed)
+    if not run.passed:
+        lines = "\n".join(f"  {v}" for v in run.verdicts)
+        raise AssertionError(f"{scenario.id} on {run.engine} breaks the FCP contract:\n{lines}\n"
+                             f"path: {run.world.trace.path()}")
+    return run
