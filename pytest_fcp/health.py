@@ -124,6 +124,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 NEEDED_COLUMNS = ("open_time", *PRICE_COLUMNS)
 _UNIT_PER_MS = {"s": None, "ms": 1, "us": 1_000, "ns": 1_000_000}
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_REF_TIME_TYPE = pa.timestamp("ms", tz="UTC")
 
 
 # --- where the cache is ------------------------------------------------------------------------------
@@ -199,10 +200,18 @@ def _day_start_ms(day: dt.date) -> int:
     return (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS
 
 
-def _open_reader(path: str) -> tuple[Any, list[str], str]:
+#: Files up to this size are read whole (faster than a memory map for small files); larger ones are mapped.
+_READ_WHOLE = 64 * 1024
+
+
+def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
     """Open ``path`` as an Arrow IPC file; on failure say which issue it is."""
     try:
-        source = pa.memory_map(path, "r")
+        if size <= _READ_WHOLE:
+            with open(path, "rb") as handle:
+                source: Any = pa.BufferReader(handle.read())
+        else:
+            source = pa.memory_map(path, "r")
     except IsADirectoryError:
         return None, ["unreadable"], "is a directory, not a file"
     except PermissionError as exc:
@@ -228,6 +237,20 @@ def _open_reader(path: str) -> tuple[Any, list[str], str]:
         source.close()
 
 
+#: Per process: the verdicts of the few distinct schemas a cache holds, keyed by layout.
+_SCHEMA_VERDICTS: list[tuple[str, pa.Schema, list[str], str]] = []
+
+
+def _schema_verdict(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
+    for known_layout, known, issues, detail in _SCHEMA_VERDICTS:
+        if known_layout == layout and known.equals(schema):
+            return list(issues), detail
+    issues, detail = _schema_issues(schema, layout)
+    if len(_SCHEMA_VERDICTS) < 64:
+        _SCHEMA_VERDICTS.append((layout, schema, list(issues), detail))
+    return issues, detail
+
+
 def _schema_issues(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
     names = schema.names
     missing = [c for c in NEEDED_COLUMNS if c not in names]
@@ -244,20 +267,36 @@ def _schema_issues(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
     if bad:
         return ["wrong_types"], "; ".join(bad)
     if layout == "reference":
-        from pytest_fcp.engines import CACHE_SCHEMA
-
         if time_type.unit == "ns":
             return ["ns_timestamps"], f"open_time is {time_type}, the layout stores timestamp[ms, tz=UTC]"
-        if time_type != CACHE_SCHEMA.field("open_time").type:
+        if time_type != _REF_TIME_TYPE:
             return ["wrong_types"], f"open_time is {time_type}, the layout stores timestamp[ms, tz=UTC]"
         not_float = [
             f"{c} is {schema.field(c).type}" for c in PRICE_COLUMNS if schema.field(c).type != pa.float64()
         ]
         if not_float:
             return ["wrong_types"], "; ".join(not_float) + " (the layout stores float64)"
-        if names != CACHE_SCHEMA.names:
-            return ["wrong_schema"], f"columns {names}, expected exactly {CACHE_SCHEMA.names}"
+        if names != list(NEEDED_COLUMNS):
+            return ["wrong_schema"], f"columns {names}, expected exactly {list(NEEDED_COLUMNS)}"
     return [], ""
+
+
+def _int64_values(column: pa.Array) -> np.ndarray:
+    """The values of a 64-bit timestamp / integer column as int64, without copying when possible."""
+    if column.null_count == 0 and column.type.bit_width == 64:
+        return np.frombuffer(column.buffers()[1], dtype=np.int64, count=len(column), offset=column.offset * 8)
+    return np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False))
+
+
+def _value_at(column: pa.Array, index: int) -> float | None:
+    if column.null_count == 0 and column.type == pa.float64():
+        return float(
+            np.frombuffer(column.buffers()[1], dtype=np.float64, count=1, offset=(column.offset + index) * 8)[
+                0
+            ]
+        )
+    value = column[index].as_py()
+    return None if value is None else float(value)
 
 
 def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: str, now_ms: int) -> FileReport:
@@ -279,11 +318,11 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
 
     if size == 0:
         return finish(["zero_byte"], ["0 bytes"])
-    reader, issues, detail = _open_reader(path)
+    reader, issues, detail = _open_reader(path, size)
     if reader is None:
         return finish(issues, [detail])
     schema = reader.schema
-    issues, detail = _schema_issues(schema, layout)
+    issues, detail = _schema_verdict(schema, layout)
     notes: list[str] = [detail] if detail else []
     if issues and issues[0] in ("missing_column", "wrong_types"):
         report.rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
@@ -298,8 +337,10 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
         issues.append("null_times")
         notes.append(f"{nulls} null open_time value(s)")
         columns = [c.drop_null() for c in columns]
-    if columns:
-        raw = np.concatenate([c.cast(pa.int64()).to_numpy(zero_copy_only=False) for c in columns])
+    if len(columns) == 1:
+        raw = _int64_values(columns[0])
+    elif columns:
+        raw = np.concatenate([_int64_values(c) for c in columns])
     else:
         raw = np.empty(0, dtype=np.int64)
     times = raw // per_ms if per_ms != 1 else raw
@@ -332,11 +373,8 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     elif times[0] == day_start and times[-1] == day_end - step:
         names = schema.names
         first, last = batches[0], batches[-1]
-        try:
-            report.first_open = float(first.column(names.index("open"))[0].as_py())
-            report.last_close = float(last.column(names.index("close"))[last.num_rows - 1].as_py())
-        except (TypeError, ValueError):
-            pass
+        report.first_open = _value_at(first.column(names.index("open")), 0)
+        report.last_close = _value_at(last.column(names.index("close")), last.num_rows - 1)
     return finish(issues, notes)
 
 

@@ -28,13 +28,13 @@ import respx
 
 pytest.importorskip("ckvd")
 
-import pandas as pd  # noqa: E402
-import polars as pl  # noqa: E402
-from ckvd import Interval, MarketType  # noqa: E402
+import pandas as pd
+import polars as pl
+from ckvd import Interval, MarketType
 
-from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, Engine, load_engine  # noqa: E402
-from pytest_fcp.engines import ckvd as adapter  # noqa: E402
-from pytest_fcp.markets import INTERVALS, day_bounds_ms, vision_key  # noqa: E402
+from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, Engine, load_engine
+from pytest_fcp.engines import ckvd as adapter
+from pytest_fcp.markets import INTERVALS, day_bounds_ms, vision_key
 
 DAY = dt.date(2024, 1, 1)
 STEP_MS = 3_600_000
@@ -143,8 +143,11 @@ def engine(tmp_path: Path) -> Iterator[adapter.CkvdEngine]:
 def test_module_imports_without_ckvd_and_create_says_how_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import pytest_fcp.engines
+
     monkeypatch.setitem(sys.modules, "ckvd", None)  # "import ckvd" now raises ImportError
     monkeypatch.delitem(sys.modules, "pytest_fcp.engines.ckvd")
+    monkeypatch.setattr(pytest_fcp.engines, "ckvd", adapter)  # the re-import rebinds it; restore afterwards
     module = importlib.import_module("pytest_fcp.engines.ckvd")
     with pytest.raises(ImportError, match=r"pip install 'pytest-fcp\[ckvd\]'"):
         module.create(tmp_path)
@@ -176,7 +179,9 @@ def test_market_and_interval_mapping(engine: adapter.CkvdEngine, market: str, ma
     assert {name: engine.interval(name) for name in INTERVALS} == {name: Interval(name) for name in INTERVALS}
 
 
-def test_unknown_market_or_interval_is_a_clear_error(engine: adapter.CkvdEngine, binance: FakeBinance) -> None:
+def test_unknown_market_or_interval_is_a_clear_error(
+    engine: adapter.CkvdEngine, binance: FakeBinance
+) -> None:
     start, end = utc(DAY), utc(DAY + dt.timedelta(days=1))
     with pytest.raises(ValueError, match=r"unknown market 'options'.*spot, futures_usdt, futures_coin"):
         engine.fetch("BTCUSDT", "options", "1h", start, end)
@@ -193,7 +198,14 @@ def test_unknown_market_or_interval_is_a_clear_error(engine: adapter.CkvdEngine,
 def test_fetch_passes_get_data_the_documented_arguments(tmp_path: Path) -> None:
     start, end = utc(DAY), utc(DAY + dt.timedelta(days=1))
     frame = pd.DataFrame(
-        {"open": [1.0], "high": [2.0], "low": [0.5], "close": [1.5], "volume": [3.0], "_data_source": ["REST"]},
+        {
+            "open": [1.0],
+            "high": [2.0],
+            "low": [0.5],
+            "close": [1.5],
+            "volume": [3.0],
+            "_data_source": ["REST"],
+        },
         index=pd.DatetimeIndex([start], name="open_time"),
     )
     frame.attrs["_rate_limited"] = True
@@ -216,8 +228,15 @@ def test_fetch_passes_get_data_the_documented_arguments(tmp_path: Path) -> None:
 
 def test_conversion_keeps_every_row_as_ckvd_returned_it() -> None:
     day0 = pd.Timestamp("2024-01-01", tz="UTC")
-    hour = pd.Timedelta(hours=1)
-    times = [day0 + 3 * hour, day0, day0, day0 - hour, day0 + 25 * hour, day0 + hour]  # unsorted, dup, outside
+    hour = dt.timedelta(hours=1)
+    times = [
+        day0 + 3 * hour,
+        day0,
+        day0,
+        day0 - hour,
+        day0 + 25 * hour,
+        day0 + hour,
+    ]  # unsorted, dup, outside
     frame = pd.DataFrame(
         {
             "open": [1.0, 2.0, 2.5, float("nan"), 4.0, 5.0],
@@ -314,13 +333,17 @@ def test_write_cache_writes_what_ckvd_writes_after_a_vision_download(
     assert by_adapter.schema == by_ckvd.schema
     filled = ["quote_asset_volume", "count", "taker_buy_volume", "taker_buy_quote_volume"]
     assert by_adapter.drop(filled).equals(by_ckvd.drop(filled))  # incl. close_time = open_time + 1h - 1ms
-    assert by_adapter["quote_asset_volume"].to_list() == (by_adapter["volume"] * by_adapter["close"]).to_list()
+    assert (
+        by_adapter["quote_asset_volume"].to_list() == (by_adapter["volume"] * by_adapter["close"]).to_list()
+    )
     assert set(by_adapter["count"].to_list()) == {0}
 
 
 def test_write_cache_keeps_rows_of_other_days_and_empty_tables(engine: adapter.CkvdEngine) -> None:
     good = day_table(DAY)
-    odd = pa.concat_tables([good.slice(0, 3), good.slice(1, 1), day_table(DAY + dt.timedelta(days=1)).slice(0, 1)])
+    odd = pa.concat_tables(
+        [good.slice(0, 3), good.slice(1, 1), day_table(DAY + dt.timedelta(days=1)).slice(0, 1)]
+    )
     engine.write_cache("BTCUSDT", "spot", "1h", DAY, odd)
     path = engine.cache_file("BTCUSDT", "spot", "1h", DAY)
     assert sorted(engine.cache_dir.rglob("*.arrow")) == [path]
@@ -331,7 +354,9 @@ def test_write_cache_keeps_rows_of_other_days_and_empty_tables(engine: adapter.C
     assert pl.read_ipc(path).height == 0
 
 
-def test_write_cache_then_fetch_reads_only_the_cache(engine: adapter.CkvdEngine, binance: FakeBinance) -> None:
+def test_write_cache_then_fetch_reads_only_the_cache(
+    engine: adapter.CkvdEngine, binance: FakeBinance
+) -> None:
     engine.write_cache("BTCUSDT", "spot", "1h", DAY, day_table(DAY))
     table = engine.fetch("BTCUSDT", "spot", "1h", utc(DAY), utc(DAY + dt.timedelta(days=1)))
     assert binance.calls == []
@@ -341,7 +366,7 @@ def test_write_cache_then_fetch_reads_only_the_cache(engine: adapter.CkvdEngine,
 
 
 @pytest.mark.xfail(
-    reason="ckvd 4.6.1 returns cache hits as NaN rows (timestamp-precision bug, see .scratch/ckvd_notes.md §5)",
+    reason="ckvd 4.6.1 returns cache hits as NaN rows (timestamp-precision bug, .scratch/ckvd_notes.md §5)",
     strict=False,
 )
 def test_write_cache_then_fetch_returns_the_written_rows_tagged_cache(

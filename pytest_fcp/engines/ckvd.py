@@ -2,8 +2,12 @@
 
 The adapter **converts, it never repairs**: what ckvd returns is handed to the harness as it is (NaN stays
 NaN, extra / duplicate / misplaced rows stay, rows outside ``[start, end)`` stay, nothing is sorted or
-filtered), and whatever ckvd raises propagates unchanged. ckvd is imported lazily, so this module imports
-without it; :func:`create` then fails with an :class:`ImportError` that says ``pip install 'pytest-fcp[ckvd]'``.
+filtered), and whatever ckvd raises propagates unchanged. ckvd is imported lazily, so this module
+imports without it; :func:`create` then fails with an :class:`ImportError` that says
+``pip install 'pytest-fcp[ckvd]'``. So ckvd's own behaviour reaches the harness as it is; in ckvd 4.6.1
+that includes cache hits and REST-only answers coming back as NaN rows (a timestamp-precision bug) and
+every all-sources failure being a plain ``RuntimeError`` (ckvd has no ``DataSourceError``, and its
+``RateLimitError`` never leaves ``get_data``).
 
 Public API (stable)
 -------------------
@@ -25,7 +29,7 @@ Public API (stable)
     * ``open`` ... ``volume``: float64; NaN stays NaN (it is *not* turned into null).
     * ``source``: ckvd's ``_data_source``: ``CACHE``/``VISION``/``REST`` -> ``cache``/``vision``/``rest``;
       any other value is kept as its lowercase string (e.g. ``MIXED`` -> ``mixed``; a non-canonical
-      spelling such as ``Vision`` is kept verbatim, so it cannot pass for a contract source); a missing
+      spelling such as ``Vision`` is kept verbatim rather than lowercased into a contract source); a missing
       value (the NaN of a padded row) is null.
 
     ``engine.last_attrs`` holds a copy of the returned DataFrame's ``attrs``: ckvd reports a rate-limited,
@@ -69,6 +73,9 @@ Public API (stable)
 
 ``close()``
     Closes every ``CryptoKlineVisionData`` and removes the log sink; the engine is a context manager.
+
+Helpers: ``engine.manager(market)`` (the ``CryptoKlineVisionData``), ``engine.market_type(market)`` and
+``engine.interval(interval)`` (the ckvd enums; ``ValueError`` for unknown names), ``engine.last_attrs``.
 
 ``real_cache_root() -> pathlib.Path``
     Where ckvd caches by default: ``ckvd.utils.app_paths.get_cache_dir() / "data"`` (``$CKVD_CACHE_DIR``
@@ -128,13 +135,12 @@ def _ckvd() -> SimpleNamespace:
     """The ckvd objects the adapter uses, imported on demand (a clear ImportError if ckvd is missing)."""
     try:
         import polars
-        from loguru import logger
-
         from ckvd import ChartType, CryptoKlineVisionData, DataProvider, Interval, MarketType
         from ckvd.core.providers.binance.vision_path_mapper import FSSpecVisionHandler
         from ckvd.utils.app_paths import get_cache_dir
         from ckvd.utils.config import KLINE_COLUMNS
         from ckvd.utils.for_core.ckvd_cache_utils import save_to_cache
+        from loguru import logger
     except ImportError as exc:
         raise ImportError(
             f"the 'ckvd' engine needs crypto-kline-vision-data (Python >= 3.13): {INSTALL_HINT} ({exc})"
@@ -168,10 +174,12 @@ def real_cache_root() -> pathlib.Path:
 
 
 def _source_name(value: Any) -> str | None:
+    import pandas as pd
+
     if value is None:
         return None
     with contextlib.suppress(TypeError, ValueError):
-        if value != value:  # NaN / NaT / pd.NA of a padded row
+        if pd.isna(value):  # NaN / pd.NA of a row ckvd padded in
             return None
     text = str(value)
     if text in SOURCE_NAMES:
@@ -317,7 +325,9 @@ class CkvdEngine:
 
     # -- Engine protocol -----------------------------------------------------------------------------------
 
-    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    def fetch(
+        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
+    ) -> pa.Table:
         manager = self.manager(market)
         ckvd_interval = self.interval(interval)
         self._install_sink()
@@ -369,7 +379,7 @@ class CkvdEngine:
             self._ck.polars.from_pandas(frame).write_ipc(str(path))
 
     def _cache_frame(self, table: pa.Table, interval: str) -> pd.DataFrame:
-        """``table`` (CACHE_SCHEMA) as the DataFrame ckvd caches after a Vision download (module docstring)."""
+        """``table`` (CACHE_SCHEMA) as the frame ckvd caches after a Vision download (module docstring)."""
         import numpy as np
         import pandas as pd
 
@@ -377,14 +387,16 @@ class CkvdEngine:
         if missing:
             raise ValueError(f"write_cache needs the CACHE_SCHEMA columns; {missing} missing")
         table = table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
-        step = pd.Timedelta(milliseconds=self._interval_ms(interval))
+        close_offset = np.timedelta64(self._interval_ms(interval) - 1, "ms")
         open_time = pd.Series(table["open_time"].to_pandas()).dt.tz_convert("UTC").dt.as_unit("ns")
-        prices = {name: table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in PRICE_COLUMNS}
+        prices = {
+            name: table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in PRICE_COLUMNS
+        }
         rows = table.num_rows
         data: dict[str, Any] = {
             "open_time": open_time,
             **prices,
-            "close_time": open_time + step - pd.Timedelta(milliseconds=1),
+            "close_time": open_time + close_offset,
             "quote_asset_volume": prices["volume"] * prices["close"],
             "count": np.zeros(rows, dtype=np.int64),
             "taker_buy_volume": np.zeros(rows, dtype=np.float64),

@@ -306,7 +306,14 @@ class AltEngine:
                 if start <= int(row[0]) <= last:
                     found.setdefault(int(row[0]), row)
             newest = max(int(row[0]) for row in page)
-            if len(page) < spec.max_limit or newest < cursor:
+            if newest < cursor:
+                break
+            if len(page) < spec.max_limit:
+                # A short page must reach the end of what exists; a page cut short is a REST failure here
+                # (the reference engine, instead, pages on from the last row: both are correct).
+                step = interval_ms(interval)
+                if newest + step <= last:
+                    raise _Failed(f"REST page for {day} ends at {newest} before {last}: incomplete")
                 break
             cursor = newest + 1
         times = sorted(found)
