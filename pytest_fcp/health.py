@@ -196,20 +196,19 @@ class FileReport:
         }
 
 
-def _day_start_ms(day: dt.date) -> int:
-    return (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS
-
-
-#: Files up to this size are read whole (faster than a memory map for small files); larger ones are mapped.
-_READ_WHOLE = 64 * 1024
+#: Files up to this size are read whole with one ``read`` (cheaper than a memory map); larger ones are mapped.
+_READ_WHOLE = 1 << 20
 
 
 def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
     """Open ``path`` as an Arrow IPC file; on failure say which issue it is."""
     try:
         if size <= _READ_WHOLE:
-            with open(path, "rb") as handle:
-                source: Any = pa.BufferReader(handle.read())
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                source: Any = pa.BufferReader(os.read(fd, size + 1))
+            finally:
+                os.close(fd)
         else:
             source = pa.memory_map(path, "r")
     except IsADirectoryError:
@@ -237,18 +236,42 @@ def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
         source.close()
 
 
-#: Per process: the verdicts of the few distinct schemas a cache holds, keyed by layout.
-_SCHEMA_VERDICTS: list[tuple[str, pa.Schema, list[str], str]] = []
+@dataclass(frozen=True)
+class _SchemaVerdict:
+    issues: tuple[str, ...]
+    detail: str
+    usable: bool  # the open_time column can be read as timestamps
+    time_index: int = -1
+    open_index: int = -1
+    close_index: int = -1
+    per_ms: int = 1
 
 
-def _schema_verdict(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
-    for known_layout, known, issues, detail in _SCHEMA_VERDICTS:
+#: Per process: the verdicts of the few distinct schemas a cache holds.
+_SCHEMA_VERDICTS: list[tuple[str, pa.Schema, _SchemaVerdict]] = []
+
+
+def _schema_verdict(schema: pa.Schema, layout: str) -> _SchemaVerdict:
+    for known_layout, known, verdict in _SCHEMA_VERDICTS:
         if known_layout == layout and known.equals(schema):
-            return list(issues), detail
+            return verdict
     issues, detail = _schema_issues(schema, layout)
+    if issues and issues[0] in ("missing_column", "wrong_types"):
+        verdict = _SchemaVerdict(tuple(issues), detail, False)
+    else:
+        names = schema.names
+        verdict = _SchemaVerdict(
+            tuple(issues),
+            detail,
+            True,
+            names.index("open_time"),
+            names.index("open"),
+            names.index("close"),
+            _UNIT_PER_MS[schema.field("open_time").type.unit] or 1,
+        )
     if len(_SCHEMA_VERDICTS) < 64:
-        _SCHEMA_VERDICTS.append((layout, schema, list(issues), detail))
-    return issues, detail
+        _SCHEMA_VERDICTS.append((layout, schema, verdict))
+    return verdict
 
 
 def _schema_issues(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
@@ -281,28 +304,30 @@ def _schema_issues(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
     return [], ""
 
 
-def _int64_values(column: pa.Array) -> np.ndarray:
-    """The values of a 64-bit timestamp / integer column as int64, without copying when possible."""
-    if column.null_count == 0 and column.type.bit_width == 64:
-        return np.frombuffer(column.buffers()[1], dtype=np.int64, count=len(column), offset=column.offset * 8)
-    return np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False))
+def _times_ms(column: pa.Array, per_ms: int) -> np.ndarray:
+    """The non-null values of a timestamp column as int64 milliseconds (zero-copy when possible)."""
+    if column.null_count:
+        column = column.drop_null()
+    # Straight from the Arrow buffer: Array.to_numpy would import pandas for timestamps (seconds).
+    values = np.frombuffer(column.buffers()[1], dtype=np.int64, count=len(column), offset=column.offset * 8)
+    return values // per_ms if per_ms != 1 else values
 
 
 def _value_at(column: pa.Array, index: int) -> float | None:
-    if column.null_count == 0 and column.type == pa.float64():
-        return float(
-            np.frombuffer(column.buffers()[1], dtype=np.float64, count=1, offset=(column.offset + index) * 8)[
-                0
-            ]
-        )
     value = column[index].as_py()
-    return None if value is None else float(value)
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: str, now_ms: int) -> FileReport:
-    """Judge one day file of ``interval`` bars in ``layout``; reads the footer and ``open_time`` only."""
+    """Judge one day file of ``interval`` bars in ``layout``.
+
+    Reads the Arrow footer and schema, the ``open_time`` column, and one ``open`` and one ``close`` value.
+    """
     report = FileReport(day, path, size)
-    day_start = _day_start_ms(day)
+    day_start = (day.toordinal() - _EPOCH_ORDINAL) * DAY_MS
     day_end = day_start + DAY_MS
     tail: list[str] = []
     recent_note = ""
@@ -321,35 +346,35 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     reader, issues, detail = _open_reader(path, size)
     if reader is None:
         return finish(issues, [detail])
-    schema = reader.schema
-    issues, detail = _schema_verdict(schema, layout)
-    notes: list[str] = [detail] if detail else []
-    if issues and issues[0] in ("missing_column", "wrong_types"):
-        report.rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-        return finish(issues, notes)
-    time_index = schema.get_field_index("open_time")
-    per_ms = _UNIT_PER_MS[schema.field("open_time").type.unit] or 1
+    verdict = _schema_verdict(reader.schema, layout)
+    issues = list(verdict.issues)
+    notes: list[str] = [verdict.detail] if verdict.detail else []
     batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-    report.rows = int(sum(b.num_rows for b in batches))
-    columns = [b.column(time_index) for b in batches if b.num_rows]
+    report.rows = sum(b.num_rows for b in batches)
+    if not verdict.usable:
+        return finish(issues, notes)
+    step = INTERVALS[interval]
+    expected = DAY_MS // step
+    columns = [b.column(verdict.time_index) for b in batches if b.num_rows]
     nulls = sum(c.null_count for c in columns)
     if nulls:
         issues.append("null_times")
         notes.append(f"{nulls} null open_time value(s)")
-        columns = [c.drop_null() for c in columns]
     if len(columns) == 1:
-        raw = _int64_values(columns[0])
+        times = _times_ms(columns[0], verdict.per_ms)
     elif columns:
-        raw = np.concatenate([_int64_values(c) for c in columns])
+        times = np.concatenate([_times_ms(c, verdict.per_ms) for c in columns])
     else:
-        raw = np.empty(0, dtype=np.int64)
-    times = raw // per_ms if per_ms != 1 else raw
-    step = INTERVALS[interval]
-    expected = DAY_MS // step
+        times = np.empty(0, dtype=np.int64)
     n = len(times)
-    usable = 0
-    if n:
-        increasing = bool(np.all(times[1:] > times[:-1]))
+    full_grid = (
+        n == expected
+        and times[0] == day_start
+        and times[-1] == day_end - step
+        and bool((np.diff(times) == step).all())
+    )
+    if not full_grid and n:  # the slow path: say exactly what is wrong
+        increasing = bool((times[1:] > times[:-1]).all())
         outside = int(np.count_nonzero((times < day_start) | (times >= day_end)))
         if outside:
             issues.append("out_of_day")
@@ -363,18 +388,22 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
             if distinct < n:
                 issues.append("duplicate")
                 notes.append(f"{n - distinct} duplicated open_time value(s)")
-            if layout == "reference" and not bool(np.all(times[1:] >= times[:-1])):
+            if layout == "reference" and not bool((times[1:] >= times[:-1]).all()):
                 issues.append("unsorted")
                 notes.append("bars not in time order")
-        usable = n if increasing and not outside and not off else _usable(times, day_start, day_end, step)
-    if usable < expected:
+        usable = _usable(times, day_start, day_end, step)
+        if usable < expected:
+            issues.append("partial_day")
+            notes.append(f"{usable} of {expected} {interval} bars")
+    elif not n:
         issues.append("partial_day")
-        notes.append(f"{usable} of {expected} {interval} bars")
-    elif times[0] == day_start and times[-1] == day_end - step:
-        names = schema.names
+        notes.append(f"0 of {expected} {interval} bars")
+    if full_grid or (
+        n and times[0] == day_start and times[-1] == day_end - step and "partial_day" not in issues
+    ):
         first, last = batches[0], batches[-1]
-        report.first_open = _value_at(first.column(names.index("open")), 0)
-        report.last_close = _value_at(last.column(names.index("close")), last.num_rows - 1)
+        report.first_open = _value_at(first.column(verdict.open_index), 0)
+        report.last_close = _value_at(last.column(verdict.close_index), last.num_rows - 1)
     return finish(issues, notes)
 
 

@@ -1,0 +1,197 @@
+"""The simulated world and the engine adapters, end to end (issue: simulated Binance world)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import time
+
+import pyarrow as pa
+import pytest
+
+from pytest_fcp.engines import FETCH_SCHEMA, load_engine
+from pytest_fcp.faults import fault
+from pytest_fcp.world import World
+from tests.conftest import ALT, utc
+
+MARKETS = [("spot", "BTCUSDT"), ("futures_usdt", "BTCUSDT"), ("futures_coin", "BTCUSD_PERP")]
+NOW = utc(2024, 1, 10, 12)
+CKVD_COLD = (
+    "ckvd 4.6.1 does not return exactly [start, end) from Vision: it pads the range (auto_reindex) and asks "
+    "Vision for the day after the range"
+)
+
+
+def engines() -> list:
+    return [
+        pytest.param("reference", id="reference"),
+        pytest.param(ALT, id="alt"),
+        pytest.param("ckvd", id="ckvd", marks=pytest.importorskip("ckvd") and ()),
+    ]
+
+
+def truth_rows(world: World, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+    t = world.expected(start, end)
+    return list(zip(t["open_time"].to_pylist(), *(t[c].to_pylist() for c in ("open", "high", "low", "close", "volume"))))
+
+
+def result_rows(table: pa.Table) -> list[tuple]:
+    times = table["open_time"].cast(pa.int64()).to_pylist()
+    return list(zip(times, *(table[c].to_pylist() for c in ("open", "high", "low", "close", "volume"))))
+
+
+@pytest.fixture(params=["reference", ALT, "ckvd"], ids=["reference", "alt", "ckvd"])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    if request.param == "ckvd":
+        pytest.importorskip("ckvd")
+    return request.param
+
+
+@pytest.mark.parametrize(("market", "symbol"), MARKETS)
+def test_cold_fetch_is_the_truth_from_vision_then_cache(engine_name, market, symbol, tmp_path, request):
+    if engine_name == "ckvd":
+        request.applymarker(pytest.mark.xfail(reason=CKVD_COLD, strict=True))
+    start, end = utc(2024, 1, 2), utc(2024, 1, 6)
+    with World(tmp_path / "cache", NOW, market=market, symbol=symbol) as world:
+        world.create_engine(load_engine(engine_name))
+        first = world.fetch(start, end)
+        assert first.ok, first.error
+        assert first.table.schema.field("open_time").type == FETCH_SCHEMA.field("open_time").type
+        assert result_rows(first.table) == truth_rows(world, start, end)
+        assert set(first.table["source"].to_pylist()) == {"vision"}
+        before = len(world.trace.requests())
+        second = world.fetch(start, end)
+        assert second.ok, second.error
+        assert result_rows(second.table) == truth_rows(world, start, end)
+        assert set(second.table["source"].to_pylist()) == {"cache"}
+        assert len(world.trace.requests()) == before, "a cached range must cost no request"
+
+
+@pytest.mark.parametrize(("market", "symbol"), MARKETS)
+def test_days_younger_than_48h_come_from_rest(engine_name, market, symbol, tmp_path, request):
+    if engine_name == "ckvd":
+        request.applymarker(pytest.mark.xfail(
+            reason="ckvd 4.6.1 asks Vision for days younger than 48 h and caches them", strict=True))
+    start, end = utc(2024, 1, 9), utc(2024, 1, 10, 6)
+    with World(tmp_path / "cache", NOW, market=market, symbol=symbol) as world:
+        world.create_engine(load_engine(engine_name))
+        result = world.fetch(start, end)
+        assert result.ok, result.error
+        assert result_rows(result.table) == truth_rows(world, start, end)
+        assert set(result.table["source"].to_pylist()) == {"rest"}
+        assert world.trace.requests("vision") == []
+        assert all(not world.cache_state(d).valid for d in result.days)
+
+
+def test_vision_files_follow_binance_conventions(tmp_path):
+    import io
+    import zipfile
+
+    import httpx
+
+    with World(tmp_path / "c", utc(2025, 1, 10, 12), market="spot") as world:
+        get = httpx.Client().get
+        spot = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip")
+        csv = zipfile.ZipFile(io.BytesIO(spot.content)).read("BTCUSDT-1h-2025-01-02.csv").decode().splitlines()
+        first = csv[0].split(",")
+        assert len(first) == 12 and first[0] == "1735776000000000"  # microseconds from 2025 on, no header
+        assert int(first[6]) == int(first[0]) + 3_600_000_000 - 1
+        fut = get("https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-30.zip")
+        lines = zipfile.ZipFile(io.BytesIO(fut.content)).read("BTCUSDT-1h-2024-12-30.csv").decode().splitlines()
+        assert lines[0].startswith("open_time,open,high,low,close,volume,close_time")
+        assert int(lines[1].split(",")[6]) == int(lines[1].split(",")[0]) + 3_600_000 - 1
+        checksum = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip.CHECKSUM")
+        import hashlib
+
+        assert checksum.text == f"{hashlib.sha256(spot.content).hexdigest()}  BTCUSDT-1h-2025-01-02.zip\n"
+        missing = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-09.zip")
+        assert missing.status_code == 404 and b"<Code>NoSuchKey</Code>" in missing.content  # not yet published
+        coin = get("https://data.binance.vision/data/futures/cm/daily/klines/BTCUSD_PERP/1h/BTCUSD_PERP-1h-2025-01-02.zip")
+        assert coin.status_code == 200
+
+
+def test_rest_follows_binance_semantics(tmp_path):
+    import httpx
+
+    with World(tmp_path / "c", NOW) as world:
+        get = httpx.Client().get
+        page = get("https://api.binance.com/api/v3/klines",
+                   params={"symbol": "BTCUSDT", "interval": "1h", "startTime": 1704844800000, "endTime": 1704855600000})
+        rows = page.json()
+        assert [r[0] for r in rows] == [1704844800000 + i * 3_600_000 for i in range(4)]  # endTime inclusive
+        assert all(isinstance(r[1], str) and len(r) == 12 for r in rows)
+        assert int(page.headers["X-MBX-USED-WEIGHT-1M"]) > 0
+        future = get("https://api.binance.com/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1h",
+                                                                      "startTime": 1704844800000})
+        assert max(r[0] for r in future.json()) <= int(world.now.timestamp() * 1000)  # nothing after now
+        limited = get("https://fapi.binance.com/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m",
+                                                                          "startTime": 1704067200000, "limit": 5000})
+        assert len(limited.json()) == 1500  # futures cap
+        bad = get("https://api.binance.com/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "7m"})
+        assert bad.status_code == 400 and bad.json() == {"code": -1120, "msg": "Invalid interval."}
+        bad = get("https://dapi.binance.com/dapi/v1/klines", params={"symbol": "NOPE", "interval": "1h"})
+        assert bad.json()["code"] == -1121
+
+
+def test_unserved_url_is_a_violation_naming_the_url(tmp_path):
+    import httpx
+
+    with World(tmp_path / "c", NOW) as world:
+        with pytest.raises(httpx.ConnectError, match="https://example.org/secret"):
+            httpx.get("https://example.org/secret")
+        with pytest.raises(OSError, match="blocked"):
+            import socket
+
+            socket.create_connection(("1.1.1.1", 443), timeout=1)
+        assert any("https://example.org/secret" in v for v in world.violations)
+
+
+def test_real_user_cache_is_never_touched(tmp_path, monkeypatch):
+    import platformdirs
+
+    real_home = tmp_path / "real-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(real_home / ".cache"))
+    real_cache = pathlib.Path(platformdirs.user_cache_dir("crypto-kline-vision-data"))
+    for name in ("reference", ALT) + (("ckvd",) if _has_ckvd() else ()):
+        with World(tmp_path / name, NOW) as world:
+            world.create_engine(load_engine(name))
+            assert world.fetch(utc(2024, 1, 3), utc(2024, 1, 4)).ok or name == "ckvd"
+            inside = pathlib.Path(platformdirs.user_cache_dir("crypto-kline-vision-data"))
+            assert inside.is_relative_to(world.sandbox.home)  # engines defaulting to platformdirs land here
+    assert not real_home.exists(), f"something wrote to the real cache location {real_cache}"
+
+
+def _has_ckvd() -> bool:
+    try:
+        import ckvd  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_backoff_costs_no_real_time(engine_name, tmp_path):
+    # REST fails twice with 503 on recent days, then recovers: engines that retry sleep, virtually.
+    faults = [fault("rest.http503", attempts="first:2"), fault("rest.http429", attempts="nth:3", retry_after=300)]
+    with World(tmp_path / "c", NOW, faults=faults) as world:
+        world.create_engine(load_engine(engine_name))
+        virtual0, real0 = world.now, time.perf_counter()
+        world.fetch(utc(2024, 1, 9), utc(2024, 1, 10, 6))
+        slept = sum(e.data["seconds"] for e in world.trace.of_kind("sleep"))
+        real = time.perf_counter() - real0
+        assert (world.now - virtual0).total_seconds() >= slept
+        if slept:
+            assert real < slept, "a sleep took real time"
+    assert time.sleep.__module__ == "time" or time.sleep.__name__ == "sleep"  # restored after the world
+
+
+def test_world_rejects_bad_configuration(tmp_path):
+    from pytest_fcp.world import WorldError
+
+    with pytest.raises(WorldError, match="unknown market 'margin'"):
+        World(tmp_path, NOW, market="margin")
+    with pytest.raises(WorldError, match="does not exist on futures_usdt"):
+        World(tmp_path, NOW, market="futures_usdt", interval="1s")
+    with pytest.raises(WorldError, match="naive"):
+        World(tmp_path, dt.datetime(2024, 1, 1))
+    with pytest.raises(WorldError, match="golden truth has no"):
+        World(tmp_path, NOW, truth="golden", interval="1m")
