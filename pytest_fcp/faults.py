@@ -301,6 +301,7 @@ class FaultSchedule:
     def __init__(self, faults: Sequence[Fault] = ()) -> None:
         self.faults: list[Fault] = list(faults)
         self._attempts: dict[tuple[int, dt.date], int] = defaultdict(int)
+        self.last_attempt = 0  # the attempt number at which the last fired fault fired
 
     def add(self, item: Fault) -> None:
         self.faults.append(item)
@@ -332,7 +333,8 @@ class FaultSchedule:
                 if not item.in_scope(market, symbol, interval, day):
                     continue
                 self._attempts[index, day] += 1
-                hit = hit or item.attempts.hits(self._attempts[index, day])
+                if not hit and item.attempts.hits(self._attempts[index, day]):
+                    hit, attempt = True, self._attempts[index, day]
             if hit and fired is None:
-                fired = item
+                fired, self.last_attempt = item, attempt
         return fired

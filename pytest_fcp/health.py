@@ -3,25 +3,30 @@
 Two on-disk layouts are recognised, by path pattern (a tree may hold both):
 
 ``ckvd`` - crypto-kline-vision-data 4.x (read from its source: ``ckvd/utils/app_paths.py``,
-    ``ckvd/core/providers/binance/vision_path_mapper.py`` and ``ckvd/utils/for_core/ckvd_cache_utils.py``).
-    The cache root is ``$CKVD_CACHE_DIR`` or else ``platformdirs.user_cache_path("crypto-kline-vision-data",
-    "eon-labs")`` (``~/.cache/crypto-kline-vision-data`` on Linux). ``CryptoKlineVisionData`` uses
-    ``<root>/data`` as its cache directory and mirrors the Vision URL below it, so a day file is::
+    ``ckvd/core/sync/crypto_kline_vision_data.py``, ``ckvd/core/providers/binance/vision_path_mapper.py``
+    and ``ckvd/utils/for_core/ckvd_cache_utils.py``). ckvd's app cache root is ``$CKVD_CACHE_DIR`` or else
+    ``platformdirs.user_cache_path("crypto-kline-vision-data", "eon-labs")`` (``~/.cache/
+    crypto-kline-vision-data`` on Linux); ``CryptoKlineVisionData`` without ``cache_dir`` caches in
+    ``<app root>/data`` (:func:`default_cache_dir`, the scan's default) and mirrors the Vision URL below it::
 
-        <root>/data/data/{spot|futures/um|futures/cm}/daily/klines/{SYMBOL}/{interval}/{SYMBOL}-{interval}-{YYYY-MM-DD}.arrow
+        <cache dir>/data/{spot|futures/um|futures/cm}/daily/klines/{SYMBOL}/{interval}/
+            {SYMBOL}-{interval}-{YYYY-MM-DD}.arrow
 
-    (COIN-M symbols carry ``_PERP``). The file is Arrow IPC *file* format written by polars with
-    ``open_time`` as ``timestamp[ns, UTC]`` plus ckvd's extra columns; nanoseconds are its native unit.
-    Any ``.../data/{market path}/daily/klines/{SYMBOL}/{interval}/`` directory is taken as a ckvd series, so
-    a cache directory handed to ckvd explicitly (one ``data`` level) is recognised as well.
+    e.g. ``~/.cache/crypto-kline-vision-data/data/data/spot/daily/klines/BTCUSDT/1h/
+    BTCUSDT-1h-2024-01-02.arrow`` (COIN-M symbols carry ``_PERP``). Any directory whose path ends in
+    ``data/{spot|futures/um|futures/cm}/daily/klines/{SYMBOL}/{interval}`` is taken as a ckvd series, so
+    the app root, the cache dir or a ``cache_dir`` handed to ckvd explicitly can all be scanned. The files
+    are Arrow IPC *file* format written by polars: ``open_time`` ``timestamp[ns, UTC]`` plus ckvd's extra
+    columns (nanoseconds are ckvd's native unit, so ``ns_timestamps`` is never reported for this layout).
 
 ``reference`` - the bundled reference engine: ``{root}/{market}/{symbol}/{interval}/{YYYY-MM-DD}.arrow``
     with ``market`` one of ``spot``, ``futures_usdt``, ``futures_coin``; Arrow IPC file format with exactly
     :data:`pytest_fcp.engines.CACHE_SCHEMA` (``open_time`` ``timestamp[ms, UTC]``, float64 prices).
 
-Per file the scan reads only what it must: ``stat``, the Arrow footer and schema, and the ``open_time``
-column (plus one ``open`` and one ``close`` value, for the day-boundary check), through a memory map.
-Large caches are scanned by a process pool.
+Per file the scan does the minimum: one ``stat``, one ``read`` into a reused buffer (files over 1 MiB are
+memory-mapped instead), the Arrow footer and schema, the ``open_time`` column straight from its buffer, and
+one ``open`` and one ``close`` value for the day-boundary check. Large caches are scanned by a process pool.
+See ``benchmarks/bench_cache_health.py``.
 
 Issue names follow the cache fault ids of :mod:`pytest_fcp.faults` where they correspond:
 
@@ -133,24 +138,30 @@ CKVD_APP_AUTHOR = "eon-labs"
 
 
 def default_cache_dir() -> tuple[pathlib.Path, str]:
-    """ckvd's cache root as ckvd itself resolves it, and a sentence saying how it was found.
+    """ckvd's default cache directory, as ckvd itself resolves it, and a sentence saying how.
 
-    ckvd's own resolver (``ckvd.utils.app_paths.get_cache_dir``: ``$CKVD_CACHE_DIR``, else platformdirs)
-    is used when ckvd is installed; otherwise the same rule is applied here.
+    That is ``ckvd.utils.app_paths.get_cache_dir() / "data"``: what ``CryptoKlineVisionData`` uses when no
+    ``cache_dir`` is given (``$CKVD_CACHE_DIR``, else platformdirs' user cache dir of
+    ``crypto-kline-vision-data``/``eon-labs``), the same as ``pytest_fcp.engines.ckvd.real_cache_root()``
+    but without importing all of ckvd (seconds). Without ckvd installed, the same rule is applied here.
     """
     env = os.environ.get("CKVD_CACHE_DIR")
+    how = f"$CKVD_CACHE_DIR={env}" if env else "platformdirs user cache dir"
     try:
         from ckvd.utils.app_paths import get_cache_dir
     except Exception:  # ckvd not installed (or broken): apply its rule ourselves
-        if env:
-            return pathlib.Path(env), "ckvd's cache root from $CKVD_CACHE_DIR (ckvd not installed)"
         import platformdirs
 
-        path = pathlib.Path(platformdirs.user_cache_path(CKVD_APP_NAME, CKVD_APP_AUTHOR))
-        return path, "ckvd's default cache root (platformdirs user cache dir; ckvd not installed)"
-    path = pathlib.Path(get_cache_dir())
-    how = "$CKVD_CACHE_DIR" if env else "platformdirs user cache dir"
-    return path, f"ckvd's cache root, as ckvd.utils.app_paths.get_cache_dir() resolves it ({how})"
+        base = (
+            pathlib.Path(env)
+            if env
+            else pathlib.Path(platformdirs.user_cache_path(CKVD_APP_NAME, CKVD_APP_AUTHOR))
+        )
+        return base / "data", f"ckvd's default cache dir ({how}; ckvd itself is not installed)"
+    return (
+        pathlib.Path(get_cache_dir()) / "data",
+        f"ckvd's default cache dir: ckvd.utils.app_paths.get_cache_dir() / 'data' ({how})",
+    )
 
 
 def expected_series_dir(
@@ -158,8 +169,8 @@ def expected_series_dir(
 ) -> pathlib.Path:
     """Where a series' day files live under ``root`` in ``layout`` (ckvd: below its ``data/data``)."""
     if layout == "ckvd":
-        # ckvd's own root holds data/data/...; a directory handed to ckvd as cache_dir holds data/...
-        base = root / "data" if (root / "data" / "data").is_dir() or not (root / "data").is_dir() else root
+        # ckvd's cache dir holds data/<market>/...; its app root (one level up) holds data/data/<market>/...
+        base = root / "data" if (root / "data" / "data").is_dir() else root
         if market == "futures_coin" and not symbol.endswith("_PERP"):
             symbol = f"{symbol}_PERP"
         return base / "data" / _MARKET_TO_CKVD[market] / "daily" / "klines" / symbol.upper() / interval
@@ -198,6 +209,10 @@ class FileReport:
 
 #: Files up to this size are read whole with one ``read`` (cheaper than a memory map); larger ones are mapped.
 _READ_WHOLE = 1 << 20
+#: One read buffer per process, reused for every small file (allocation churn is most of a file's cost).
+_SCRATCH = bytearray(_READ_WHOLE)
+_SCRATCH_VIEW = memoryview(_SCRATCH)
+_SCRATCH_ARROW = pa.py_buffer(_SCRATCH)
 
 
 def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
@@ -206,9 +221,11 @@ def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
         if size <= _READ_WHOLE:
             fd = os.open(path, os.O_RDONLY)
             try:
-                source: Any = pa.BufferReader(os.read(fd, size + 1))
+                length = os.readv(fd, [_SCRATCH_VIEW])
             finally:
                 os.close(fd)
+            # Valid until the next file is read: nothing read from it outlives check_day_file.
+            source: Any = pa.BufferReader(_SCRATCH_ARROW.slice(0, length))
         else:
             source = pa.memory_map(path, "r")
     except IsADirectoryError:
@@ -367,12 +384,10 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     else:
         times = np.empty(0, dtype=np.int64)
     n = len(times)
-    full_grid = (
-        n == expected
-        and times[0] == day_start
-        and times[-1] == day_end - step
-        and bool((np.diff(times) == step).all())
-    )
+    full_grid = n == expected and times[0] == day_start and times[-1] == day_end - step
+    if full_grid and n > 1:
+        gaps = times[1:] - times[:-1]
+        full_grid = gaps.min() == step == gaps.max()
     if not full_grid and n:  # the slow path: say exactly what is wrong
         increasing = bool((times[1:] > times[:-1]).all())
         outside = int(np.count_nonzero((times < day_start) | (times >= day_end)))
@@ -412,11 +427,22 @@ def _usable(times: np.ndarray, day_start: int, day_end: int, step: int) -> int:
     return len(np.unique(inside))
 
 
-def _check_many(jobs: Sequence[tuple[str, int, dt.date, str, str]], now_ms: int) -> list[FileReport]:
-    return [
-        check_day_file(path, size, day, interval, layout, now_ms)
-        for path, size, day, interval, layout in jobs
-    ]
+Job = tuple[str, dt.date, str, str]  # path, day, interval, layout
+#: What a worker sends back per file: size, issues, rows, detail, first open, last close.
+Verdict = tuple[int, tuple[str, ...], int, str, float | None, float | None]
+
+
+def _check_one(path: str, day: dt.date, interval: str, layout: str, now_ms: int) -> Verdict:
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        return 0, ("unreadable",), 0, f"{type(exc).__name__}: {exc}"[:200], None, None
+    r = check_day_file(path, size, day, interval, layout, now_ms)
+    return size, tuple(r.issues), r.rows, r.detail, r.first_open, r.last_close
+
+
+def _check_many(jobs: Sequence[Job], now_ms: int) -> list[Verdict]:
+    return [_check_one(path, day, interval, layout, now_ms) for path, day, interval, layout in jobs]
 
 
 # --- the tree --------------------------------------------------------------------------------------------
@@ -730,7 +756,7 @@ def scan_cache(
     if day_from is not None or day_to is not None:
         requested = (day_from or dt.date.min, day_to or dt.date.max)
     series: dict[str, SeriesReport] = {}
-    jobs: list[tuple[str, int, dt.date, str, str]] = []
+    jobs: list[Job] = []
     owners: list[SeriesReport] = []
     root_text = str(root)
     for dirpath, dirnames, filenames in os.walk(root_text):
@@ -767,12 +793,7 @@ def scan_cache(
                     FileReport(day, full, 0, ["unreadable"], detail="is a directory, not a file")
                 )
                 continue
-            try:
-                size = os.stat(full).st_size
-            except OSError as exc:
-                entry.files.append(FileReport(day, full, 0, ["unreadable"], detail=str(exc)))
-                continue
-            jobs.append((full, size, day, ivl, layout))
+            jobs.append((full, day, ivl, layout))
             owners.append(entry)
 
     if market and symbol and interval and not series:
@@ -786,8 +807,12 @@ def scan_cache(
 
     hook = progress(len(jobs)) if progress is not None else None
     results = _run_jobs(jobs, now_ms, workers, hook)
-    for entry, result in zip(owners, results, strict=True):
-        entry.files.append(result)
+    for entry, job, (size, issues, rows, detail, first_open, last_close) in zip(
+        owners, jobs, results, strict=True
+    ):
+        entry.files.append(
+            FileReport(job[1], job[0], size, list(issues), rows, detail, first_open, last_close)
+        )
     for entry in series.values():
         entry.files.sort(key=lambda f: f.day)
         if requested is not None:
@@ -841,17 +866,12 @@ def _pool_context() -> Any:
     return None
 
 
-def _run_jobs(
-    jobs: list[tuple[str, int, dt.date, str, str]],
-    now_ms: int,
-    workers: int | None,
-    hook: ProgressHook | None,
-) -> list[FileReport]:
+def _run_jobs(jobs: list[Job], now_ms: int, workers: int | None, hook: ProgressHook | None) -> list[Verdict]:
     total = len(jobs)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8) if total >= POOL_THRESHOLD else 1
     if workers <= 1 or total < 2:
-        out: list[FileReport] = []
+        out: list[Verdict] = []
         for start in range(0, total, 500):
             out.extend(_check_many(jobs[start : start + 500], now_ms))
             if hook is not None:
@@ -859,7 +879,7 @@ def _run_jobs(
         return out
     chunk = max(200, min(2_000, total // (workers * 8) or 1))
     pieces = [jobs[i : i + chunk] for i in range(0, total, chunk)]
-    results: list[list[FileReport] | None] = [None] * len(pieces)
+    results: list[list[Verdict] | None] = [None] * len(pieces)
     done = 0
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         futures = {pool.submit(_check_many, piece, now_ms): i for i, piece in enumerate(pieces)}

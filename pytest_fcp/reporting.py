@@ -66,7 +66,9 @@ class Reporter:
         if report.failed:
             report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid)))
         extra = getattr(item, "fcp_report_extra", {})
-        report.user_properties.extend([("fcp.path", path), ("fcp.outcome", outcome_text)])
+        props = [("fcp.path", path), ("fcp.outcome", outcome_text)]
+        item.user_properties[:] = [p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")] + props
+        report.user_properties = list(item.user_properties)
         report.fcp_trace = {
             "nodeid": item.nodeid,
             "engine": item.stash.get(ENGINE_NAME_KEY, None),

@@ -374,6 +374,8 @@ class ReferenceEngine:
             in_range = [row[0] for row in rows if cursor <= row[0] <= last]
             if not in_range:  # an empty page (or nothing new): no more data
                 break
+            if max(in_range) + interval_ms(interval) > last:  # the range is covered
+                break
             # A short page is not proof of the end (Binance may cut a page short): ask again after it.
             cursor = max(in_range) + 1
         step = interval_ms(interval)

@@ -323,7 +323,8 @@ class World:
 
     # --- recording -----------------------------------------------------------------------------------
     def record_fault(self, item: Fault, source: str, day: dt.date, url: str) -> None:
-        self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), url=url)
+        self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), attempt=self.faults.last_attempt,
+                          url=url)
 
     def record_http(self, source: str, door: str, method: str, url: str, *, status: int | None = None,
                     error: str | None = None, v0: dt.datetime, r0: float, retry_after: str | None = None) -> None:

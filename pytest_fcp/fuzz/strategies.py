@@ -1,0 +1,250 @@
+"""Hypothesis strategies that build FCP :class:`~pytest_fcp.scenarios.model.Scenario` objects.
+
+Every scenario is valid by construction: it passes the catalog loader's checks
+(:func:`pytest_fcp.scenarios.loader.parse_scenario`), its requests start before *now*, and every requested
+day ends at least an hour away from the 48 h freshness edge and the Vision publication edge (``now`` is
+always between 01:15 and 22:45 UTC, and day ends are midnights). Expectations are left empty: the default
+contract checks (:func:`pytest_fcp.contract.judge`) are the oracle, deciding per day what is certainly,
+possibly or not obtainable.
+
+Building blocks, each usable alone:
+
+* :func:`worlds` - now, market, symbol, interval (1h / 4h / 1d mostly, 1m rarely);
+* :func:`requests` - one bar up to a month, aligned or not, often straddling the 48 h edge;
+* :func:`cache_states` - which requested old days are cached: valid, or broken by a ``cache.*`` fault;
+* :func:`fault_schedules` - any mix of Vision and REST faults with random scopes (days, attempts, door);
+* :func:`scenarios` - all of them together.
+
+Everything shrinks towards "fewer faults, fewer days, simpler scopes": a shrunk counterexample names only
+what the engine trips on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from pytest_fcp.contract import FRESHNESS
+from pytest_fcp.faults import FAULTS, Fault, fault
+from pytest_fcp.markets import MARKETS, days_between, interval_ms
+from pytest_fcp.scenarios.model import Expect, Request, Scenario
+
+__all__ = [
+    "CACHE_FAULTS",
+    "EXCLUDED_FAULTS",
+    "NETWORK_FAULTS",
+    "World",
+    "cache_states",
+    "fault_schedules",
+    "order_faults",
+    "requests",
+    "scenarios",
+    "worlds",
+]
+
+BASE_DAY = dt.date(2024, 1, 10)
+#: Faults the default checks cannot judge (``cache.stale_day`` is a valid-looking file with other values:
+#: no engine can tell; the catalog skips the row checks for it).
+EXCLUDED_FAULTS = frozenset({"cache.stale_day"})
+NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source in ("vision", "rest"))
+CACHE_FAULTS: tuple[str, ...] = tuple(
+    k for k, v in FAULTS.items()
+    if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
+)
+_MAIN_INTERVALS = ("1h", "4h", "1d")
+
+
+@dataclass(frozen=True)
+class World:
+    """The world part of a scenario."""
+
+    now: dt.datetime
+    market: str = "spot"
+    symbol: str = "BTCUSDT"
+    interval: str = "1h"
+
+
+def _default_symbol(market: str) -> str:
+    return "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
+
+
+@st.composite
+def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> World:
+    """A world: ``now`` within ~1.5 years of 2024-01-10 (shrinks to it), 01:15-22:45 UTC; market; interval.
+
+    ``now`` never lies within 75 minutes of midnight, so no day end can come near the 48 h or 24 h edges.
+    """
+    offset = draw(st.integers(min_value=-200, max_value=400))
+    minute = 12 * 60 + draw(st.integers(min_value=-645, max_value=645))  # 01:15 .. 22:45, shrinks to noon
+    now = _midnight(BASE_DAY + dt.timedelta(days=offset)) + dt.timedelta(minutes=minute)
+    market = draw(st.sampled_from(tuple(markets or MARKETS)))
+    if draw(st.integers(0, 19)) == 19 and "1m" in MARKETS[market].intervals:
+        interval = "1m"
+    else:
+        interval = draw(st.sampled_from(_MAIN_INTERVALS))
+    return World(now, market, _default_symbol(market), interval)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+@st.composite
+def requests(draw: st.DrawFn, world: World, *, max_days: int = 7) -> tuple[Request, ...]:
+    """One request (sometimes a second one, repeating it or not) within the last few weeks before ``now``.
+
+    Lengths: one bar, some hours, or 1..``max_days`` days (rarely up to a month); starts at midnight, on a
+    bar or unaligned; the end is clamped to ``now``. Ranges often straddle the 48 h edge.
+    """
+    first = draw(_one_request(world, max_days))
+    if draw(st.integers(0, 7)) < 7:
+        return (first,)
+    second = draw(st.one_of(st.just(first), _one_request(world, max_days)))
+    return (first, second)
+
+
+@st.composite
+def _one_request(draw: st.DrawFn, world: World, max_days: int) -> Request:
+    now, step = world.now, dt.timedelta(milliseconds=interval_ms(world.interval))
+    small = world.interval == "1m"
+    back = draw(st.integers(min_value=0, max_value=6 if small else 20))
+    start_day = now.date() - dt.timedelta(days=back)
+    align = draw(st.sampled_from(("midnight", "bar", "unaligned")))
+    if align == "midnight":
+        start = _midnight(start_day)
+    elif align == "bar":
+        bars = int(dt.timedelta(days=1) / step)
+        start = _midnight(start_day) + step * draw(st.integers(0, max(0, bars - 1)))
+    else:
+        start = _midnight(start_day) + dt.timedelta(minutes=draw(st.integers(1, 24 * 60 - 1)))
+    if start >= now:
+        start = _midnight(start_day)
+    length = draw(st.sampled_from(("days", "bar", "hours")))
+    if length == "bar":
+        end = start + step
+    elif length == "hours":
+        end = start + dt.timedelta(hours=draw(st.integers(1, 30)))
+    else:
+        many = 2 if small else (31 if draw(st.integers(0, 15)) == 15 else max_days)
+        end = _midnight(start.date()) + dt.timedelta(days=draw(st.integers(1, many)))
+        if draw(st.integers(0, 3)) == 3:
+            end += dt.timedelta(minutes=draw(st.integers(1, 24 * 60 - 1)))
+    end = min(end, now)
+    if end <= start:
+        end = now
+    return Request(start, end)
+
+
+def _old(day: dt.date, now: dt.datetime) -> bool:
+    return _midnight(day) + dt.timedelta(days=1) <= now - FRESHNESS
+
+
+@st.composite
+def cache_states(draw: st.DrawFn, days: Sequence[dt.date], now: dt.datetime) -> tuple[tuple[dt.date, ...],
+                                                                                        tuple[Fault, ...]]:
+    """The cache before the fetch: ``(cached_days, cache_faults)``.
+
+    Each requested day that ended 48 h before ``now`` is missing (mostly), valid, or broken by one
+    ``cache.*`` fault; rarely the whole cache directory is read-only.
+    """
+    cached: list[dt.date] = []
+    broken: dict[str, list[dt.date]] = {}
+    for day in sorted(set(days)):
+        if not _old(day, now):
+            continue
+        state = draw(st.one_of(st.none(), st.just("valid"), st.sampled_from(CACHE_FAULTS)))
+        if state == "valid":
+            cached.append(day)
+        elif state is not None:
+            broken.setdefault(state, []).append(day)
+    faults = [fault(fid, days=d) for fid, d in broken.items()]
+    if not cached and draw(st.integers(0, 24)) == 24:  # (a read-only directory cannot be seeded)
+        faults.append(fault("cache.read_only_dir"))
+    return tuple(cached), tuple(faults)
+
+
+@st.composite
+def _attempts(draw: st.DrawFn) -> str:
+    mode = draw(st.sampled_from(("always", "first", "nth")))
+    return mode if mode == "always" else f"{mode}:{draw(st.integers(1, 3))}"
+
+
+@st.composite
+def _network_fault(draw: st.DrawFn, days: Sequence[dt.date], interval: str) -> Fault:
+    fid = draw(st.sampled_from(NETWORK_FAULTS))
+    scope = None
+    if days and draw(st.booleans()):
+        scope = draw(st.lists(st.sampled_from(sorted(set(days))), min_size=1, max_size=3, unique=True))
+    attempts = draw(_attempts())
+    door = None
+    if FAULTS[fid].source == "vision" and draw(st.integers(0, 9)) == 9:
+        door = draw(st.sampled_from(("https", "s3")))
+    params = {}
+    if fid == "vision.wrong_interval" and interval == FAULTS[fid].params["other"]:
+        params["other"] = "1h"  # a file of the very interval asked for would be no fault at all
+    return fault(fid, days=scope, attempts=attempts, door=door, **params)
+
+
+def _shadow_order(item: Fault) -> tuple[bool, bool]:
+    return (not (item.attempts.mode == "always" and item.kind.fatal), item.id == "rest.empty_page")
+
+
+def order_faults(faults: Sequence[Fault]) -> tuple[Fault, ...]:
+    """``faults`` with the ones that fail every attempt first (``rest.empty_page`` last among them).
+
+    When several faults hit the same attempt, the first listed fires and hides the others
+    (:meth:`pytest_fcp.faults.FaultSchedule.strike`), while the oracle judges each day as if every fault
+    could fire. Listing the always-failing faults first makes the two agree: what they hide could not have
+    mattered. (Otherwise e.g. ``[rest.empty_page, rest.http429]`` serves empty pages although the oracle
+    expects the 429 to make the day unobtainable.)
+    """
+    return tuple(sorted(faults, key=_shadow_order))
+
+
+def fault_schedules(
+    days: Sequence[dt.date] = (), *, interval: str = "1h", max_faults: int = 3
+) -> st.SearchStrategy[tuple[Fault, ...]]:
+    """Up to ``max_faults`` Vision / REST faults: any id, on every day or a subset of ``days``, with
+    ``always`` / ``first:N`` / ``nth:N`` attempts and, rarely, one door (HTTPS or S3) only; ordered by
+    :func:`order_faults`."""
+    return st.lists(_network_fault(days, interval), max_size=max_faults).map(order_faults)
+
+
+def _describe(
+    world: World, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]
+) -> str:
+    spans = ", ".join(f"[{r.start:%Y-%m-%d %H:%M}, {r.end:%Y-%m-%d %H:%M})" for r in reqs)
+    what = "; ".join(f.describe() for f in faults) or "no faults"
+    held = ", ".join(d.isoformat() for d in cached) or "none"
+    return f"fuzz: {world.market} {world.symbol} {world.interval} {spans}; cached {held}; {what}"
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, *, max_days: int = 7, max_faults: int = 3,
+              markets: Sequence[str] | None = None) -> Scenario:
+    """A complete scenario: a world, its request(s), a cache state and a fault schedule.
+
+    Expectations stay empty: the default contract checks judge it."""
+    world = draw(worlds(markets=markets))
+    reqs = draw(requests(world, max_days=max_days))
+    days = sorted({d for r in reqs for d in days_between(r.start, r.end)})
+    cached, cache_faults = draw(cache_states(days, world.now))
+    network = draw(fault_schedules(days, interval=world.interval, max_faults=max_faults))
+    faults = cache_faults + network
+    description = _describe(world, reqs, faults, cached)
+    name = "fuzz_" + hashlib.sha1(f"{world.now.isoformat()} {description}".encode()).hexdigest()[:10]
+    return Scenario(
+        name=name, description=description, now=world.now, requests=reqs, market=world.market,
+        symbol=world.symbol, interval=world.interval, faults=faults, cached=cached, expect=Expect(),
+        theme="fuzz",
+    )
+
+
+def with_origin(scenario: Scenario, *, file: str, theme: str) -> Scenario:
+    """``scenario`` as if loaded from ``file`` (for comparing a round trip)."""
+    return dataclasses.replace(scenario, file=file, theme=theme)

@@ -1,0 +1,152 @@
+"""The plugin as users meet it: marker, fixtures, trace sections, replay line, JSONL, JUnit, xdist."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+FAILING = """
+import datetime as dt
+import pytest
+
+@pytest.mark.fcp(faults=["vision.http403"], engines=["reference"])
+def test_fails(fcp_world, fcp_engine, fcp_trace):
+    r = fcp_world.fetch(dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 4, tzinfo=dt.UTC))
+    assert r.rows_by_source() == {"vision": 48}
+
+@pytest.mark.fcp(engines=["reference"])
+def test_passes(fcp_world, fcp_engine, fcp_trace):
+    r = fcp_world.fetch(dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 3, tzinfo=dt.UTC))
+    fcp_trace.assert_path("cache miss 1d -> vision 200 x2 -> 24 rows (vision 24)")
+"""
+
+
+def test_marker_signature_is_listed(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["*@pytest.mark.fcp(*, faults=(), now=None, market='spot'*"])
+
+
+def test_header_shows_seed_and_engines(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--fcp-seed=1234", "--fcp-engine=reference")
+    result.stdout.fnmatch_lines(["fcp: seed=1234 (replay with --fcp-seed=1234), engines=reference"])
+
+
+def test_failure_shows_trace_section_and_replay_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FAILING)
+    result = pytester.runpytest("--fcp-seed=7", "-rP")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*- fcp decision trace -*",
+        "path: cache miss 2d -> vision 403 x2 -> rest 200 x1 -> 48 rows (rest 48)",
+        "*fault*vision.http403*",
+        "*- fcp replay -*",
+        "pytest --fcp-seed=7 *test_failure_shows_trace_section_and_replay_line.py::test_fails?reference?*",
+    ])
+    # -rP: the passing test's trace is shown too
+    result.stdout.fnmatch_lines(["*_ test_passes?reference? _*", "*fcp decision trace*", "path: cache miss 1d -> vision 200 x2 -> 24 rows (vision 24)"])
+
+
+def test_assert_path_gives_a_diff(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import datetime as dt, pytest
+        @pytest.mark.fcp(engines=["reference"])
+        def test_p(fcp_world, fcp_engine, fcp_trace):
+            fcp_world.fetch(dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 3, tzinfo=dt.UTC))
+            fcp_trace.assert_path("cache miss 1d -> rest 200 x* -> 24 rows (rest 24)")
+    """)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*decision path differs*", "*- rest 200 x[*]*", "*+ vision 200 x2*"])
+
+
+def test_misuse_fails_at_setup_with_a_clear_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+        @pytest.mark.fcp(faults=["vision.http4033"], engines=["reference"])
+        def test_a(fcp_world): pass
+        @pytest.mark.fcp(market="margin", engines=["reference"])
+        def test_b(fcp_world): pass
+        @pytest.mark.fcp(fault=["vision.http403"], engines=["reference"])
+        def test_c(fcp_world): pass
+        @pytest.mark.fcp(faults=[{"x": 1}], engines=["reference"])
+        def test_d(fcp_world): pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=4)
+    result.stdout.fnmatch_lines([
+        "*unknown fault id 'vision.http4033'. Did you mean 'vision.http403'*",
+        "*unknown market 'margin'; expected one of spot, futures_usdt, futures_coin*",
+        "*unknown argument(s) fault; allowed: faults, now, market*",
+        "*unknown fault id*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_unknown_engine_is_named(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_e(fcp_engine): pass")
+    result = pytester.runpytest("--fcp-engine=nope")
+    result.stdout.fnmatch_lines(["*unknown engine 'nope': registered engines are ckvd, reference*"])
+
+
+def test_unserved_url_fails_the_test_even_when_the_engine_swallows_it(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import httpx
+        def test_s(fcp_world):
+            try:
+                httpx.get("https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT")
+            except Exception:
+                pass  # an engine that hides the failure
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*left the simulated world*", "*GET https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT*"])
+
+
+def _jsonl(directory: pathlib.Path) -> list[dict]:
+    files = list(directory.glob("fcp-trace-*.jsonl"))
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].read_text().splitlines()]
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_jsonl_traces_junit_and_step_summary(pytester: pytest.Pytester, workers: str | None, monkeypatch) -> None:
+    pytester.makepyfile(FAILING)
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = ["--fcp-seed=11", "--fcp-trace-dir=traces", "--junitxml=junit.xml"]
+    if workers:
+        args += ["-n", workers, "-p", "xdist"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1, failed=1)
+    lines = _jsonl(pytester.path / "traces")
+    header, tests = lines[0], lines[1:]
+    assert header["type"] == "header" and header["seed"] == 11 and header["versions"]["pytest-fcp"]
+    assert sorted(t["nodeid"].split("::")[1] for t in tests) == ["test_fails[reference]", "test_passes[reference]"]
+    by_name = {t["nodeid"].split("::")[1]: t for t in tests}
+    assert by_name["test_fails[reference]"]["outcome"] == "failed"
+    assert by_name["test_fails[reference]"]["path"].startswith("cache miss 2d -> vision 403 x2")
+    assert [e["index"] for e in by_name["test_passes[reference]"]["events"]] == list(
+        range(len(by_name["test_passes[reference]"]["events"])))
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="fcp.path" value="cache miss 1d -&gt; vision 200 x2 -&gt; 24 rows (vision 24)"' in junit
+    md = summary.read_text()
+    assert "| failed |" in md and "test_fails[reference]" in md
+
+
+def test_same_seed_same_trace(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FAILING)
+    runs = []
+    for name in ("a", "b"):
+        pytester.runpytest("--fcp-seed=5", f"--fcp-trace-dir={name}")
+        tests = _jsonl(pytester.path / name)[1:]
+        runs.append([[{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
+                     for t in tests])
+    assert runs[0] == runs[1]
+    pytester.runpytest("--fcp-seed=6", "--fcp-trace-dir=c")
+    other = [[{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
+             for t in _jsonl(pytester.path / "c")[1:]]
+    assert [len(t) for t in other] == [len(t) for t in runs[0]]  # same decisions with another truth
