@@ -302,6 +302,7 @@ class FaultSchedule:
         self.faults: list[Fault] = list(faults)
         self._attempts: dict[tuple[int, dt.date], int] = defaultdict(int)
         self.last_attempt = 0  # the attempt number at which the last fired fault fired
+        self.last_day: dt.date | None = None  # and the day it fired on
 
     def add(self, item: Fault) -> None:
         self.faults.append(item)
@@ -334,7 +335,7 @@ class FaultSchedule:
                     continue
                 self._attempts[index, day] += 1
                 if not hit and item.attempts.hits(self._attempts[index, day]):
-                    hit, attempt = True, self._attempts[index, day]
+                    hit, attempt, at = True, self._attempts[index, day], day
             if hit and fired is None:
-                fired, self.last_attempt = item, attempt
+                fired, self.last_attempt, self.last_day = item, attempt, at
         return fired

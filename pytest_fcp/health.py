@@ -592,7 +592,7 @@ class HealthReport:
         base = f"{self.files:,} day file(s), {size}, {n_series} series"
         if self.healthy:
             if not self.files:
-                return f"HEALTHY: no day files found ({n_series} series matched)"
+                return "HEALTHY (empty): no day files of a known layout found, nothing to judge"
             return f"HEALTHY: {base}, no problems found"
         parts = []
         if self.root_writable is False:

@@ -1,4 +1,4 @@
-"""``pytest --fcp-fuzz``: one property-test item per engine, fed by :func:`pytest_fcp.fuzz.strategies.scenarios`.
+"""``pytest --fcp-fuzz``: one property-test item per engine (generated scenarios, judged by the contract).
 
 Wiring: :func:`addoption` and :func:`configure` are called from :mod:`pytest_fcp.plugin`'s
 ``pytest_addoption`` / ``pytest_configure``. Standalone (``-p pytest_fcp.fuzz.plugin``) this module's own
@@ -14,6 +14,7 @@ break fails the item with the shrunk scenario as TOML, its verdicts and decision
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from typing import Any
 
@@ -41,7 +42,7 @@ def addoption(parser: pytest.Parser) -> None:
         "--fcp-fuzz-budget", type=float, dest="fcp_fuzz_budget", metavar="SECONDS",
         help="wall-time budget of the search per engine (default: ini fcp_fuzz_budget, else the profile's)",
     )
-    parser.addini("fcp_fuzz_budget", default="", help="wall-time budget of the fuzz search per engine (seconds)")
+    parser.addini("fcp_fuzz_budget", default="", help="wall-time budget of the fuzz search per engine (s)")
     group.addoption(
         "--fcp-fuzz-save", dest="fcp_fuzz_save", metavar="DIR",
         help="save each shrunk counterexample as a scenario TOML file in DIR",
@@ -62,10 +63,8 @@ def configure(config: pytest.Config) -> None:
 
 # --- standalone hooks (``-p pytest_fcp.fuzz.plugin``) ------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already registered by the main plugin
         addoption(parser)
-    except ValueError:  # already registered by the main plugin
-        pass
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,7 +107,8 @@ class FuzzPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results: list[Any] = []
-        if config.args_source != pytest.Config.ArgsSource.ARGS and not config.getoption("fcp_scenarios", False):
+        explicit = config.args_source == pytest.Config.ArgsSource.ARGS
+        if not explicit and not config.getoption("fcp_scenarios", False):
             config.args[:] = []  # no paths given: run the fuzz items only
 
     @pytest.hookimpl(tryfirst=True)
@@ -156,8 +156,9 @@ class FuzzItem(pytest.Item):
             raise
         self.stash[ENGINE_NAME_KEY] = self.engine
         result = fuzz_engine(
-            factory, examples=options["examples"], seed_value=options["seed"], derandomize=options["derandomize"],
-            budget=options["budget"], save_dir=options["save_dir"], name=self.engine,
+            factory, examples=options["examples"], seed_value=options["seed"],
+            derandomize=options["derandomize"], budget=options["budget"], save_dir=options["save_dir"],
+            name=self.engine,
         )
         plugin = self.config.pluginmanager.get_plugin(_REGISTERED)
         if plugin is not None:

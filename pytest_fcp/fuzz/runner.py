@@ -11,6 +11,7 @@ passing), seen ones replay their result, so Hypothesis ends quickly and consiste
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import shutil
 import tempfile
@@ -69,7 +70,8 @@ class FuzzResult:
             return f"{self.engine}: {self.generated} examples passed ({self.rate:.1f}/s, seed {self.seed})"
         lines = [
             f"{self.engine} breaks the FCP contract on a generated scenario "
-            f"(shrunk; found after {self.generated} examples, seed {self.seed}: replay with --fcp-seed={self.seed})",
+            f"(shrunk; found after {self.generated} examples, seed {self.seed}: "
+            f"replay with --fcp-seed={self.seed})",
             "verdicts:",
             *(f"  FAIL {v}" for v in self.verdicts),
             f"path: {self.path}",
@@ -77,11 +79,14 @@ class FuzzResult:
             *("  " + line for line in render_scenario(self.scenario).splitlines()),
         ]
         if self.saved is not None:
-            lines.append(f"saved to {self.saved} (run it with --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})")
+            lines.append(f"saved to {self.saved} "
+                         f"(run it: pytest --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})")
         return "\n".join(lines)
 
 
-def run_once(scenario: Scenario, engine: str | Callable[..., Any], *, seed: int = 0) -> tuple[list[Verdict], str]:
+def run_once(
+    scenario: Scenario, engine: str | Callable[..., Any], *, seed: int = 0
+) -> tuple[list[Verdict], str]:
     """Run ``scenario`` on ``engine`` in a throw-away cache: ``(verdicts, decision path)``."""
     from pytest_fcp.scenarios.runner import run_scenario
 
@@ -91,10 +96,8 @@ def run_once(scenario: Scenario, engine: str | Callable[..., Any], *, seed: int 
         return list(run.verdicts), run.world.trace.path()
     finally:
         for path in tmp.rglob("*"):  # cache.unreadable / read_only_dir leave modes rmtree cannot pass
-            try:
+            with contextlib.suppress(OSError):
                 path.chmod(0o700)
-            except OSError:
-                pass
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -114,7 +117,10 @@ def fuzz_engine(
 
     ``seed_value`` seeds Hypothesis (unless ``derandomize``) and the world's synthetic truth.
     """
+    from pytest_fcp.engines import load_engine
+
     label = name or (engine if isinstance(engine, str) else getattr(engine, "__name__", "engine"))
+    factory = load_engine(engine) if isinstance(engine, str) else engine  # resolved once, not per example
     result = FuzzResult(label, seed_value)
     memo: dict[str, tuple[list[Verdict], str]] = {}
     best: list[tuple[Scenario, list[Verdict], str]] = []
@@ -133,7 +139,7 @@ def fuzz_engine(
             if over_budget():
                 result.budget_hit = True
                 return
-            memo[key] = run_once(scenario, engine, seed=seed_value)
+            memo[key] = run_once(scenario, factory, seed=seed_value)
             result.examples += 1
             if not best:
                 result.generated += 1

@@ -37,6 +37,7 @@ from pytest_fcp.scenarios.model import Expect, Request, Scenario
 __all__ = [
     "CACHE_FAULTS",
     "EXCLUDED_FAULTS",
+    "HEADLINE_FAULTS",
     "NETWORK_FAULTS",
     "World",
     "cache_states",
@@ -55,6 +56,11 @@ NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source
 CACHE_FAULTS: tuple[str, ...] = tuple(
     k for k, v in FAULTS.items()
     if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
+)
+#: The classic failure modes; half of the generated faults come from this list, half from all of them.
+HEADLINE_FAULTS: tuple[str, ...] = (
+    "vision.http403", "rest.http429", "rest.http503", "vision.checksum_mismatch", "vision.http404",
+    "rest.connect_error",
 )
 _MAIN_INTERVALS = ("1h", "4h", "1d")
 
@@ -124,7 +130,7 @@ def _one_request(draw: st.DrawFn, world: World, max_days: int) -> Request:
         start = _midnight(start_day) + dt.timedelta(minutes=draw(st.integers(1, 24 * 60 - 1)))
     if start >= now:
         start = _midnight(start_day)
-    length = draw(st.sampled_from(("days", "bar", "hours")))
+    length = draw(st.sampled_from(("days", "days", "bar", "hours")))
     if length == "bar":
         end = start + step
     elif length == "hours":
@@ -170,13 +176,13 @@ def cache_states(draw: st.DrawFn, days: Sequence[dt.date], now: dt.datetime) -> 
 
 @st.composite
 def _attempts(draw: st.DrawFn) -> str:
-    mode = draw(st.sampled_from(("always", "first", "nth")))
+    mode = draw(st.sampled_from(("always", "always", "first", "nth")))  # half the faults never recover
     return mode if mode == "always" else f"{mode}:{draw(st.integers(1, 3))}"
 
 
 @st.composite
 def _network_fault(draw: st.DrawFn, days: Sequence[dt.date], interval: str) -> Fault:
-    fid = draw(st.sampled_from(NETWORK_FAULTS))
+    fid = draw(st.one_of(st.sampled_from(HEADLINE_FAULTS), st.sampled_from(NETWORK_FAULTS)))
     scope = None
     if days and draw(st.booleans()):
         scope = draw(st.lists(st.sampled_from(sorted(set(days))), min_size=1, max_size=3, unique=True))

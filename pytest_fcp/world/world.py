@@ -323,6 +323,7 @@ class World:
 
     # --- recording -----------------------------------------------------------------------------------
     def record_fault(self, item: Fault, source: str, day: dt.date, url: str) -> None:
+        day = self.faults.last_day or day
         self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), attempt=self.faults.last_attempt,
                           url=url)
 
