@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,13 @@ def build_cache(root: pathlib.Path, files: int, days_per_series: int = 1000) -> 
     return written
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its (finished) children: comparable across loaded and idle machines."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -115,37 +123,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reusing the cache under {root}")
         subprocess.run(["sync"], check=False)
         now = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+        print(f"load average before the scan: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
         report = scan_cache(root, now=now, workers=args.workers)
         took = time.perf_counter() - t0
+        cpu = _cpu_seconds() - cpu0
         print(
-            f"scan_cache: {report.files:,} files, {len(report.series)} series in {took:.2f} s "
-            f"({report.files / took:,.0f} files/s, {os.cpu_count()} cores, workers={args.workers or 'auto'})"
+            f"scan_cache: {report.files:,} files, {len(report.series)} series in {took:.2f} s wall "
+            f"({report.files / took:,.0f} files/s; {os.cpu_count()} cores, "
+            f"workers={args.workers or 'auto'}); "
+            f"CPU {cpu:.1f} s = {cpu / report.files * 1e6:.0f} us/file"
         )
         print(f"  verdict: {report.verdict()}")
         t0 = time.perf_counter()
         done = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "pytest_fcp.cli",
-                "cache-health",
-                "--cache-dir",
-                str(root),
-                "--json",
-                "--now",
-                now.isoformat(),
+                sys.executable, "-m", "pytest_fcp.cli", "cache-health", "--cache-dir", str(root), "--json",
+                "--now", now.isoformat(),
             ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
         took = time.perf_counter() - t0
         summary = json.loads(done.stdout)["summary"]
         print(
-            f"fcp cache-health --json: exit {done.returncode}, {summary['files']:,} files in {took:.2f} s "
-            f"(process start included)"
+            f"fcp cache-health --json: exit {done.returncode}, {summary['files']:,} files "
+            f"in {took:.2f} s wall (process start included)"
         )
+        print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

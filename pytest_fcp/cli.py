@@ -50,7 +50,7 @@ MIN_AGE = dt.timedelta(hours=48)
 SHOWN_BAD_FILES = 20
 #: How a row without a source (e.g. a NaN row an engine padded a gap with) is counted.
 NO_SOURCE = "(none)"
-#: Show a progress bar (on a TTY) from this many files on.
+#: Show a progress bar (on a TTY) from this many files on (environment: FCP_PROGRESS_FROM).
 PROGRESS_FROM = 2_000
 
 
@@ -236,7 +236,7 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
     width = None if tty else int(os.environ.get("COLUMNS", "0") or 0) or 150
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False, emoji=False)
+    return Console(file=stream, width=width, highlight=False, soft_wrap=True, emoji=False)
 
 
 # --- cache-health ---
@@ -293,7 +293,7 @@ def _progress(enabled: bool) -> tuple[Callable[[int], Any] | None, Callable[[], 
     state: dict[str, Any] = {}
 
     def factory(total: int) -> Callable[[int, int], None] | None:
-        if total < PROGRESS_FROM:
+        if total < int(os.environ.get("FCP_PROGRESS_FROM", PROGRESS_FROM)):
             return None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

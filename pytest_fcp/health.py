@@ -215,8 +215,20 @@ _SCRATCH_VIEW = memoryview(_SCRATCH)
 _SCRATCH_ARROW = pa.py_buffer(_SCRATCH)
 
 
-def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
-    """Open ``path`` as an Arrow IPC file; on failure say which issue it is."""
+def _schema_message(length: int) -> bytes | None:
+    """The bytes of the schema message at the head of the Arrow file in the scratch buffer, if complete.
+
+    Files with the same schema carry the same bytes there, so they key the schema verdict cheaply.
+    """
+    if length < 16 or _SCRATCH[8:12] != b"\xff\xff\xff\xff":
+        return None
+    end = 16 + int.from_bytes(_SCRATCH[12:16], "little")
+    return bytes(_SCRATCH_VIEW[16:end]) if end <= length else None
+
+
+def _open_reader(path: str, size: int) -> tuple[Any, list[str], str, bytes | None]:
+    """Open ``path`` as an Arrow IPC file; on failure say which issue it is. Also: the schema key."""
+    key = None
     try:
         if size <= _READ_WHOLE:
             fd = os.open(path, os.O_RDONLY)
@@ -226,29 +238,31 @@ def _open_reader(path: str, size: int) -> tuple[Any, list[str], str]:
                 os.close(fd)
             # Valid until the next file is read: nothing read from it outlives check_day_file.
             source: Any = pa.BufferReader(_SCRATCH_ARROW.slice(0, length))
+            key = _schema_message(length)
         else:
             source = pa.memory_map(path, "r")
     except IsADirectoryError:
-        return None, ["unreadable"], "is a directory, not a file"
+        return None, ["unreadable"], "is a directory, not a file", None
     except PermissionError as exc:
-        return None, ["unreadable"], f"permission denied ({exc.strerror})"
+        return None, ["unreadable"], f"permission denied ({exc.strerror})", None
     except OSError as exc:
-        return None, ["unreadable"], f"{type(exc).__name__}: {exc}"[:200]
+        return None, ["unreadable"], f"{type(exc).__name__}: {exc}"[:200], None
     try:
-        return pa.ipc.open_file(source), [], ""
+        return pa.ipc.open_file(source), [], "", key
     except (pa.ArrowException, OSError, ValueError) as exc:
         file_error = f"{exc}"[:120]
     try:
         source.seek(0)
         head = source.read(8)
         if head[:6] == b"ARROW1":
-            return None, ["truncated"], f"Arrow file magic at the start but no valid footer ({file_error})"
+            why = f"Arrow file magic at the start but no valid footer ({file_error})"
+            return None, ["truncated"], why, None
         source.seek(0)
         try:
             pa.ipc.open_stream(source).schema  # noqa: B018 - opening reads and checks the schema message
         except (pa.ArrowException, OSError, ValueError):
-            return None, ["not_arrow"], f"not Arrow IPC data (first bytes {head[:8].hex()})"
-        return None, ["arrow_stream"], "Arrow IPC stream format; engines read the IPC file format"
+            return None, ["not_arrow"], f"not Arrow IPC data (first bytes {head[:8].hex()})", None
+        return None, ["arrow_stream"], "Arrow IPC stream format; engines read the IPC file format", None
     finally:
         source.close()
 
@@ -266,6 +280,21 @@ class _SchemaVerdict:
 
 #: Per process: the verdicts of the few distinct schemas a cache holds.
 _SCHEMA_VERDICTS: list[tuple[str, pa.Schema, _SchemaVerdict]] = []
+
+
+#: Per process: schema verdicts by (layout, schema message bytes), the fast path.
+_VERDICTS_BY_KEY: dict[tuple[str, bytes], _SchemaVerdict] = {}
+
+
+def _keyed_verdict(reader: Any, layout: str, key: bytes | None) -> _SchemaVerdict:
+    if key is not None:
+        verdict = _VERDICTS_BY_KEY.get((layout, key))
+        if verdict is None:
+            verdict = _schema_verdict(reader.schema, layout)
+            if len(_VERDICTS_BY_KEY) < 256:
+                _VERDICTS_BY_KEY[layout, key] = verdict
+        return verdict
+    return _schema_verdict(reader.schema, layout)
 
 
 def _schema_verdict(schema: pa.Schema, layout: str) -> _SchemaVerdict:
@@ -360,10 +389,10 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
 
     if size == 0:
         return finish(["zero_byte"], ["0 bytes"])
-    reader, issues, detail = _open_reader(path, size)
+    reader, issues, detail, key = _open_reader(path, size)
     if reader is None:
         return finish(issues, [detail])
-    verdict = _schema_verdict(reader.schema, layout)
+    verdict = _keyed_verdict(reader, layout, key)
     issues = list(verdict.issues)
     notes: list[str] = [verdict.detail] if verdict.detail else []
     batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
@@ -756,7 +785,7 @@ def scan_cache(
     if day_from is not None or day_to is not None:
         requested = (day_from or dt.date.min, day_to or dt.date.max)
     series: dict[str, SeriesReport] = {}
-    jobs: list[Job] = []
+    runner = _Runner(now_ms, workers)
     owners: list[SeriesReport] = []
     root_text = str(root)
     for dirpath, dirnames, filenames in os.walk(root_text):
@@ -793,7 +822,7 @@ def scan_cache(
                     FileReport(day, full, 0, ["unreadable"], detail="is a directory, not a file")
                 )
                 continue
-            jobs.append((full, day, ivl, layout))
+            runner.add((full, day, ivl, layout))
             owners.append(entry)
 
     if market and symbol and interval and not series:
@@ -805,10 +834,10 @@ def scan_cache(
                 layout, market, symbol, interval, str(where), exists=False, now_ms=now_ms
             )
 
-    hook = progress(len(jobs)) if progress is not None else None
-    results = _run_jobs(jobs, now_ms, workers, hook)
+    hook = progress(len(runner.jobs)) if progress is not None else None
+    results = runner.results(hook)
     for entry, job, (size, issues, rows, detail, first_open, last_close) in zip(
-        owners, jobs, results, strict=True
+        owners, runner.jobs, results, strict=True
     ):
         entry.files.append(
             FileReport(job[1], job[0], size, list(issues), rows, detail, first_open, last_close)
@@ -866,27 +895,63 @@ def _pool_context() -> Any:
     return None
 
 
-def _run_jobs(jobs: list[Job], now_ms: int, workers: int | None, hook: ProgressHook | None) -> list[Verdict]:
-    total = len(jobs)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if total >= POOL_THRESHOLD else 1
-    if workers <= 1 or total < 2:
-        out: list[Verdict] = []
-        for start in range(0, total, 500):
-            out.extend(_check_many(jobs[start : start + 500], now_ms))
-            if hook is not None:
-                hook(len(out), total)
-        return out
-    chunk = max(200, min(2_000, total // (workers * 8) or 1))
-    pieces = [jobs[i : i + chunk] for i in range(0, total, chunk)]
-    results: list[list[Verdict] | None] = [None] * len(pieces)
-    done = 0
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        futures = {pool.submit(_check_many, piece, now_ms): i for i, piece in enumerate(pieces)}
-        for future in concurrent.futures.as_completed(futures):
-            index = futures[future]
-            results[index] = future.result()
-            done += len(pieces[index])
-            if hook is not None:
-                hook(done, total)
-    return [r for piece in results if piece is not None for r in piece]
+class _Runner:
+    """Judges jobs as the walk finds them: inline for small caches, else in a process pool that starts as
+    soon as the count reaches :data:`POOL_THRESHOLD` (so the walk and the checks overlap)."""
+
+    CHUNK = 1_000
+
+    def __init__(self, now_ms: int, workers: int | None) -> None:
+        self.now_ms = now_ms
+        self.workers = workers
+        self.jobs: list[Job] = []
+        self.pieces: list[tuple[int, int]] = []  # [start, end) of each submitted chunk
+        self.futures: dict[concurrent.futures.Future[list[Verdict]], int] = {}
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self.submitted = 0
+
+    def _pool_size(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return min(os.cpu_count() or 1, 8) if len(self.jobs) >= POOL_THRESHOLD else 1
+
+    def add(self, job: Job) -> None:
+        self.jobs.append(job)
+        if len(self.jobs) - self.submitted >= self.CHUNK and (self.pool is not None or self._pool_size() > 1):
+            self._submit(len(self.jobs))
+
+    def _submit(self, end: int) -> None:
+        if self.pool is None:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self._pool_size(), mp_context=_pool_context()
+            )
+        while self.submitted < end:
+            stop = min(end, self.submitted + self.CHUNK)
+            future = self.pool.submit(_check_many, self.jobs[self.submitted : stop], self.now_ms)
+            self.futures[future] = len(self.pieces)
+            self.pieces.append((self.submitted, stop))
+            self.submitted = stop
+
+    def results(self, hook: ProgressHook | None) -> list[Verdict]:
+        total = len(self.jobs)
+        if self.pool is None and (self._pool_size() <= 1 or total < 2):
+            out: list[Verdict] = []
+            for start in range(0, total, 500):
+                out.extend(_check_many(self.jobs[start : start + 500], self.now_ms))
+                if hook is not None:
+                    hook(len(out), total)
+            return out
+        self._submit(total)
+        assert self.pool is not None
+        results: list[list[Verdict]] = [[] for _ in self.pieces]
+        done = 0
+        try:
+            for future in concurrent.futures.as_completed(self.futures):
+                index = self.futures[future]
+                results[index] = future.result()
+                done += self.pieces[index][1] - self.pieces[index][0]
+                if hook is not None:
+                    hook(done, total)
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+        return [verdict for piece in results for verdict in piece]

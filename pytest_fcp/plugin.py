@@ -92,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory of <engine>.toml expectation files (default: the bundled scenarios/expectations)",
     )
     parser.addini("fcp_expectations_dir", default="", help="directory of <engine>.toml expectation files")
+    from pytest_fcp.fuzz import plugin as fuzz_plugin
+
+    fuzz_plugin.addoption(parser)
     group.addoption(
         "--fcp-update-expectations",
         action="store_true",
@@ -116,6 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     reporter = Reporter(config)
     config.stash[REPORTER_KEY] = reporter
     config.pluginmanager.register(reporter, "fcp-reporter")
+    from pytest_fcp.fuzz import plugin as fuzz_plugin
+
+    fuzz_plugin.configure(config)
     if config.getoption("fcp_scenarios", False):
         from pytest_fcp.scenarios import collect
 

@@ -16,6 +16,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -59,18 +60,30 @@ def fcp_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest_fcp.cli", *args]
 
 
+def fcp_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The user's environment, a wide terminal, and bytecode caching in a private directory.
+
+    With PYTHONDONTWRITEBYTECODE set, every ``fcp`` process would compile moto, pandas & co. from source
+    (seconds); a pycache prefix outside the repository and the venv keeps that to the first run.
+    """
+    env = {**os.environ, "COLUMNS": "200", **(extra or {})}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(pathlib.Path(tempfile.gettempdir()) / "pytest-fcp-pycache"))
+    return env
+
+
 def run_fcp(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(fcp_command(*args), capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        fcp_command(*args), capture_output=True, text=True, timeout=timeout, env=fcp_env(env)
+    )
 
 
 def start_fcp(*args: str) -> subprocess.Popen[str]:
     """Start ``fcp`` in the background (the slow diagnose runs overlap with the rest of the module)."""
-    env = {**os.environ, "COLUMNS": "200"}
     return subprocess.Popen(
-        fcp_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        fcp_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fcp_env()
     )
 
 
@@ -156,7 +169,9 @@ def broken_root(
     dup_day, out_day, young_day = dt.date(2024, 1, 2), dt.date(2024, 1, 4), dt.date(2024, 1, 19)
     write_valid(reference, "ETHUSDT", [dt.date(2024, 1, 1), dt.date(2024, 1, 3), young_day])
     full = truth_to_cache_table(truth_day("ETHUSDT", dup_day))
-    reference.write_cache("ETHUSDT", "spot", "1h", dup_day, pa.concat_tables([full, full]))
+    reference.write_cache(
+        "ETHUSDT", "spot", "1h", dup_day, pa.concat_tables([full, full]).sort_by("open_time")
+    )
     spill = truth_to_cache_table(TRUTH.klines("spot", "ETHUSDT", "1h", *day_bounds_ms(out_day)))
     next_bar = truth_to_cache_table(truth_day("ETHUSDT", out_day + dt.timedelta(days=1))).slice(0, 1)
     reference.write_cache("ETHUSDT", "spot", "1h", out_day, pa.concat_tables([spill, next_bar]))
@@ -294,6 +309,47 @@ def test_read_only_directory(tmp_path: pathlib.Path) -> None:
     assert "not writable" in report["verdict"]
 
 
+def run_with_tty_stderr(*args: str) -> tuple[int, str, bytes]:
+    """Run ``fcp`` with stderr on a pseudo-terminal (stdout piped); return status, stdout, terminal bytes."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        fcp_command(*args), stdout=subprocess.PIPE, stderr=slave, text=True,
+        env=fcp_env({"FCP_PROGRESS_FROM": "1"}),
+    )  # fmt: skip
+    os.close(slave)
+    out, _ = process.communicate(timeout=120)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return process.returncode, out, seen
+
+
+def test_progress_bar_only_on_a_terminal_and_never_with_json(reference_root: pathlib.Path) -> None:
+    status, out, terminal = run_with_tty_stderr(
+        "cache-health", "--cache-dir", str(reference_root), "--now", NOW
+    )
+    assert status == 0 and "HEALTHY" in out
+    assert b"scanning day files" in terminal
+    status, out, terminal = run_with_tty_stderr(
+        "cache-health", "--cache-dir", str(reference_root), "--now", NOW, "--json"
+    )
+    assert status == 0 and json.loads(out)["summary"]["files"] == 7
+    assert terminal == b""
+    piped = run_fcp(
+        "cache-health", "--cache-dir", str(reference_root), "--now", NOW, env={"FCP_PROGRESS_FROM": "1"}
+    )
+    assert piped.stderr == ""
+
+
 @pytest.mark.parametrize(
     ("args", "names"),
     [
@@ -367,7 +423,7 @@ def test_diagnose_simulated_warm_cache_json(diagnose_runs: dict[str, subprocess.
     assert report["decision_path"].startswith("cache hit 1d -> cache miss 3d -> rest 200 x1")
     assert report["sources"]["cache"]["rows"] == 24 and report["sources"]["vision"]["requests"] == 0
     assert report["days_too_recent_for_vision"] == ["2024-01-18", "2024-01-19", "2024-01-20"]
-    assert {h["id"] for h in report["hints"]} == {"too_recent_for_vision"}
+    assert {h["id"] for h in report["hints"]} == {"too_recent_for_vision", "ok"}
     assert all(h["severity"] == "info" for h in report["hints"])
     assert report["trace"][0]["kind"] == "request"
 
