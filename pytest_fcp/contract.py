@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from pytest_fcp.markets import day_bounds_ms, day_of_ms, interval_ms, ms_to_datetime, to_ms
+from pytest_fcp.markets import day_of_ms, interval_ms, ms_to_datetime, to_ms
 from pytest_fcp.world.vision import parse_key
 
 if TYPE_CHECKING:
@@ -120,12 +120,17 @@ def plan(world: World, result: FetchResult) -> dict[dt.date, DayPlan]:
     for day in result.days:
         cached = result.cache_before.get(day) is not None and result.cache_before[day].valid
         old = _day_end(day) <= now - FRESHNESS
-        in_scope = [f for f in world.faults.faults if f.in_scope(result.market, result.symbol, result.interval, day)]
-        published = _day_end(day) + world.publish_delay <= now and world.truth_day(
-            day, result.symbol, result.market, result.interval
-        ).num_rows > 0
+        in_scope = [
+            f for f in world.faults.faults if f.in_scope(result.market, result.symbol, result.interval, day)
+        ]
+        published = (
+            _day_end(day) + world.publish_delay <= now
+            and world.truth_day(day, result.symbol, result.market, result.interval).num_rows > 0
+        )
         vision = "certain" if old and published else "impossible"
-        vision = _state((f for f in in_scope if f.source == "vision"), _VISION_HARMLESS, vision, door_split=True)
+        vision = _state(
+            (f for f in in_scope if f.source == "vision"), _VISION_HARMLESS, vision, door_split=True
+        )
         rest_faults = [f for f in in_scope if f.source == "rest"]
         rest = _state((f for f in rest_faults if f.id != "rest.empty_page"), _REST_HARMLESS, "certain")
         if rest != "impossible" and any(f.id == "rest.empty_page" for f in rest_faults):
@@ -180,19 +185,34 @@ def judge(
             names = {c.__name__ for c in type(result.error).__mro__}
             message = str(result.error).strip()
             if certain:
-                add(Verdict("outcome", f"raised {type(result.error).__name__} ({message[:120]}) although every "
-                                       f"day was obtainable"))
+                add(
+                    Verdict(
+                        "outcome",
+                        f"raised {type(result.error).__name__} ({message[:120]}) although every "
+                        f"day was obtainable",
+                    )
+                )
             elif not ({"DataSourceError", "RateLimitError"} & names):
-                add(Verdict("outcome", f"raised {type(result.error).__name__} ({message[:120]}), not the documented "
-                                       f"DataSourceError / RateLimitError"))
+                add(
+                    Verdict(
+                        "outcome",
+                        f"raised {type(result.error).__name__} ({message[:120]}), not the documented "
+                        f"DataSourceError / RateLimitError",
+                    )
+                )
             elif "RateLimitError" in names and "DataSourceError" not in names and not served_rate_limit:
                 add(Verdict("outcome", "raised RateLimitError although no 429/418 was served"))
             elif len(message) < 8:
                 add(Verdict("outcome", f"{type(result.error).__name__} has no clear message ({message!r})"))
         elif impossible:
             days = ", ".join(d.isoformat() for d in impossible)
-            add(Verdict("outcome", f"returned data although day(s) {days} could not be obtained from any source "
-                                   f"(expected DataSourceError{' or RateLimitError' if served_rate_limit else ''})"))
+            add(
+                Verdict(
+                    "outcome",
+                    f"returned data although day(s) {days} could not be obtained from any source "
+                    f"(expected DataSourceError{' or RateLimitError' if served_rate_limit else ''})",
+                )
+            )
 
     # --- rows ---------------------------------------------------------------------------------------
     if result.table is not None and "rows" not in skip:
@@ -214,26 +234,47 @@ def judge(
     if "order" not in skip:
         for day, indexes in sorted(vision_days.items()):
             if day in rest_days and min(rest_days[day]) < max(indexes) and day in plans:
-                add(Verdict("order", f"{day}: asked Vision after REST (FCP order is cache -> Vision -> REST)"))
+                add(
+                    Verdict("order", f"{day}: asked Vision after REST (FCP order is cache -> Vision -> REST)")
+                )
         for day, plan_ in sorted(plans.items()):
             if day in vision_days and not plan_.old and not plan_.cached:
-                add(Verdict("order", f"{day}: asked Vision for a day younger than 48 h (Vision is for older days)"))
+                add(
+                    Verdict(
+                        "order", f"{day}: asked Vision for a day younger than 48 h (Vision is for older days)"
+                    )
+                )
     if "needed_only" not in skip:
         for label, touched in (("Vision", vision_days), ("REST", rest_days)):
             extra = sorted(d for d in touched if d not in plans)
             if extra:
-                add(Verdict("needed_only", f"asked {label} for day(s) outside the request: "
-                                           f"{', '.join(d.isoformat() for d in extra)}"))
+                add(
+                    Verdict(
+                        "needed_only",
+                        f"asked {label} for day(s) outside the request: "
+                        f"{', '.join(d.isoformat() for d in extra)}",
+                    )
+                )
             cached = sorted(d for d in touched if d in plans and plans[d].cached)
             if cached:
-                add(Verdict("needed_only", f"asked {label} for day(s) already valid in the cache: "
-                                           f"{', '.join(d.isoformat() for d in cached)}"))
+                add(
+                    Verdict(
+                        "needed_only",
+                        f"asked {label} for day(s) already valid in the cache: "
+                        f"{', '.join(d.isoformat() for d in cached)}",
+                    )
+                )
         needless_rest = sorted(
             d for d in rest_days if d in plans and plans[d].vision == "certain" and not plans[d].cached
         )
         if needless_rest:
-            add(Verdict("needed_only", "asked REST for day(s) Vision had served: "
-                                       + ", ".join(d.isoformat() for d in needless_rest)))
+            add(
+                Verdict(
+                    "needed_only",
+                    "asked REST for day(s) Vision had served: "
+                    + ", ".join(d.isoformat() for d in needless_rest),
+                )
+            )
     if "rate_limit" not in skip:
         verdicts.extend(_check_rate_limits(http))
 
@@ -259,7 +300,11 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     table = result.table
     assert table is not None
     out: list[Verdict] = []
-    missing_cols = [c for c in ("open_time", "open", "high", "low", "close", "volume", "source") if c not in table.column_names]
+    missing_cols = [
+        c
+        for c in ("open_time", "open", "high", "low", "close", "volume", "source")
+        if c not in table.column_names
+    ]
     if missing_cols:
         return [Verdict("rows", f"result lacks column(s) {', '.join(missing_cols)}")]
     otype = table.schema.field("open_time").type
@@ -277,7 +322,9 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     seen: set[int] = set()
     dups = [t for t in times if t is not None and (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
     if dups:
-        out.append(Verdict("rows", f"{len(dups)} duplicated bar(s), first at {ms_to_datetime(dups[0]).isoformat()}"))
+        out.append(
+            Verdict("rows", f"{len(dups)} duplicated bar(s), first at {ms_to_datetime(dups[0]).isoformat()}")
+        )
     truth = world.expected(result.start, result.end, result.symbol, result.market, result.interval)
     truth_rows = {
         t: tuple(truth[c][i].as_py() for c in ("open", "high", "low", "close", "volume"))
@@ -286,21 +333,35 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     empty_days = {d for d, p in plans.items() if p.rest == "empty" and p.vision != "certain" and not p.cached}
     got_days = {day_of_ms(t) for t in times if t is not None}
     missing = [
-        t for t in truth_rows
+        t
+        for t in truth_rows
         if t not in seen and not (day_of_ms(t) in empty_days and day_of_ms(t) not in got_days)
     ]
     if missing:
-        out.append(Verdict("rows", f"{len(missing)} bar(s) missing (gaps), first at {ms_to_datetime(min(missing)).isoformat()}"))
+        out.append(
+            Verdict(
+                "rows",
+                f"{len(missing)} bar(s) missing (gaps), first at {ms_to_datetime(min(missing)).isoformat()}",
+            )
+        )
     cols = {c: table[c].to_pylist() for c in ("open", "high", "low", "close", "volume")}
     wrong = []
     for i, t in enumerate(times):
         if t in truth_rows:
             got = tuple(cols[c][i] for c in ("open", "high", "low", "close", "volume"))
-            if any(g is None or (isinstance(g, float) and math.isnan(g)) or g != w for g, w in zip(got, truth_rows[t], strict=True)):
+            if any(
+                g is None or (isinstance(g, float) and math.isnan(g)) or g != w
+                for g, w in zip(got, truth_rows[t], strict=True)
+            ):
                 wrong.append(t)
     if wrong:
-        out.append(Verdict("rows", f"{len(wrong)} bar(s) differ from the source data, first at "
-                                   f"{ms_to_datetime(wrong[0]).isoformat()}"))
+        out.append(
+            Verdict(
+                "rows",
+                f"{len(wrong)} bar(s) differ from the source data, first at "
+                f"{ms_to_datetime(wrong[0]).isoformat()}",
+            )
+        )
     return out
 
 
@@ -332,10 +393,17 @@ def _check_rate_limits(http: list[Event]) -> list[Verdict]:
             continue
         retry_after = _retry_after(event)
         if i + 1 < len(rest):
-            waited = (_virtual(rest[i + 1]) - dt.datetime.fromisoformat(event.virtual.replace("Z", "+00:00"))).total_seconds()
+            waited = (
+                _virtual(rest[i + 1]) - dt.datetime.fromisoformat(event.virtual.replace("Z", "+00:00"))
+            ).total_seconds()
             if waited + 1e-6 < retry_after:
-                out.append(Verdict("rate_limit", f"sent a REST request {waited:g}s after a {event.data['status']} "
-                                                 f"with Retry-After {retry_after:g}s (hammering)"))
+                out.append(
+                    Verdict(
+                        "rate_limit",
+                        f"sent a REST request {waited:g}s after a {event.data['status']} "
+                        f"with Retry-After {retry_after:g}s (hammering)",
+                    )
+                )
                 break
     return out
 
@@ -372,11 +440,20 @@ def _check_cache(world: World, result: FetchResult, plans: dict[dt.date, DayPlan
         if after.valid:
             continue
         unchanged = before is not None and before.status == after.status and before.size == after.size
-        if unchanged and (served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"):
+        if unchanged and (
+            served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"
+        ):
             continue  # left alone; the engine may not cache REST days, or could not write
-        if unchanged and "unreadable" in after.status and any(
-            f.id == "cache.unreadable" for f in world.faults.faults
+        if (
+            unchanged
+            and "unreadable" in after.status
+            and any(f.id == "cache.unreadable" for f in world.faults.faults)
         ):
             continue  # an unreadable file cannot always be replaced
-        out.append(Verdict("cache", f"{day}: the cache holds a {after.status} file afterwards ({after.detail})".rstrip(" ()")))
+        out.append(
+            Verdict(
+                "cache",
+                f"{day}: the cache holds a {after.status} file afterwards ({after.detail})".rstrip(" ()"),
+            )
+        )
     return out

@@ -15,7 +15,6 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
-    from pytest_fcp.reporting import Reporter
     from pytest_fcp.trace import Trace
     from pytest_fcp.world import World
 
@@ -34,7 +33,17 @@ MARKER_DOC = (
     "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
     "truth: synthetic | golden; engines: restrict the engines this test runs on."
 )
-MARKER_KEYS = ("faults", "now", "market", "symbol", "interval", "truth", "cached", "publish_delay_hours", "engines")
+MARKER_KEYS = (
+    "faults",
+    "now",
+    "market",
+    "symbol",
+    "interval",
+    "truth",
+    "cached",
+    "publish_delay_hours",
+    "engines",
+)
 
 
 # --- options --------------------------------------------------------------------------------------
@@ -56,7 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="seed of the synthetic market truth and of fuzzing; shown in the header; replays a run",
     )
-    group.addoption("--fcp-now", dest="fcp_now", metavar="ISO", help=f"default world 'now' (default {DEFAULT_NOW})")
+    group.addoption(
+        "--fcp-now", dest="fcp_now", metavar="ISO", help=f"default world 'now' (default {DEFAULT_NOW})"
+    )
     parser.addini("fcp_now", default="", help="default world 'now' (ISO 8601, UTC)")
     group.addoption(
         "--fcp-trace-dir",
@@ -178,7 +189,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fcp_engine_name" not in metafunc.fixturenames:
         return
-    if any(m.name == "parametrize" and "fcp_engine_name" in str(m.args[0]) for m in metafunc.definition.iter_markers()):
+    if any(
+        m.name == "parametrize" and "fcp_engine_name" in str(m.args[0])
+        for m in metafunc.definition.iter_markers()
+    ):
         return
     names = engine_names(metafunc.config)
     marker = metafunc.definition.get_closest_marker("fcp")
@@ -194,7 +208,9 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     if marker is None:
         return {}
     if marker.args:
-        pytest.fail(f"@pytest.mark.fcp takes keyword arguments only ({', '.join(MARKER_KEYS)})", pytrace=False)
+        pytest.fail(
+            f"@pytest.mark.fcp takes keyword arguments only ({', '.join(MARKER_KEYS)})", pytrace=False
+        )
     unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
     if unknown:
         pytest.fail(
@@ -298,4 +314,3 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
             pytrace=False,
         )
     return result
-

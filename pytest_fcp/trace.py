@@ -42,7 +42,13 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "kind": self.kind, "virtual": self.virtual, "real_ms": self.real_ms, **self.data}
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "virtual": self.virtual,
+            "real_ms": self.real_ms,
+            **self.data,
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Event:
@@ -84,7 +90,9 @@ class Trace:
 
     def requests(self, source: str | None = None) -> list[Event]:
         """HTTP events, optionally of one source (``vision`` or ``rest``)."""
-        return [e for e in self.events if e.kind == "http" and (source is None or e.data.get("source") == source)]
+        return [
+            e for e in self.events if e.kind == "http" and (source is None or e.data.get("source") == source)
+        ]
 
     @property
     def outcome(self) -> Event | None:

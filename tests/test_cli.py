@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -72,12 +72,8 @@ def fcp_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_fcp(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        fcp_command(*args), capture_output=True, text=True, timeout=timeout, env=fcp_env(env)
-    )
+def run_fcp(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(fcp_command(*args), capture_output=True, text=True, timeout=timeout, env=fcp_env(env))
 
 
 def start_fcp(*args: str) -> subprocess.Popen[str]:
@@ -125,9 +121,7 @@ def diagnose_runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
     """The simulated diagnose runs, started first so that they overlap with the cache tests."""
     runs = {
         "403": start_fcp("diagnose", "BTCUSDT", "spot", "1h", "--simulate", "vision.http403", "--now", NOW),
-        "warm": start_fcp(
-            "diagnose", "BTCUSDT", "spot", "1h", "--simulate", "none", "--warm", "--now", NOW, "--json"
-        ),
+        "warm": start_fcp("diagnose", "BTCUSDT", "spot", "1h", "--simulate", "none", "--warm", "--now", NOW, "--json"),
     }
     yield runs
     for process in runs.values():
@@ -136,16 +130,59 @@ def diagnose_runs() -> Iterator[dict[str, subprocess.Popen[str]]]:
             process.communicate()
 
 
-@pytest.fixture(scope="module")
-def ckvd_app_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    """A healthy cache written by ckvd at its default place under ``$CKVD_CACHE_DIR`` (= this directory)."""
-    adapter = pytest.importorskip("pytest_fcp.engines.ckvd")
-    pytest.importorskip("ckvd")
-    app_root = tmp_path_factory.mktemp("ckvd-app")
-    engine = adapter.CkvdEngine(app_root / "data")  # what CryptoKlineVisionData() uses without cache_dir
+def build_ckvd_caches(app_root: str, broken_root: str) -> dict[str, Any]:
+    """Write the ckvd caches through the adapter (ckvd's own writer); run in a subprocess (see below).
+
+    ``app_root`` gets a healthy cache at ckvd's default place for ``CKVD_CACHE_DIR=app_root``; ``broken_root``
+    gets every file fault. Returns ckvd's ``real_cache_root()`` for that setting and the faulted days.
+    """
+    from pytest_fcp.engines import ckvd as adapter
+
+    os.environ["CKVD_CACHE_DIR"] = app_root
+    engine = adapter.CkvdEngine(adapter.real_cache_root())  # what CryptoKlineVisionData() uses by default
     write_valid(engine, "BTCUSDT", [dt.date(2024, 1, d) for d in (1, 2, 3, 5)])
     engine.close()
-    return app_root
+    broken = adapter.CkvdEngine(pathlib.Path(broken_root))
+    faults = break_days(broken, "BTCUSDT", pathlib.Path(broken_root))
+    broken.close()
+    return {
+        "real_cache_root": str(adapter.real_cache_root()),
+        "faults": {day.isoformat(): fid for day, fid in faults.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def ckvd_caches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], dict[str, Any]]]:
+    """Start writing the ckvd caches in a subprocess at once (importing ckvd costs seconds); wait on use.
+
+    The subprocess gets the bytecode cache of :func:`fcp_env`, which this process (run with the user's
+    PYTHONDONTWRITEBYTECODE) would not have.
+    """
+    pytest.importorskip("ckvd")
+    base = tmp_path_factory.mktemp("ckvd")
+    paths = {"app_root": base / "ckvd-app", "broken_root": base / "broken"}
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from tests.test_cli import build_ckvd_caches; "
+        "print(json.dumps(build_ckvd_caches(sys.argv[2], sys.argv[3])))"
+    )
+    repo = str(pathlib.Path(__file__).resolve().parent.parent)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, repo, str(paths["app_root"]), str(paths["broken_root"])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fcp_env(),
+    )  # fmt: skip
+    result: dict[str, Any] = {}
+
+    def wait() -> dict[str, Any]:
+        if not result:
+            out, err = process.communicate(timeout=180)
+            assert process.returncode == 0, err
+            result.update(json.loads(out.strip().splitlines()[-1]), **paths)
+        return result
+
+    yield wait
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +196,7 @@ def reference_root(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def broken_root(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, ckvd_caches: Callable[[], dict[str, Any]]
 ) -> tuple[pathlib.Path, dict[str, dict[dt.date, str]]]:
     """Both layouts in one tree, each with every file fault applied to its own day, plus hand-made faults."""
     root = tmp_path_factory.mktemp("broken") / "cache"
@@ -169,24 +206,21 @@ def broken_root(
     dup_day, out_day, young_day = dt.date(2024, 1, 2), dt.date(2024, 1, 4), dt.date(2024, 1, 19)
     write_valid(reference, "ETHUSDT", [dt.date(2024, 1, 1), dt.date(2024, 1, 3), young_day])
     full = truth_to_cache_table(truth_day("ETHUSDT", dup_day))
-    reference.write_cache(
-        "ETHUSDT", "spot", "1h", dup_day, pa.concat_tables([full, full]).sort_by("open_time")
-    )
+    reference.write_cache("ETHUSDT", "spot", "1h", dup_day, pa.concat_tables([full, full]).sort_by("open_time"))
     spill = truth_to_cache_table(TRUTH.klines("spot", "ETHUSDT", "1h", *day_bounds_ms(out_day)))
     next_bar = truth_to_cache_table(truth_day("ETHUSDT", out_day + dt.timedelta(days=1))).slice(0, 1)
     reference.write_cache("ETHUSDT", "spot", "1h", out_day, pa.concat_tables([spill, next_bar]))
     faults["extra"] = {dup_day: "duplicate", out_day: "out_of_day", young_day: "too_recent"}
     reference.close()
-    adapter = pytest.importorskip("pytest_fcp.engines.ckvd")
-    pytest.importorskip("ckvd")
-    ckvd_engine = adapter.CkvdEngine(root)
-    faults["ckvd"] = break_days(ckvd_engine, "BTCUSDT", root)
-    ckvd_engine.close()
+    ckvd = ckvd_caches()
+    os.replace(ckvd["broken_root"] / "data", root / "data")  # one tree, both layouts, one scan
+    faults["ckvd"] = {dt.date.fromisoformat(day): fid for day, fid in ckvd["faults"].items()}
     return root, faults
 
 
 # --- cache-health ------------------------------------------------------------------------------------------
-def test_healthy_ckvd_cache_at_ckvd_default_location(ckvd_app_root: pathlib.Path) -> None:
+def test_healthy_ckvd_cache_at_ckvd_default_location(ckvd_caches: Callable[[], dict[str, Any]]) -> None:
+    ckvd_app_root = ckvd_caches()["app_root"]
     done = run_fcp("cache-health", "--json", "--now", NOW, env={"CKVD_CACHE_DIR": str(ckvd_app_root)})
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -202,15 +236,13 @@ def test_healthy_ckvd_cache_at_ckvd_default_location(ckvd_app_root: pathlib.Path
 
 
 def test_default_dir_is_the_adapters_real_cache_root(
-    ckvd_app_root: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    ckvd_caches: Callable[[], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_fcp.engines.ckvd import real_cache_root
     from pytest_fcp.health import default_cache_dir
 
-    monkeypatch.setenv("CKVD_CACHE_DIR", str(ckvd_app_root))
-    assert default_cache_dir()[0] == real_cache_root() == ckvd_app_root / "data"
-    monkeypatch.delenv("CKVD_CACHE_DIR")
-    assert default_cache_dir()[0] == real_cache_root()
+    built = ckvd_caches()
+    monkeypatch.setenv("CKVD_CACHE_DIR", str(built["app_root"]))
+    assert default_cache_dir()[0] == pathlib.Path(built["real_cache_root"]) == built["app_root"] / "data"
 
 
 def test_healthy_reference_cache_human_output(reference_root: pathlib.Path) -> None:
@@ -334,9 +366,7 @@ def run_with_tty_stderr(*args: str) -> tuple[int, str, bytes]:
 
 
 def test_progress_bar_only_on_a_terminal_and_never_with_json(reference_root: pathlib.Path) -> None:
-    status, out, terminal = run_with_tty_stderr(
-        "cache-health", "--cache-dir", str(reference_root), "--now", NOW
-    )
+    status, out, terminal = run_with_tty_stderr("cache-health", "--cache-dir", str(reference_root), "--now", NOW)
     assert status == 0 and "HEALTHY" in out
     assert b"scanning day files" in terminal
     status, out, terminal = run_with_tty_stderr(
@@ -344,9 +374,7 @@ def test_progress_bar_only_on_a_terminal_and_never_with_json(reference_root: pat
     )
     assert status == 0 and json.loads(out)["summary"]["files"] == 7
     assert terminal == b""
-    piped = run_fcp(
-        "cache-health", "--cache-dir", str(reference_root), "--now", NOW, env={"FCP_PROGRESS_FROM": "1"}
-    )
+    piped = run_fcp("cache-health", "--cache-dir", str(reference_root), "--now", NOW, env={"FCP_PROGRESS_FROM": "1"})
     assert piped.stderr == ""
 
 
@@ -439,6 +467,4 @@ def test_diagnose_live_without_network_fails_fast_and_clearly() -> None:
     assert done.returncode == 2
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert (
-        "no network" in done.stderr and "data.binance.vision" in done.stderr and "--simulate" in done.stderr
-    )
+    assert "no network" in done.stderr and "data.binance.vision" in done.stderr and "--simulate" in done.stderr

@@ -113,8 +113,13 @@ def _days(scenario: Scenario) -> set[dt.date]:
 
 
 # --- strategies and the TOML round trip -------------------------------------------------------------------
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(scenarios())
 def test_generated_scenarios_round_trip_through_toml(scenario: Scenario) -> None:
     text = render_scenario(scenario)
@@ -173,15 +178,18 @@ def test_correct_engines_pass(engine: str) -> None:
     [no_fallback_after_403, corrupt_cache_crashes, retry_after_ignored, partial_day_trusted],
 )
 def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path) -> None:
-    result = fuzz_engine(factory, examples=300, derandomize=True, seed_value=1, shrink_budget=20.0,
-                         save_dir=tmp_path / "found")
+    result = fuzz_engine(
+        factory, examples=300, derandomize=True, seed_value=1, shrink_budget=20.0, save_dir=tmp_path / "found"
+    )
     assert not result.passed, f"{factory.__name__} was not found in {result.examples} examples"
     scenario = result.scenario
     assert scenario is not None and result.saved is not None
     report = result.report()
     assert "[[scenario]]" in report and "path:" in report and "--fcp-seed=1" in report
-    print(f"{factory.__name__}: found after {result.generated} examples; shrunk to {len(scenario.faults)} "
-          f"fault(s) over {len(_days(scenario))} day(s): {scenario.description}")
+    print(
+        f"{factory.__name__}: found after {result.generated} examples; shrunk to {len(scenario.faults)} "
+        f"fault(s) over {len(_days(scenario))} day(s): {scenario.description}"
+    )
     assert len(scenario.faults) <= 2, report
     assert len(_days(scenario)) <= 2, report
     (saved,) = load_file(result.saved)

@@ -40,15 +40,23 @@ def test_failure_shows_trace_section_and_replay_line(pytester: pytest.Pytester) 
     pytester.makepyfile(FAILING)
     result = pytester.runpytest("--fcp-seed=7", "-rP")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*- fcp decision trace -*",
-        "path: cache miss 2d -> vision 403 x2 -> rest 200 x1 -> 48 rows (rest 48)",
-        "*fault*vision.http403*",
-        "*- fcp replay -*",
-        "pytest --fcp-seed=7 *test_failure_shows_trace_section_and_replay_line.py::test_fails?reference?*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*- fcp decision trace -*",
+            "path: cache miss 2d -> vision 403 x2 -> rest 200 x1 -> 48 rows (rest 48)",
+            "*fault*vision.http403*",
+            "*- fcp replay -*",
+            "pytest --fcp-seed=7 *test_failure_shows_trace_section_and_replay_line.py::test_fails?reference?*",
+        ]
+    )
     # -rP: the passing test's trace is shown too
-    result.stdout.fnmatch_lines(["*_ test_passes?reference? _*", "*fcp decision trace*", "path: cache miss 1d -> vision 200 x2 -> 24 rows (vision 24)"])
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_passes?reference? _*",
+            "*fcp decision trace*",
+            "path: cache miss 1d -> vision 200 x2 -> 24 rows (vision 24)",
+        ]
+    )
 
 
 def test_assert_path_gives_a_diff(pytester: pytest.Pytester) -> None:
@@ -77,12 +85,14 @@ def test_misuse_fails_at_setup_with_a_clear_message(pytester: pytest.Pytester) -
     """)
     result = pytester.runpytest()
     result.assert_outcomes(errors=4)
-    result.stdout.fnmatch_lines([
-        "*unknown fault id 'vision.http4033'. Did you mean 'vision.http403'*",
-        "*unknown market 'margin'; expected one of spot, futures_usdt, futures_coin*",
-        "*unknown argument(s) fault; allowed: faults, now, market*",
-        "*unknown fault id*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*unknown fault id 'vision.http4033'. Did you mean 'vision.http403'*",
+            "*unknown market 'margin'; expected one of spot, futures_usdt, futures_coin*",
+            "*unknown argument(s) fault; allowed: faults, now, market*",
+            "*unknown fault id*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -103,7 +113,9 @@ def test_unserved_url_fails_the_test_even_when_the_engine_swallows_it(pytester: 
     """)
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*left the simulated world*", "*GET https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT*"])
+    result.stdout.fnmatch_lines(
+        ["*left the simulated world*", "*GET https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT*"]
+    )
 
 
 def _jsonl(directory: pathlib.Path) -> list[dict]:
@@ -113,7 +125,9 @@ def _jsonl(directory: pathlib.Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("workers", [None, "2"])
-def test_jsonl_traces_junit_and_step_summary(pytester: pytest.Pytester, workers: str | None, monkeypatch) -> None:
+def test_jsonl_traces_junit_and_step_summary(
+    pytester: pytest.Pytester, workers: str | None, monkeypatch
+) -> None:
     pytester.makepyfile(FAILING)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -125,12 +139,16 @@ def test_jsonl_traces_junit_and_step_summary(pytester: pytest.Pytester, workers:
     lines = _jsonl(pytester.path / "traces")
     header, tests = lines[0], lines[1:]
     assert header["type"] == "header" and header["seed"] == 11 and header["versions"]["pytest-fcp"]
-    assert sorted(t["nodeid"].split("::")[1] for t in tests) == ["test_fails[reference]", "test_passes[reference]"]
+    assert sorted(t["nodeid"].split("::")[1] for t in tests) == [
+        "test_fails[reference]",
+        "test_passes[reference]",
+    ]
     by_name = {t["nodeid"].split("::")[1]: t for t in tests}
     assert by_name["test_fails[reference]"]["outcome"] == "failed"
     assert by_name["test_fails[reference]"]["path"].startswith("cache miss 2d -> vision 403 x2")
     assert [e["index"] for e in by_name["test_passes[reference]"]["events"]] == list(
-        range(len(by_name["test_passes[reference]"]["events"])))
+        range(len(by_name["test_passes[reference]"]["events"]))
+    )
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="fcp.path" value="cache miss 1d -&gt; vision 200 x2 -&gt; 24 rows (vision 24)"' in junit
     md = summary.read_text()
@@ -143,10 +161,16 @@ def test_same_seed_same_trace(pytester: pytest.Pytester) -> None:
     for name in ("a", "b"):
         pytester.runpytest("--fcp-seed=5", f"--fcp-trace-dir={name}")
         tests = _jsonl(pytester.path / name)[1:]
-        runs.append([[{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
-                     for t in tests])
+        runs.append(
+            [
+                [{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
+                for t in tests
+            ]
+        )
     assert runs[0] == runs[1]
     pytester.runpytest("--fcp-seed=6", "--fcp-trace-dir=c")
-    other = [[{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
-             for t in _jsonl(pytester.path / "c")[1:]]
+    other = [
+        [{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
+        for t in _jsonl(pytester.path / "c")[1:]
+    ]
     assert [len(t) for t in other] == [len(t) for t in runs[0]]  # same decisions with another truth

@@ -53,15 +53,41 @@ def test_catalog_holds_on_every_correct_engine(scenario, engine, tmp_path):
     [
         ("[[scenario]\nname=", "not valid TOML"),
         (GOOD.replace('name = "my_403"', 'name = "my_403"\ncolour = "red"'), "my_403 [colour]: unknown key"),
-        (GOOD.replace('"vision.http403"', '"vision.http4003"'), "my_403 [faults[0]]: unknown fault id 'vision.http4003'"),
-        (GOOD.replace('faults = ["vision.http403"]', 'faults = "vision.http403"'), "[faults]: expected a list"),
-        (GOOD.replace('end = "2024-01-04"', 'end = "2024-01-02"'), "[request]: start 2024-01-03T00:00:00+00:00 is not before end"),
-        (GOOD.replace('end = "2024-01-04"', 'end = "2024-02-30"'), "[request.end]: '2024-02-30' is not a date"),
-        (GOOD + GOOD.split("[defaults]")[1].split('now = "2024-01-10T12:00:00Z"')[1], "my_403 [name]: duplicate scenario name"),
+        (
+            GOOD.replace('"vision.http403"', '"vision.http4003"'),
+            "my_403 [faults[0]]: unknown fault id 'vision.http4003'",
+        ),
+        (
+            GOOD.replace('faults = ["vision.http403"]', 'faults = "vision.http403"'),
+            "[faults]: expected a list",
+        ),
+        (
+            GOOD.replace('end = "2024-01-04"', 'end = "2024-01-02"'),
+            "[request]: start 2024-01-03T00:00:00+00:00 is not before end",
+        ),
+        (
+            GOOD.replace('end = "2024-01-04"', 'end = "2024-02-30"'),
+            "[request.end]: '2024-02-30' is not a date",
+        ),
+        (
+            GOOD + GOOD.split("[defaults]")[1].split('now = "2024-01-10T12:00:00Z"')[1],
+            "my_403 [name]: duplicate scenario name",
+        ),
         (GOOD.replace('outcome = "data"', 'outcome = "success"'), "[expect.outcome]: unknown 'success'"),
-        (GOOD.replace('now = "2024-01-10T12:00:00Z"', 'now = "2024-01-10T12:00:00"'), "[now]: 2024-01-10T12:00:00 has no timezone"),
-        (GOOD.replace("2024-01-10T12:00:00Z", "2024-01-06T00:30:00Z"), "within an hour of the 48 h freshness edge"),
-        (GOOD.replace('market = "spot"', "").replace('name = "my_403"', 'name = "my_403"\nmarket = "margin"'), "[market]: unknown market 'margin'"),
+        (
+            GOOD.replace('now = "2024-01-10T12:00:00Z"', 'now = "2024-01-10T12:00:00"'),
+            "[now]: 2024-01-10T12:00:00 has no timezone",
+        ),
+        (
+            GOOD.replace("2024-01-10T12:00:00Z", "2024-01-06T00:30:00Z"),
+            "within an hour of the 48 h freshness edge",
+        ),
+        (
+            GOOD.replace('market = "spot"', "").replace(
+                'name = "my_403"', 'name = "my_403"\nmarket = "margin"'
+            ),
+            "[market]: unknown market 'margin'",
+        ),
     ],
 )
 def test_malformed_scenarios_name_file_scenario_and_field(text, message):
@@ -78,14 +104,18 @@ def test_python_scenarios_use_the_same_model(tmp_path):
     from pytest_fcp.scenarios import Expect, Request, Scenario
 
     scenario = Scenario(
-        name="py_403", description="written in Python", now=dt.datetime(2024, 1, 10, 12, tzinfo=dt.UTC),
+        name="py_403",
+        description="written in Python",
+        now=dt.datetime(2024, 1, 10, 12, tzinfo=dt.UTC),
         requests=(Request(dt.datetime(2024, 1, 3, tzinfo=dt.UTC), dt.datetime(2024, 1, 4, tzinfo=dt.UTC)),),
-        faults=(fault("vision.http403"), fault("rest.http500")), expect=Expect(outcome=("DataSourceError",)),
+        faults=(fault("vision.http403"), fault("rest.http500")),
+        expect=Expect(outcome=("DataSourceError",)),
     )
     run = run_scenario(scenario, "reference", tmp_path / "c")
     assert run.passed, run.summary()
-    broken = run_scenario(Scenario(**{**scenario.__dict__, "expect": Expect(outcome=("data",))}), "reference",
-                          tmp_path / "d")
+    broken = run_scenario(
+        Scenario(**{**scenario.__dict__, "expect": Expect(outcome=("data",))}), "reference", tmp_path / "d"
+    )
     assert [v.check for v in broken.verdicts] == ["expect.outcome"]
 
 
@@ -98,20 +128,36 @@ def _user_dir(pytester: pytest.Pytester, text: str = GOOD) -> pathlib.Path:
 
 def test_user_scenario_directory(pytester: pytest.Pytester) -> None:
     directory = _user_dir(pytester)
-    result = pytester.runpytest("--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled",
-                                "--fcp-engine=reference", "-v")
+    result = pytester.runpytest(
+        "--fcp-scenarios",
+        f"--fcp-scenarios-dir={directory}",
+        "--fcp-no-bundled",
+        "--fcp-engine=reference",
+        "-v",
+    )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*my_scenarios/mine.toml::my_403?reference? PASSED*", "*FCP conformance*",
-                                 "reference: 1 passed, 0 expected failures, 0 regressions*", "  mine *1 passed*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*my_scenarios/mine.toml::my_403?reference? PASSED*",
+            "*FCP conformance*",
+            "reference: 1 passed, 0 expected failures, 0 regressions*",
+            "  mine *1 passed*",
+        ]
+    )
 
 
 def test_malformed_file_is_a_collection_error(pytester: pytest.Pytester) -> None:
     directory = _user_dir(pytester, GOOD.replace('"vision.http403"', '"vision.http4003"'))
-    result = pytester.runpytest("--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled",
-                                "--fcp-engine=reference")
+    result = pytester.runpytest(
+        "--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled", "--fcp-engine=reference"
+    )
     assert result.ret != 0
-    result.stdout.fnmatch_lines(["*my_scenarios/mine.toml::my_403 ?faults?0??: unknown fault id 'vision.http4003'*",
-                                 "*ERROR my_scenarios/mine.toml*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*my_scenarios/mine.toml::my_403 ?faults?0??: unknown fault id 'vision.http4003'*",
+            "*ERROR my_scenarios/mine.toml*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -119,12 +165,23 @@ def test_expectations_xfail_strict_and_update(pytester: pytest.Pytester) -> None
     failing = GOOD.replace('sources = { default = "rest" }', 'sources = { default = "vision" }')
     directory = _user_dir(pytester, failing)
     expectations = pytester.path / "exp"
-    base = ["--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled", "--fcp-engine=reference",
-            f"--fcp-expectations-dir={expectations}", "-rxX"]
+    base = [
+        "--fcp-scenarios",
+        f"--fcp-scenarios-dir={directory}",
+        "--fcp-no-bundled",
+        "--fcp-engine=reference",
+        f"--fcp-expectations-dir={expectations}",
+        "-rxX",
+    ]
     result = pytester.runpytest(*base)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*FAIL ?expect.sources? 2024-01-03: rows from rest; expected vision*", "*path: cache miss 1d*",
-                                 "reference: 0 passed, 0 expected failures, 1 regressions*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL ?expect.sources? 2024-01-03: rows from rest; expected vision*",
+            "*path: cache miss 1d*",
+            "reference: 0 passed, 0 expected failures, 1 regressions*",
+        ]
+    )
     result = pytester.runpytest(*base, "--fcp-update-expectations")
     written = (expectations / "reference.toml").read_text()
     assert '"mine/my_403" = "2024-01-03: rows from rest; expected vision"' in written
@@ -140,8 +197,17 @@ def test_expectations_xfail_strict_and_update(pytester: pytest.Pytester) -> None
 
 def test_scenarios_run_under_xdist(pytester: pytest.Pytester) -> None:
     directory = _user_dir(pytester)
-    result = pytester.runpytest("--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-engine=reference",
-                                "-p", "xdist", "-n", "2")
+    result = pytester.runpytest(
+        "--fcp-scenarios",
+        f"--fcp-scenarios-dir={directory}",
+        "--fcp-engine=reference",
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == len(CATALOG) + 1, outcomes
-    result.stdout.fnmatch_lines([f"reference: {len(CATALOG) + 1} passed, 0 expected failures, 0 regressions*"])
+    result.stdout.fnmatch_lines(
+        [f"reference: {len(CATALOG) + 1} passed, 0 expected failures, 0 regressions*"]
+    )

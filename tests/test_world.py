@@ -32,12 +32,17 @@ def engines() -> list:
 
 def truth_rows(world: World, start: dt.datetime, end: dt.datetime) -> list[tuple]:
     t = world.expected(start, end)
-    return list(zip(t["open_time"].to_pylist(), *(t[c].to_pylist() for c in ("open", "high", "low", "close", "volume"))))
+    return list(
+        zip(
+            t["open_time"].to_pylist(),
+            *(t[c].to_pylist() for c in ("open", "high", "low", "close", "volume")), strict=False,
+        )
+    )
 
 
 def result_rows(table: pa.Table) -> list[tuple]:
     times = table["open_time"].cast(pa.int64()).to_pylist()
-    return list(zip(times, *(table[c].to_pylist() for c in ("open", "high", "low", "close", "volume"))))
+    return list(zip(times, *(table[c].to_pylist() for c in ("open", "high", "low", "close", "volume")), strict=False))
 
 
 @pytest.fixture(params=["reference", ALT, "ckvd"], ids=["reference", "alt", "ckvd"])
@@ -70,8 +75,11 @@ def test_cold_fetch_is_the_truth_from_vision_then_cache(engine_name, market, sym
 @pytest.mark.parametrize(("market", "symbol"), MARKETS)
 def test_days_younger_than_48h_come_from_rest(engine_name, market, symbol, tmp_path, request):
     if engine_name == "ckvd":
-        request.applymarker(pytest.mark.xfail(
-            reason="ckvd 4.6.1 asks Vision for days younger than 48 h and caches them", strict=True))
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="ckvd 4.6.1 asks Vision for days younger than 48 h and caches them", strict=True
+            )
+        )
     start, end = utc(2024, 1, 9), utc(2024, 1, 10, 6)
     with World(tmp_path / "cache", NOW, market=market, symbol=symbol) as world:
         world.create_engine(load_engine(engine_name))
@@ -89,24 +97,38 @@ def test_vision_files_follow_binance_conventions(tmp_path):
 
     import httpx
 
-    with World(tmp_path / "c", utc(2025, 1, 10, 12), market="spot") as world:
+    with World(tmp_path / "c", utc(2025, 1, 10, 12), market="spot"):
         get = httpx.Client().get
         spot = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip")
-        csv = zipfile.ZipFile(io.BytesIO(spot.content)).read("BTCUSDT-1h-2025-01-02.csv").decode().splitlines()
+        csv = (
+            zipfile.ZipFile(io.BytesIO(spot.content)).read("BTCUSDT-1h-2025-01-02.csv").decode().splitlines()
+        )
         first = csv[0].split(",")
         assert len(first) == 12 and first[0] == "1735776000000000"  # microseconds from 2025 on, no header
         assert int(first[6]) == int(first[0]) + 3_600_000_000 - 1
-        fut = get("https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-30.zip")
-        lines = zipfile.ZipFile(io.BytesIO(fut.content)).read("BTCUSDT-1h-2024-12-30.csv").decode().splitlines()
+        fut = get(
+            "https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-30.zip"
+        )
+        lines = (
+            zipfile.ZipFile(io.BytesIO(fut.content)).read("BTCUSDT-1h-2024-12-30.csv").decode().splitlines()
+        )
         assert lines[0].startswith("open_time,open,high,low,close,volume,close_time")
         assert int(lines[1].split(",")[6]) == int(lines[1].split(",")[0]) + 3_600_000 - 1
-        checksum = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip.CHECKSUM")
+        checksum = get(
+            "https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip.CHECKSUM"
+        )
         import hashlib
 
         assert checksum.text == f"{hashlib.sha256(spot.content).hexdigest()}  BTCUSDT-1h-2025-01-02.zip\n"
-        missing = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-09.zip")
-        assert missing.status_code == 404 and b"<Code>NoSuchKey</Code>" in missing.content  # not yet published
-        coin = get("https://data.binance.vision/data/futures/cm/daily/klines/BTCUSD_PERP/1h/BTCUSD_PERP-1h-2025-01-02.zip")
+        missing = get(
+            "https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-09.zip"
+        )
+        assert (
+            missing.status_code == 404 and b"<Code>NoSuchKey</Code>" in missing.content
+        )  # not yet published
+        coin = get(
+            "https://data.binance.vision/data/futures/cm/daily/klines/BTCUSD_PERP/1h/BTCUSD_PERP-1h-2025-01-02.zip"
+        )
         assert coin.status_code == 200
 
 
@@ -115,17 +137,28 @@ def test_rest_follows_binance_semantics(tmp_path):
 
     with World(tmp_path / "c", NOW) as world:
         get = httpx.Client().get
-        page = get("https://api.binance.com/api/v3/klines",
-                   params={"symbol": "BTCUSDT", "interval": "1h", "startTime": 1704844800000, "endTime": 1704855600000})
+        page = get(
+            "https://api.binance.com/api/v3/klines",
+            params={
+                "symbol": "BTCUSDT",
+                "interval": "1h",
+                "startTime": 1704844800000,
+                "endTime": 1704855600000,
+            },
+        )
         rows = page.json()
         assert [r[0] for r in rows] == [1704844800000 + i * 3_600_000 for i in range(4)]  # endTime inclusive
         assert all(isinstance(r[1], str) and len(r) == 12 for r in rows)
         assert int(page.headers["X-MBX-USED-WEIGHT-1M"]) > 0
-        future = get("https://api.binance.com/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1h",
-                                                                      "startTime": 1704844800000})
+        future = get(
+            "https://api.binance.com/api/v3/klines",
+            params={"symbol": "BTCUSDT", "interval": "1h", "startTime": 1704844800000},
+        )
         assert max(r[0] for r in future.json()) <= int(world.now.timestamp() * 1000)  # nothing after now
-        limited = get("https://fapi.binance.com/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m",
-                                                                          "startTime": 1704067200000, "limit": 5000})
+        limited = get(
+            "https://fapi.binance.com/fapi/v1/klines",
+            params={"symbol": "BTCUSDT", "interval": "1m", "startTime": 1704067200000, "limit": 5000},
+        )
         assert len(limited.json()) == 1500  # futures cap
         bad = get("https://api.binance.com/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "7m"})
         assert bad.status_code == 400 and bad.json() == {"code": -1120, "msg": "Invalid interval."}
@@ -137,7 +170,7 @@ def test_unserved_url_is_a_violation_naming_the_url(tmp_path):
     import httpx
 
     with World(tmp_path / "c", NOW) as world:
-        with pytest.raises(httpx.ConnectError, match="https://example.org/secret"):
+        with pytest.raises(httpx.ConnectError, match=r"https://example\.org/secret"):
             httpx.get("https://example.org/secret")
         with pytest.raises(OSError, match="blocked"):
             import socket
@@ -171,7 +204,10 @@ def _has_ckvd() -> bool:
 
 def test_backoff_costs_no_real_time(engine_name, tmp_path):
     # REST fails twice with 503 on recent days, then recovers: engines that retry sleep, virtually.
-    faults = [fault("rest.http503", attempts="first:2"), fault("rest.http429", attempts="nth:3", retry_after=300)]
+    faults = [
+        fault("rest.http503", attempts="first:2"),
+        fault("rest.http429", attempts="nth:3", retry_after=300),
+    ]
     with World(tmp_path / "c", NOW, faults=faults) as world:
         world.create_engine(load_engine(engine_name))
         virtual0, real0 = world.now, time.perf_counter()

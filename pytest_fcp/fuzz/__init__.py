@@ -4,7 +4,13 @@ shrunk counterexamples, and the ``--fcp-fuzz`` pytest items (see ``docs/fuzz.md`
 from __future__ import annotations
 
 __all__ = [
-    "cache_states", "fault_schedules", "render_scenario", "requests", "save_scenario", "scenarios", "worlds",
+    "cache_states",
+    "fault_schedules",
+    "render_scenario",
+    "requests",
+    "save_scenario",
+    "scenarios",
+    "worlds",
 ]
 
 

@@ -30,25 +30,38 @@ def addoption(parser: pytest.Parser) -> None:
     """Register the ``--fcp-fuzz*`` options and ini keys (call from ``pytest_addoption``)."""
     group = parser.getgroup("fcp", "pytest-fcp (Failover Control Protocol harness)")
     group.addoption(
-        "--fcp-fuzz", action="store_true", dest="fcp_fuzz",
+        "--fcp-fuzz",
+        action="store_true",
+        dest="fcp_fuzz",
         help="add one property-based test per engine: generated fault schedules judged by the FCP contract",
     )
     group.addoption(
-        "--fcp-fuzz-examples", type=int, dest="fcp_fuzz_examples", metavar="N",
+        "--fcp-fuzz-examples",
+        type=int,
+        dest="fcp_fuzz_examples",
+        metavar="N",
         help=f"generated scenarios per engine (default: ini fcp_fuzz_examples, else {DEFAULT_EXAMPLES})",
     )
     parser.addini("fcp_fuzz_examples", default=str(DEFAULT_EXAMPLES), help="generated scenarios per engine")
     group.addoption(
-        "--fcp-fuzz-budget", type=float, dest="fcp_fuzz_budget", metavar="SECONDS",
+        "--fcp-fuzz-budget",
+        type=float,
+        dest="fcp_fuzz_budget",
+        metavar="SECONDS",
         help="wall-time budget of the search per engine (default: ini fcp_fuzz_budget, else the profile's)",
     )
     parser.addini("fcp_fuzz_budget", default="", help="wall-time budget of the fuzz search per engine (s)")
     group.addoption(
-        "--fcp-fuzz-save", dest="fcp_fuzz_save", metavar="DIR",
+        "--fcp-fuzz-save",
+        dest="fcp_fuzz_save",
+        metavar="DIR",
         help="save each shrunk counterexample as a scenario TOML file in DIR",
     )
     group.addoption(
-        "--fcp-fuzz-profile", dest="fcp_fuzz_profile", choices=("ci", "deep"), default=None,
+        "--fcp-fuzz-profile",
+        dest="fcp_fuzz_profile",
+        choices=("ci", "deep"),
+        default=None,
         help="ci: derandomized and bounded (120 s budget); deep: 10x the examples, seeded by --fcp-seed",
     )
 
@@ -112,8 +125,9 @@ class FuzzPlugin:
             config.args[:] = []  # no paths given: run the fuzz items only
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         from pytest_fcp.plugin import engine_names
 
         for engine in engine_names(config):
@@ -156,8 +170,12 @@ class FuzzItem(pytest.Item):
             raise
         self.stash[ENGINE_NAME_KEY] = self.engine
         result = fuzz_engine(
-            factory, examples=options["examples"], seed_value=options["seed"],
-            derandomize=options["derandomize"], budget=options["budget"], save_dir=options["save_dir"],
+            factory,
+            examples=options["examples"],
+            seed_value=options["seed"],
+            derandomize=options["derandomize"],
+            budget=options["budget"],
+            save_dir=options["save_dir"],
             name=self.engine,
         )
         plugin = self.config.pluginmanager.get_plugin(_REGISTERED)

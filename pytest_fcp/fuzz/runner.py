@@ -79,8 +79,10 @@ class FuzzResult:
             *("  " + line for line in render_scenario(self.scenario).splitlines()),
         ]
         if self.saved is not None:
-            lines.append(f"saved to {self.saved} "
-                         f"(run it: pytest --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})")
+            lines.append(
+                f"saved to {self.saved} "
+                f"(run it: pytest --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})"
+            )
         return "\n".join(lines)
 
 
@@ -153,8 +155,13 @@ def fuzz_engine(
 
     test = given(strategy if strategy is not None else scenarios())(prop)
     test = settings(
-        max_examples=max(1, examples), derandomize=derandomize, database=None, deadline=None,
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
+        max_examples=max(1, examples),
+        derandomize=derandomize,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
         phases=(Phase.generate, Phase.shrink),
     )(test)
     if not derandomize:
@@ -171,7 +178,9 @@ def fuzz_engine(
     scenario, verdicts, path = best[-1]
     result.scenario, result.verdicts, result.path = scenario, verdicts, path
     if save_dir is not None:
-        header = (f"Shrunk fuzz counterexample: {label} broke the FCP contract (seed {seed_value}).\n"
-                  + "\n".join(str(v) for v in verdicts))
+        header = (
+            f"Shrunk fuzz counterexample: {label} broke the FCP contract (seed {seed_value}).\n"
+            + "\n".join(str(v) for v in verdicts)
+        )
         result.saved = save_scenario(scenario, save_dir, header=header)
     return result

@@ -54,12 +54,17 @@ BASE_DAY = dt.date(2024, 1, 10)
 EXCLUDED_FAULTS = frozenset({"cache.stale_day"})
 NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source in ("vision", "rest"))
 CACHE_FAULTS: tuple[str, ...] = tuple(
-    k for k, v in FAULTS.items()
+    k
+    for k, v in FAULTS.items()
     if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
 )
 #: The classic failure modes; half of the generated faults come from this list, half from all of them.
 HEADLINE_FAULTS: tuple[str, ...] = (
-    "vision.http403", "rest.http429", "rest.http503", "vision.checksum_mismatch", "vision.http404",
+    "vision.http403",
+    "rest.http429",
+    "rest.http503",
+    "vision.checksum_mismatch",
+    "vision.http404",
     "rest.connect_error",
 )
 _MAIN_INTERVALS = ("1h", "4h", "1d")
@@ -150,8 +155,9 @@ def _old(day: dt.date, now: dt.datetime) -> bool:
 
 
 @st.composite
-def cache_states(draw: st.DrawFn, days: Sequence[dt.date], now: dt.datetime) -> tuple[tuple[dt.date, ...],
-                                                                                        tuple[Fault, ...]]:
+def cache_states(
+    draw: st.DrawFn, days: Sequence[dt.date], now: dt.datetime
+) -> tuple[tuple[dt.date, ...], tuple[Fault, ...]]:
     """The cache before the fetch: ``(cached_days, cache_faults)``.
 
     Each requested day that ended 48 h before ``now`` is missing (mostly), valid, or broken by one
@@ -230,8 +236,9 @@ def _describe(
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, *, max_days: int = 7, max_faults: int = 3,
-              markets: Sequence[str] | None = None) -> Scenario:
+def scenarios(
+    draw: st.DrawFn, *, max_days: int = 7, max_faults: int = 3, markets: Sequence[str] | None = None
+) -> Scenario:
     """A complete scenario: a world, its request(s), a cache state and a fault schedule.
 
     Expectations stay empty: the default contract checks judge it."""
@@ -244,8 +251,16 @@ def scenarios(draw: st.DrawFn, *, max_days: int = 7, max_faults: int = 3,
     description = _describe(world, reqs, faults, cached)
     name = "fuzz_" + hashlib.sha1(f"{world.now.isoformat()} {description}".encode()).hexdigest()[:10]
     return Scenario(
-        name=name, description=description, now=world.now, requests=reqs, market=world.market,
-        symbol=world.symbol, interval=world.interval, faults=faults, cached=cached, expect=Expect(),
+        name=name,
+        description=description,
+        now=world.now,
+        requests=reqs,
+        market=world.market,
+        symbol=world.symbol,
+        interval=world.interval,
+        faults=faults,
+        cached=cached,
+        expect=Expect(),
         theme="fuzz",
     )
 

@@ -43,7 +43,9 @@ def load_expectations(directory: pathlib.Path, engine: str) -> dict[str, str]:
         raise pytest.UsageError(f"pytest-fcp: expectations file {path} is not valid TOML: {exc}") from None
     failures = doc.get("expected_failures", {})
     if set(doc) - {"expected_failures"} or not isinstance(failures, dict):
-        raise pytest.UsageError(f"pytest-fcp: {path} must hold only an [expected_failures] table of id = reason")
+        raise pytest.UsageError(
+            f"pytest-fcp: {path} must hold only an [expected_failures] table of id = reason"
+        )
     return {str(k): str(v) for k, v in failures.items()}
 
 
@@ -66,7 +68,9 @@ class ScenarioCollector:
         dirs: list[pathlib.Path] = []
         if not config.getoption("fcp_no_bundled", False):
             dirs.append(catalog_dir())
-        for extra in (config.getoption("fcp_scenarios_dirs", None) or []) + list(config.getini("fcp_scenarios_dirs")):
+        for extra in (config.getoption("fcp_scenarios_dirs", None) or []) + list(
+            config.getini("fcp_scenarios_dirs")
+        ):
             path = pathlib.Path(extra).resolve()
             if not path.is_dir():
                 raise pytest.UsageError(f"pytest-fcp: --fcp-scenarios-dir {extra}: no such directory")
@@ -75,7 +79,9 @@ class ScenarioCollector:
         expectations = config.getoption("fcp_expectations_dir", None) or config.getini("fcp_expectations_dir")
         self.expectations_dir = pathlib.Path(expectations) if expectations else catalog_dir() / "expectations"
         self._expectations: dict[str, dict[str, str]] = {}
-        self.results: dict[str, dict[str, tuple[str, str, str]]] = defaultdict(dict)  # engine -> id -> (theme, outcome, reason)
+        self.results: dict[str, dict[str, tuple[str, str, str]]] = defaultdict(
+            dict
+        )  # engine -> id -> (theme, outcome, reason)
         if config.args_source != pytest.Config.ArgsSource.ARGS:
             config.args[:] = [str(d) for d in self.dirs]
 
@@ -90,7 +96,9 @@ class ScenarioCollector:
         resolved = path.resolve()
         return any(resolved.is_relative_to(d) for d in self.dirs) or resolved.parent.name == "scenarios"
 
-    def pytest_collect_file(self, file_path: pathlib.Path, parent: pytest.Collector) -> pytest.Collector | None:
+    def pytest_collect_file(
+        self, file_path: pathlib.Path, parent: pytest.Collector
+    ) -> pytest.Collector | None:
         if self._is_scenario_file(file_path):
             return ScenarioFile.from_parent(parent, path=file_path)
         return None
@@ -114,9 +122,12 @@ class ScenarioCollector:
         if hasattr(self.config, "workerinput") or not self.config.getoption("fcp_update_expectations", False):
             return
         for engine, results in self.results.items():
-            failures = {sid: reason for sid, (_, outcome, reason) in results.items()
-                        if outcome in ("expected failure", "regression")}
-            self.written = getattr(self, "written", []) + [write_expectations(self.expectations_dir, engine, failures)]
+            failures = {
+                sid: reason
+                for sid, (_, outcome, reason) in results.items()
+                if outcome in ("expected failure", "regression")
+            }
+            self.written = [*getattr(self, "written", []), write_expectations(self.expectations_dir, engine, failures)]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
@@ -128,8 +139,10 @@ class ScenarioCollector:
             themes: dict[str, list[str]] = defaultdict(list)
             for theme, outcome, _ in results.values():
                 themes[theme].append(outcome)
+
             def count(items: list[str], what: str) -> int:
                 return sum(1 for i in items if i == what)
+
             every = [o for items in themes.values() for o in items]
             tr.write_line(
                 f"{engine}: {count(every, 'passed')} passed, {count(every, 'expected failure')} expected failures, "
@@ -162,7 +175,9 @@ class ScenarioFile(pytest.File):
             raise self.CollectError(f"pytest-fcp: bad scenario file: {exc}") from None
         for scenario in scenarios:
             for engine in engine_names(self.config):
-                yield ScenarioItem.from_parent(self, name=f"{scenario.name}[{engine}]", scenario=scenario, engine=engine)
+                yield ScenarioItem.from_parent(
+                    self, name=f"{scenario.name}[{engine}]", scenario=scenario, engine=engine
+                )
 
 
 class ScenarioFailed(Exception):
@@ -190,8 +205,12 @@ class ScenarioItem(pytest.Item):
         scenario = self.scenario
         reason = self.collector.expectations(self.engine).get(scenario.id)
         self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
-        self._fcp_info = {"engine": self.engine, "id": scenario.id, "theme": scenario.theme,
-                          "expected": reason is not None}
+        self._fcp_info = {
+            "engine": self.engine,
+            "id": scenario.id,
+            "theme": scenario.theme,
+            "expected": reason is not None,
+        }
         try:
             factory = load_engine(self.engine)
         except EngineLoadError as exc:

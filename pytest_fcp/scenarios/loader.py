@@ -27,14 +27,33 @@ from typing import Any
 
 from pytest_fcp.contract import CHECKS, FRESHNESS
 from pytest_fcp.faults import Fault, FaultSpecError, fault
-from pytest_fcp.markets import MARKETS, INTERVALS, days_between
-from pytest_fcp.scenarios.model import CACHE_STATES, OUTCOMES, SOURCES, Expect, Request, Scenario, ScenarioError, count_ok
+from pytest_fcp.markets import INTERVALS, MARKETS, days_between
+from pytest_fcp.scenarios.model import (
+    CACHE_STATES,
+    OUTCOMES,
+    SOURCES,
+    Expect,
+    Request,
+    Scenario,
+    ScenarioError,
+    count_ok,
+)
 
 __all__ = ["catalog_dir", "load_dir", "load_file", "parse_file"]
 
 SCENARIO_KEYS = {
-    "name", "description", "now", "market", "symbol", "interval", "truth", "faults", "cached", "request",
-    "publish_delay_hours", "expect",
+    "name",
+    "description",
+    "now",
+    "market",
+    "symbol",
+    "interval",
+    "truth",
+    "faults",
+    "cached",
+    "request",
+    "publish_delay_hours",
+    "expect",
 }
 EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
 FILE_KEYS = {"description", "defaults", "scenario"}
@@ -53,7 +72,9 @@ def _when(value: Any, fail: Any, what: str) -> dt.datetime:
     if isinstance(value, str):
         text = value.replace("Z", "+00:00")
         try:
-            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
+            value = (
+                dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
+            )
         except ValueError:
             fail(what, f"{value!r} is not a date or time (write 2024-01-02 or 2024-01-02T06:00:00Z)")
     if isinstance(value, dt.datetime):
@@ -116,7 +137,11 @@ def _expect(raw: Any, fail: Any) -> Expect:
     unknown = sorted(set(raw) - EXPECT_KEYS)
     if unknown:
         fail(f"expect.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(EXPECT_KEYS))}")
-    outcome = tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome"))) if "outcome" in raw else ()
+    outcome = (
+        tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome")))
+        if "outcome" in raw
+        else ()
+    )
     sources: dict[str, frozenset[str]] = {}
     for key, value in (raw.get("sources") or {}).items():
         if key != "default":
@@ -165,7 +190,10 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         fail("market", f"unknown market {market!r}; allowed: {', '.join(MARKETS)}")
     interval = data.get("interval", "1h")
     if interval not in INTERVALS or interval not in MARKETS[market].intervals:
-        fail("interval", f"{interval!r} is not a {market} interval; allowed: {', '.join(MARKETS[market].intervals)}")
+        fail(
+            "interval",
+            f"{interval!r} is not a {market} interval; allowed: {', '.join(MARKETS[market].intervals)}",
+        )
     symbol = data.get("symbol") or ("BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT")
     if not isinstance(symbol, str):
         fail("symbol", "expected a string")
@@ -195,17 +223,34 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
     for req in requests:
         for day in days_between(req.start, req.end):
             day_end = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
-            for label, edge in (("48 h freshness", now - FRESHNESS), ("Vision publication", now - dt.timedelta(hours=delay))):
+            for label, edge in (
+                ("48 h freshness", now - FRESHNESS),
+                ("Vision publication", now - dt.timedelta(hours=delay)),
+            ):
                 if abs(day_end - edge) < EDGE_MARGIN:
-                    fail("now", f"day {day} ends within an hour of the {label} edge ({edge.isoformat()}); "
-                                "move now by an hour or more")
+                    fail(
+                        "now",
+                        f"day {day} ends within an hour of the {label} edge ({edge.isoformat()}); "
+                        "move now by an hour or more",
+                    )
     faults = _faults(data.get("faults", []), defaults, fail)
     cached = tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(data.get("cached", [])))
     expect = _expect(data.get("expect", {}), fail)
     return Scenario(
-        name=name, description=data["description"], now=now, requests=tuple(requests), market=market,
-        symbol=symbol, interval=interval, truth=truth, faults=faults, cached=cached,
-        publish_delay_hours=float(delay), expect=expect, theme=theme, file=file,
+        name=name,
+        description=data["description"],
+        now=now,
+        requests=tuple(requests),
+        market=market,
+        symbol=symbol,
+        interval=interval,
+        truth=truth,
+        faults=faults,
+        cached=cached,
+        publish_delay_hours=float(delay),
+        expect=expect,
+        theme=theme,
+        file=file,
     )
 
 
@@ -216,8 +261,11 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
         raise ScenarioError(f"not valid TOML: {exc}", file=file) from None
     unknown = sorted(set(doc) - FILE_KEYS)
     if unknown:
-        raise ScenarioError(f"unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(FILE_KEYS))} "
-                            "(scenarios go in [[scenario]] tables)", file=file)
+        raise ScenarioError(
+            f"unknown top-level key {unknown[0]!r}; allowed: {', '.join(sorted(FILE_KEYS))} "
+            "(scenarios go in [[scenario]] tables)",
+            file=file,
+        )
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ScenarioError("[defaults] must be a table", file=file)
@@ -232,7 +280,9 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
     for entry in raw:
         scenario = parse_scenario(entry, theme=theme, file=file, defaults=defaults)
         if scenario.name in names:
-            raise ScenarioError("duplicate scenario name in this file", file=file, scenario=scenario.name, field="name")
+            raise ScenarioError(
+                "duplicate scenario name in this file", file=file, scenario=scenario.name, field="name"
+            )
         names.add(scenario.name)
         out.append(scenario)
     return out

@@ -46,8 +46,13 @@ def count_ok(constraint: str | int, value: int) -> bool:
     if not match:
         raise ValueError(f"bad count {constraint!r}")
     op, number = match.group(1) or "==", int(match.group(2))
-    return {"==": value == number, ">=": value >= number, "<=": value <= number, ">": value > number,
-            "<": value < number}[op]
+    return {
+        "==": value == number,
+        ">=": value >= number,
+        "<=": value <= number,
+        ">": value > number,
+        "<": value < number,
+    }[op]
 
 
 @dataclass(frozen=True)

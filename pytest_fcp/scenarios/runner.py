@@ -39,7 +39,12 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
         if got not in expect.outcome and not (names & set(expect.outcome)):
             detail = "" if result.ok else f": {str(result.error)[:160]}"
             want = " or ".join(expect.outcome)
-            out.append(Verdict("expect.outcome", f"expected {want}, got {type(result.error).__name__ if result.error else 'data'}{detail}"))
+            out.append(
+                Verdict(
+                    "expect.outcome",
+                    f"expected {want}, got {type(result.error).__name__ if result.error else 'data'}{detail}",
+                )
+            )
     if expect.sources and result.table is not None:
         import pyarrow as pa
 
@@ -52,8 +57,13 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
         for day, sources in sorted(per_day.items()):
             allowed = expect.sources.get(day, expect.sources.get("default"))
             if allowed is not None and not sources <= allowed:
-                out.append(Verdict("expect.sources", f"{day}: rows from {', '.join(sorted(sources))}; "
-                                                     f"expected {' or '.join(sorted(allowed))}"))
+                out.append(
+                    Verdict(
+                        "expect.sources",
+                        f"{day}: rows from {', '.join(sorted(sources))}; "
+                        f"expected {' or '.join(sorted(allowed))}",
+                    )
+                )
     for source, constraint in expect.requests.items():
         count = len(world.trace.requests(source))
         if not count_ok(constraint, count):
@@ -65,20 +75,32 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
                 continue
             state = world.cache_state(day, result.symbol, result.market, result.interval)
             if state.status not in allowed:
-                out.append(Verdict("expect.cache_after", f"{day}: cache file is {state.status}; "
-                                                         f"expected {' or '.join(sorted(allowed))}"))
+                out.append(
+                    Verdict(
+                        "expect.cache_after",
+                        f"{day}: cache file is {state.status}; expected {' or '.join(sorted(allowed))}",
+                    )
+                )
     return out
 
 
-def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
+def run_scenario(
+    scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0
+) -> ScenarioRun:
     """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``."""
     from pytest_fcp.engines import load_engine
 
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
     world = World(
-        cache_root, scenario.now, market=scenario.market, symbol=scenario.symbol, interval=scenario.interval,
-        truth=scenario.truth, seed=seed, faults=scenario.faults,
+        cache_root,
+        scenario.now,
+        market=scenario.market,
+        symbol=scenario.symbol,
+        interval=scenario.interval,
+        truth=scenario.truth,
+        seed=seed,
+        faults=scenario.faults,
         publish_delay=dt.timedelta(hours=scenario.publish_delay_hours),
     )
     run = ScenarioRun(scenario, name, world)
@@ -97,11 +119,14 @@ def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path
     return run
 
 
-def assert_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
+def assert_scenario(
+    scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0
+) -> ScenarioRun:
     """Run ``scenario`` and fail with every broken check and the decision path when the contract is broken."""
     run = run_scenario(scenario, engine, cache_root, seed=seed)
     if not run.passed:
         lines = "\n".join(f"  {v}" for v in run.verdicts)
-        raise AssertionError(f"{scenario.id} on {run.engine} breaks the FCP contract:\n{lines}\n"
-                             f"path: {run.world.trace.path()}")
+        raise AssertionError(
+            f"{scenario.id} on {run.engine} breaks the FCP contract:\n{lines}\npath: {run.world.trace.path()}"
+        )
     return run

@@ -49,7 +49,8 @@ def truth_to_cache_table(truth: pa.Table) -> pa.Table:
     """Truth rows (integer ms) as the table ``write_cache`` takes (CACHE_SCHEMA)."""
     ts = pa.timestamp("ms", tz="UTC")
     return pa.Table.from_arrays(
-        [truth["open_time"].cast(pa.int64()).cast(ts)] + [truth[c] for c in PRICE_COLUMNS], schema=CACHE_SCHEMA
+        [truth["open_time"].cast(pa.int64()).cast(ts)] + [truth[c] for c in PRICE_COLUMNS],
+        schema=CACHE_SCHEMA,
     )
 
 
@@ -98,7 +99,7 @@ def _open_time_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
         return raw
     if factor > 1:
         return pc.multiply(raw, int(factor))
-    return pc.divide(raw, int(round(1 / factor)))
+    return pc.divide(raw, round(1 / factor))
 
 
 def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
@@ -125,7 +126,8 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     except (TypeError, pa.ArrowException, KeyError) as exc:
         return DayFileState("schema", table.num_rows, size, f"{type(exc).__name__}: {exc}"[:200], fmt)
     truth_rows = {
-        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS) for i, t in enumerate(truth["open_time"].to_pylist())
+        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS)
+        for i, t in enumerate(truth["open_time"].to_pylist())
     }
     seen: set[int] = set()
     stale = 0
@@ -248,7 +250,9 @@ def apply_cache_fault(
         table = _engine_table(path, full)
         index = table.schema.get_field_index("open_time")
         ms = _open_time_ms(table["open_time"])
-        table = table.set_column(index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC")))
+        table = table.set_column(
+            index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC"))
+        )
         _rewrite(path, table)
     elif fid == "cache.unreadable":
         path.chmod(0)

@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import hashlib
 import pathlib
+import typing
 from typing import Protocol
 
 import numpy as np
@@ -142,17 +143,17 @@ class SyntheticTruth:
             quote, taker_quote = volume * vwap, taker * vwap
         count = (1 + volume * 7 + 100 * _uniform(ukeys, key + 5)).astype(np.int64)
         columns = [
-                open_time,
-                o,
-                hi,
-                lo,
-                c,
-                volume,
-                open_time + step - 1,
-                np.round(quote, 8),
-                count,
-                taker,
-                np.round(taker_quote, 8),
+            open_time,
+            o,
+            hi,
+            lo,
+            c,
+            volume,
+            open_time + step - 1,
+            np.round(quote, 8),
+            count,
+            taker,
+            np.round(taker_quote, 8),
         ]
         return pa.Table.from_arrays(
             [_from_numpy(col, f.type) for col, f in zip(columns, KLINE_SCHEMA, strict=True)],
@@ -176,7 +177,7 @@ class GoldenTruth:
     """
 
     name = "golden"
-    FILES = {
+    FILES: typing.ClassVar[dict[tuple[str, str, str], str]] = {
         ("spot", "BTCUSDT", "1h"): "btcusdt_spot_1h_2024w01.parquet",
         ("futures_usdt", "BTCUSDT", "1h"): "btcusdt_futures_usdt_1h_2024w01.parquet",
         ("futures_coin", "BTCUSD_PERP", "1h"): "btcusd_perp_coin_1h_2024w01.parquet",

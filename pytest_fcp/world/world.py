@@ -114,7 +114,9 @@ class World:
         except ValueError as exc:
             raise WorldError(str(exc)) from None
         if interval not in spec.intervals:
-            raise WorldError(f"interval {interval!r} does not exist on {market}; allowed: {', '.join(spec.intervals)}")
+            raise WorldError(
+                f"interval {interval!r} does not exist on {market}; allowed: {', '.join(spec.intervals)}"
+            )
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         if isinstance(truth, str):
             if truth == "synthetic":
@@ -220,8 +222,14 @@ class World:
             for day in days:
                 self.trace.record("fault", id=item.id, source="cache", day=day.isoformat() if day else None)
                 apply_cache_fault(
-                    engine, item, self.symbol, self.market, self.interval, day or dt.date(1970, 1, 1),
-                    self.truth_day(day) if day else pa.table({}), self.sandbox,
+                    engine,
+                    item,
+                    self.symbol,
+                    self.market,
+                    self.interval,
+                    day or dt.date(1970, 1, 1),
+                    self.truth_day(day) if day else pa.table({}),
+                    self.sandbox,
                 )
                 if day is not None:
                     self._remember_fault(engine, item.id, day)
@@ -238,12 +246,21 @@ class World:
         engine = self._need_engine()
         for day in days:
             if state == "valid":
-                engine.write_cache(self.symbol, self.market, self.interval, day, truth_to_cache_table(self.truth_day(day)))
+                engine.write_cache(
+                    self.symbol, self.market, self.interval, day, truth_to_cache_table(self.truth_day(day))
+                )
             else:
                 item = fault(state, days=[day])
                 self.trace.record("fault", id=item.id, source="cache", day=day.isoformat())
                 apply_cache_fault(
-                    engine, item, self.symbol, self.market, self.interval, day, self.truth_day(day), self.sandbox
+                    engine,
+                    item,
+                    self.symbol,
+                    self.market,
+                    self.interval,
+                    day,
+                    self.truth_day(day),
+                    self.sandbox,
                 )
                 self._remember_fault(engine, item.id, day)
         self.poll_cache(quiet=True)
@@ -254,24 +271,37 @@ class World:
 
     def _need_engine(self) -> Engine:
         if self.engine is None:
-            raise WorldError("no engine attached: call world.attach(engine) first (the fcp_engine fixture does)")
+            raise WorldError(
+                "no engine attached: call world.attach(engine) first (the fcp_engine fixture does)"
+            )
         return self.engine
 
     # --- truth ---------------------------------------------------------------------------------------
-    def truth_day(self, day: dt.date, symbol: str | None = None, market: str | None = None,
-                  interval: str | None = None) -> pa.Table:
+    def truth_day(
+        self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
+    ) -> pa.Table:
         start, end = day_bounds_ms(day)
-        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval, start, end)
+        return self.truth.klines(
+            market or self.market, symbol or self.symbol, interval or self.interval, start, end
+        )
 
-    def expected(self, start: dt.datetime, end: dt.datetime, symbol: str | None = None,
-                 market: str | None = None, interval: str | None = None) -> pa.Table:
+    def expected(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        symbol: str | None = None,
+        market: str | None = None,
+        interval: str | None = None,
+    ) -> pa.Table:
         """The truth for ``[start, end)``, limited to bars that have opened by "now"."""
         upper = min(to_ms(end), to_ms(self.now) + 1)
-        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval,
-                                 to_ms(start), upper)
+        return self.truth.klines(
+            market or self.market, symbol or self.symbol, interval or self.interval, to_ms(start), upper
+        )
 
-    def cache_state(self, day: dt.date, symbol: str | None = None, market: str | None = None,
-                    interval: str | None = None) -> DayFileState:
+    def cache_state(
+        self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
+    ) -> DayFileState:
         symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
         path = self._need_engine().cache_file(symbol, market, interval, day)
         rel = self.sandbox.relative(path)
@@ -287,8 +317,15 @@ class World:
         return state
 
     # --- the fetch -------------------------------------------------------------------------------------
-    def fetch(self, start: dt.datetime, end: dt.datetime, *, symbol: str | None = None,
-              market: str | None = None, interval: str | None = None) -> FetchResult:
+    def fetch(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        symbol: str | None = None,
+        market: str | None = None,
+        interval: str | None = None,
+    ) -> FetchResult:
         """Ask the engine for ``[start, end)``; never raises the engine's exception (see ``FetchResult``)."""
         engine = self._need_engine()
         symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
@@ -301,7 +338,9 @@ class World:
             interval=interval,
             start=start.isoformat(),
             end=end.isoformat(),
-            cache_days={d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()},
+            cache_days={
+                d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()
+            },
         )
         try:
             result.table = engine.fetch(symbol, market, interval, start, end)
@@ -310,12 +349,17 @@ class World:
         self.poll_cache()
         if result.error is not None:
             self.trace.record(
-                "outcome", error=type(result.error).__name__, error_kind=result.error_kind, message=str(result.error)[:500]
+                "outcome",
+                error=type(result.error).__name__,
+                error_kind=result.error_kind,
+                message=str(result.error)[:500],
             )
         else:
             assert result.table is not None
             self.trace.record(
-                "outcome", rows=result.table.num_rows, rows_by_source=result.rows_by_source(),
+                "outcome",
+                rows=result.table.num_rows,
+                rows_by_source=result.rows_by_source(),
                 rows_by_day=_rows_by_day(result.table),
             )
         self.results.append(result)
@@ -324,13 +368,31 @@ class World:
     # --- recording -----------------------------------------------------------------------------------
     def record_fault(self, item: Fault, source: str, day: dt.date, url: str) -> None:
         day = self.faults.last_day or day
-        self.trace.record("fault", id=item.id, source=source, day=day.isoformat(), attempt=self.faults.last_attempt,
-                          url=url)
-
-    def record_http(self, source: str, door: str, method: str, url: str, *, status: int | None = None,
-                    error: str | None = None, v0: dt.datetime, r0: float, retry_after: str | None = None) -> None:
         self.trace.record(
-            "http", source=source, door=door, method=method, url=url, status=status, error=error,
+            "fault", id=item.id, source=source, day=day.isoformat(), attempt=self.faults.last_attempt, url=url
+        )
+
+    def record_http(
+        self,
+        source: str,
+        door: str,
+        method: str,
+        url: str,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        v0: dt.datetime,
+        r0: float,
+        retry_after: str | None = None,
+    ) -> None:
+        self.trace.record(
+            "http",
+            source=source,
+            door=door,
+            method=method,
+            url=url,
+            status=status,
+            error=error,
             retry_after=float(retry_after) if retry_after else None,
             duration_s=round((self.now - v0).total_seconds(), 3),
             took_ms=round((time.perf_counter() - r0) * 1000, 3),
@@ -363,8 +425,12 @@ class World:
         self.trace.record("sleep", seconds=seconds)
 
     def _on_log(self, record: dict[str, Any]) -> None:
-        self.trace.record("log", level=record.get("level"), message=str(record.get("message", ""))[:300],
-                          module=record.get("module"))
+        self.trace.record(
+            "log",
+            level=record.get("level"),
+            message=str(record.get("message", ""))[:300],
+            module=record.get("module"),
+        )
 
 
 def _signature(path: pathlib.Path) -> tuple[int, int, int]:
@@ -379,10 +445,7 @@ def _rows_by_day(table: pa.Table) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     times = table["open_time"].cast(pa.int64()).to_pylist()
     for t, source in zip(times, table["source"].to_pylist(), strict=True):
-        if t is None:
-            day = "null"
-        else:
-            day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
+        day = "null" if t is None else dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
         per = out.setdefault(day, {})
         per[str(source)] = per.get(str(source), 0) + 1
     return out
