@@ -89,21 +89,16 @@ def _now(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time like 2024-01-10T12:00:00Z"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time like 2024-01-10T12:00:00Z") from None
     if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no timezone; write it in UTC, e.g. 2024-01-10T12:00:00Z"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} has no timezone; write it in UTC, e.g. 2024-01-10T12:00:00Z")
     return moment.astimezone(dt.UTC)
 
 
 def _symbol(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9]+(_[A-Za-z0-9]+)?", text):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a Binance symbol; expected letters and digits like BTCUSDT "
-            f"(COIN-M: BTCUSD_PERP)"
+            f"{text!r} is not a Binance symbol; expected letters and digits like BTCUSDT (COIN-M: BTCUSD_PERP)"
         )
     return text.upper()
 
@@ -160,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--verbose", "-v", action="store_true", help="list every bad file and gap")
     health.add_argument("--json", action="store_true", help="machine-readable output (no progress bar)")
-    health.add_argument(
-        "--market", type=_market, metavar="M", help=f"only this market ({', '.join(MARKETS)})"
-    )
+    health.add_argument("--market", type=_market, metavar="M", help=f"only this market ({', '.join(MARKETS)})")
     health.add_argument("--symbol", type=_symbol, metavar="S", help="only this symbol, e.g. BTCUSDT")
     health.add_argument("--interval", type=_interval, metavar="I", help="only this interval, e.g. 1h")
     health.add_argument("--from", dest="day_from", type=_day, metavar="D", help="first day (YYYY-MM-DD)")
@@ -181,10 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run one fetch of the last --days days through an engine adapter, traced: rows per source, "
             "latency per source, the decision path and hints. Live against Binance unless --simulate."
         ),
-        epilog=(
-            "Exit status: 0 the fetch went well, 1 problems found, "
-            "2 usage error or no network for a live run."
-        ),
+        epilog=("Exit status: 0 the fetch went well, 1 problems found, 2 usage error or no network for a live run."),
     )
     diagnose.add_argument("symbol", type=_symbol, metavar="SYMBOL", help="e.g. BTCUSDT (COIN-M: BTCUSD_PERP)")
     diagnose.add_argument("market", type=_market, metavar="MARKET", help=", ".join(MARKETS))
@@ -236,7 +226,7 @@ def _console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
     width = None if tty else int(os.environ.get("COLUMNS", "0") or 0) or 150
-    return Console(file=stream, width=width, highlight=False, soft_wrap=True, emoji=False)
+    return Console(file=stream, width=width, highlight=False, soft_wrap=True, emoji=False, markup=False)
 
 
 # --- cache-health ---
@@ -249,9 +239,7 @@ def cmd_cache_health(args: argparse.Namespace) -> int:
         root = args.cache_dir.expanduser()
         how = "given with --cache-dir"
         if not root.exists():
-            raise UsageError(
-                f"--cache-dir: {str(root)!r} does not exist; give the directory of the engine's cache"
-            )
+            raise UsageError(f"--cache-dir: {str(root)!r} does not exist; give the directory of the engine's cache")
         if not root.is_dir():
             raise UsageError(f"--cache-dir: {str(root)!r} is not a directory")
     else:
@@ -330,6 +318,14 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _compact(problem: str) -> str:
+    """'3 partial_day' -> 'partial_day(3)' (one unbreakable word per problem in a narrow column)."""
+    count, _, name = problem.partition(" ")
+    if not count.isdigit() or " " in name:
+        return problem
+    return name if count == "1" else f"{name}({count})"
+
+
 def _runs_text(runs: Sequence[Sequence[str]], limit: int | None) -> str:
     parts = [a if a == b else f"{a}..{b}" for a, b in runs]
     if limit is not None and len(parts) > limit:
@@ -349,38 +345,31 @@ def _print_health(report: HealthReport, verbose: bool) -> None:
     console.print(f"  ({report.root_source}); directory {state}")
     layouts = ", ".join(data["layouts"]) or "none recognised"
     console.print(
-        f"  now {data['now']} · layouts: {layouts} · "
-        f"{report.files:,} day files scanned in {report.seconds:.2f} s"
+        f"  now {data['now']} · layouts: {layouts} · {report.files:,} day files scanned in {report.seconds:.2f} s"
     )
     if report.filters:
         console.print("  filters: " + ", ".join(f"{k}={v}" for k, v in report.filters.items()))
 
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     for name, kwargs in (
-        ("Market", {}),
-        ("Symbol", {}),
-        ("Interval", {}),
-        ("Layout", {}),
-        ("Dir", {}),
-        ("Files", {"justify": "right"}),
-        ("Size", {"justify": "right"}),
-        ("Coverage", {}),
+        ("Series", {"no_wrap": True}),
+        ("Layout", {"no_wrap": True}),
+        ("Dir", {"no_wrap": True}),
+        ("Files", {"justify": "right", "no_wrap": True}),
+        ("Size", {"justify": "right", "no_wrap": True}),
+        ("Coverage", {"no_wrap": True}),
         ("Gaps", {"overflow": "fold"}),
-        ("Problems", {"overflow": "fold"}),
+        ("Problems", {"overflow": "fold", "min_width": 20}),
     ):
         table.add_column(name, **kwargs)
     for series in report.series:
         s = series.to_dict()
         directory = "missing" if not s["exists"] else "rw" if s["writable"] else "NOT writable"
         coverage = f"{s['first_day']}..{s['last_day']}" if s["files"] else "-"
-        gaps = (
-            "none" if not s["gaps"] else f"{s['gap_days']}d: " + _runs_text(s["gaps"], None if verbose else 3)
-        )
-        problems = ", ".join(s["problems"]) or "none"
+        gaps = "none" if not s["gaps"] else f"{s['gap_days']}d: " + _runs_text(s["gaps"], None if verbose else 3)
+        problems = ", ".join(_compact(problem) for problem in s["problems"]) or "none"
         table.add_row(
-            series.market,
-            series.symbol,
-            series.interval,
+            f"{series.market} {series.symbol} {series.interval}",
             series.layout,
             directory,
             f"{s['files']:,}",
@@ -412,17 +401,20 @@ def _print_health(report: HealthReport, verbose: bool) -> None:
         shown = bad if verbose else bad[:SHOWN_BAD_FILES]
         files = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, title_justify="left")
         files.title = f"Bad files ({len(bad)})" + ("" if len(shown) == len(bad) else f", first {len(shown)}")
-        for name in ("Series", "Day", "Status", "Size", "Detail", "File"):
-            files.add_column(name, overflow="fold")
+        for name in ("Series", "Day", "Status", "Size"):
+            files.add_column(name, no_wrap=True, justify="right" if name == "Size" else "left")
+        files.add_column("Detail", overflow="fold")
+        if verbose:
+            files.add_column("File", overflow="fold")
         for series, f in shown:
-            files.add_row(
-                f"{series.market} {series.symbol} {series.interval}",
+            cells = [
+                f"{series.market} {series.symbol} {series.interval} ({series.layout})",
                 f.day.isoformat(),
                 ", ".join(f.issues),
                 _human_bytes(f.size),
                 f.detail,
-                os.path.basename(f.path),
-            )
+            ]
+            files.add_row(*cells, *([f.path] if verbose else []))
         console.print(files)
         if len(shown) < len(bad):
             console.print(f"... and {len(bad) - len(shown)} more bad file(s): use --verbose or --json")
@@ -491,8 +483,7 @@ class Diagnosis:
         return [
             day
             for day in self.old_days()
-            if lo <= day_bounds_ms(dt.date.fromisoformat(day))[0]
-            and day_bounds_ms(dt.date.fromisoformat(day))[1] <= hi
+            if lo <= day_bounds_ms(dt.date.fromisoformat(day))[0] and day_bounds_ms(dt.date.fromisoformat(day))[1] <= hi
         ]
 
     def recent_days(self) -> list[str]:
@@ -588,8 +579,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     spec = market_spec(args.market)
     if args.interval not in spec.intervals:
         raise UsageError(
-            f"interval {args.interval!r} does not exist on {args.market}; "
-            f"allowed: {', '.join(spec.intervals)}"
+            f"interval {args.interval!r} does not exist on {args.market}; allowed: {', '.join(spec.intervals)}"
         )
     if args.market == "futures_coin" and "_" not in args.symbol:
         raise UsageError(f"symbol {args.symbol!r}: COIN-M symbols look like BTCUSD_PERP")
@@ -597,9 +587,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if args.simulate is None:
         for option in ("now", "warm"):
             if getattr(args, option):
-                raise UsageError(
-                    f"--{option} applies to --simulate runs only; add --simulate FAULT... (or none)"
-                )
+                raise UsageError(f"--{option} applies to --simulate runs only; add --simulate FAULT... (or none)")
     elif args.cache_dir is not None:
         raise UsageError("--cache-dir applies to live runs only; --simulate always uses a temporary cache")
     try:
@@ -644,9 +632,7 @@ def _diagnose_simulated(args: argparse.Namespace, factory: Any, faults: list[Any
     days = days_between(start, end)
     # Cache faults describe files, so they need days: every day of the range (read_only_dir: the directory).
     scoped = [
-        fault(f.id, days=days, **dict(f.params))
-        if f.source == "cache" and f.id != "cache.read_only_dir"
-        else f
+        fault(f.id, days=days, **dict(f.params)) if f.source == "cache" and f.id != "cache.read_only_dir" else f
         for f in faults
     ]
     faulted_days = {d for f in scoped if f.source == "cache" and f.days for d in f.days}
@@ -810,9 +796,7 @@ def _default_live_cache_dir(engine: str) -> pathlib.Path:
         return default_cache_dir()[0]
     import platformdirs
 
-    return pathlib.Path(platformdirs.user_cache_path("pytest-fcp")) / engine.replace(":", "_").replace(
-        "/", "_"
-    )
+    return pathlib.Path(platformdirs.user_cache_path("pytest-fcp")) / engine.replace(":", "_").replace("/", "_")
 
 
 _HEALTH_TO_PATH = {"ok": "hit", "missing": "miss", "partial_day": "partial", "stale_day": "stale"}
@@ -853,17 +837,13 @@ def _diagnose_live(args: argparse.Namespace, factory: Any) -> Diagnosis:
     cache_dir = (args.cache_dir or _default_live_cache_dir(args.engine)).expanduser()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     start, end = _fetch_range(now, args.days)
-    diagnosis = Diagnosis(
-        "live", args.engine, args.symbol, args.market, args.interval, start, end, now, str(cache_dir)
-    )
+    diagnosis = Diagnosis("live", args.engine, args.symbol, args.market, args.interval, start, end, now, str(cache_dir))
     layout = "ckvd" if args.engine == "ckvd" else "reference"
     engine = factory(cache_dir)
     trace = Trace()
     days = days_between(start, end)
     try:
-        diagnosis.cache_before = {
-            d.isoformat(): _live_cache_state(engine, diagnosis, d, layout) for d in days
-        }
+        diagnosis.cache_before = {d.isoformat(): _live_cache_state(engine, diagnosis, d, layout) for d in days}
         trace.record(
             "request",
             symbol=args.symbol,
@@ -1063,12 +1043,9 @@ def _print_diagnosis(d: Diagnosis, verbose: bool) -> None:
 
     console = _console()
     where = "simulated world (offline)" if d.mode == "simulated" else "live Binance"
+    console.print(Text(f"fcp diagnose {d.symbol} {d.market} {d.interval} - engine {d.engine}, {where}", style="bold"))
     console.print(
-        Text(f"fcp diagnose {d.symbol} {d.market} {d.interval} - engine {d.engine}, {where}", style="bold")
-    )
-    console.print(
-        f"  range {_iso(d.start)} .. {_iso(d.end)} ({len(days_between(d.start, d.end))} UTC days), "
-        f"now {_iso(d.now)}"
+        f"  range {_iso(d.start)} .. {_iso(d.end)} ({len(days_between(d.start, d.end))} UTC days), now {_iso(d.now)}"
     )
     console.print(f"  cache dir {d.cache_dir}" + (f"; faults: {', '.join(d.faults)}" if d.faults else ""))
     console.print(Text("Decision path: ", style="bold") + Text(d.path))
@@ -1078,9 +1055,7 @@ def _print_diagnosis(d: Diagnosis, verbose: bool) -> None:
         expected = f" (truth: {d.expected_rows})" if d.expected_rows is not None else ""
         console.print(f"Outcome: {d.rows} rows{expected} in {d.wall_ms:.0f} ms")
 
-    table = Table(
-        box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, title="Sources", title_justify="left"
-    )
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, title="Sources", title_justify="left")
     for name in ("Source", "Rows", "Requests", "Answers", "Latency", "Notes"):
         table.add_column(name, justify="right" if name in ("Rows", "Requests") else "left")
     for source, info in d.sources().items():
@@ -1097,9 +1072,7 @@ def _print_diagnosis(d: Diagnosis, verbose: bool) -> None:
             latency = f"{info['latency_ms']:.1f} ms" if info["requests"] else "-"
             if info["requests"]:
                 latency += f" (mean {info['mean_ms']:.1f} ms)"
-            notes = (
-                f"{info['virtual_s']:g} s simulated" if d.mode == "simulated" and info["virtual_s"] else ""
-            )
+            notes = f"{info['virtual_s']:g} s simulated" if d.mode == "simulated" and info["virtual_s"] else ""
             table.add_row(source, str(info["rows"]), str(info["requests"]), answers, latency, notes)
         else:
             table.add_row(source, str(info["rows"]), "-", "-", "-", "rows the engine gave no known source")
