@@ -660,17 +660,18 @@ def _diagnose_simulated(args: argparse.Namespace, factory: Any, faults: list[Any
             cache_dir="(temporary)",
             faults=[f.describe() for f in faults],
         )
-        t0 = time.perf_counter()
+        _warm_up_imports()
         with world:
             world.create_engine(factory)
             if args.warm:
                 limit = to_ms(now - MIN_AGE)
                 warm = [d for d in days if day_bounds_ms(d)[1] <= limit and d not in faulted_days]
                 world.seed_cache(warm)
+            t0 = time.perf_counter()
             result = world.fetch(start, end)
+            diagnosis.wall_ms = (time.perf_counter() - t0) * 1000
             after = {d.isoformat(): world.cache_state(d).status for d in days}
             expected = world.expected(start, end).num_rows
-        diagnosis.wall_ms = (time.perf_counter() - t0) * 1000
         diagnosis.events = list(world.trace.events)
         diagnosis.cache_before = {d.isoformat(): s.status for d, s in result.cache_before.items()}
         diagnosis.cache_after = after
@@ -678,6 +679,14 @@ def _diagnose_simulated(args: argparse.Namespace, factory: Any, faults: list[Any
         _fill_outcome(diagnosis, result.table, result.error)
         world.sandbox.restore()
     return diagnosis
+
+
+def _warm_up_imports() -> None:
+    """Import what engines import lazily on their first call (pyarrow's to_numpy pulls in pandas: seconds),
+    so that a one-time import is not reported as the latency of whichever source triggered it."""
+    for name in ("pandas", "pyarrow.compute", "pyarrow.csv"):
+        with contextlib.suppress(ImportError):
+            __import__(name)
 
 
 def _fill_outcome(diagnosis: Diagnosis, table: Any, error: BaseException | None) -> None:
@@ -856,6 +865,7 @@ def _diagnose_live(args: argparse.Namespace, factory: Any) -> Diagnosis:
         for host, why in reach.items():
             if why:
                 trace.record("log", level="WARNING", message=f"network check: {host}:443 {why}")
+        _warm_up_imports()
         t0 = time.perf_counter()
         table, error = None, None
         with _traced_httpx(trace):
@@ -926,8 +936,8 @@ def _add_hints(d: Diagnosis) -> None:
             "too_recent_for_vision",
             "info",
             f"{len(recent)} day(s) of the range ({recent[0]}..{recent[-1]}) ended less than 48 h before now: "
-            "Binance Vision publishes a day's file only after that, so these days come from REST and are "
-            "not cached. Expected.",
+            "Binance Vision publishes a day's file only after that, so these days must come from REST and should "
+            "not be cached. Expected.",
         )
         asked = [e for e in vision if any(day in str(e.data.get("url", "")) for day in recent)]
         if asked:
@@ -981,15 +991,31 @@ def _add_hints(d: Diagnosis) -> None:
             f"{_count(d.cache_after[day] for day in not_stored)}): the next fetch will download them again. "
             "Check the directory is writable and run `fcp cache-health`.",
         )
-    bad_before = {day: s for day, s in d.cache_before.items() if s not in ("hit", "miss", "valid", "missing")}
+    good, absent = ("valid", "hit"), ("missing", "miss")
+    bad_before = {day: s for day, s in d.cache_before.items() if s not in (*good, *absent)}
     if bad_before:
-        repaired = [day for day in bad_before if d.cache_after.get(day) in ("valid", "hit")]
+        repaired = [day for day in bad_before if d.cache_after.get(day) in good]
+        cacheable = set(d.whole_old_days())
+        left = [day for day in bad_before if day not in repaired and day in cacheable]
         hint(
             "cache_files_unusable",
-            "info" if len(repaired) == len(bad_before) else "problem",
+            "problem" if left else "info",
             f"{len(bad_before)} cache file(s) were unusable before the fetch "
-            f"({_count(bad_before.values())}); "
-            f"{len(repaired)} of them valid again afterwards.",
+            f"({_count(bad_before.values())}) and had to be fetched again; {len(repaired)} valid afterwards"
+            + (f"; still bad: {', '.join(left)}" if left else "")
+            + ". Run `fcp cache-health` on the real cache.",
+        )
+    written_young = [
+        day for day in recent if d.cache_before.get(day) in absent and d.cache_after.get(day) not in (*absent, None)
+    ]
+    if written_young:
+        hint(
+            "cached_too_recent",
+            "problem",
+            f"the engine wrote cache files for {len(written_young)} day(s) younger than 48 h "
+            f"({', '.join(written_young)}; after: {_count(d.cache_after[day] for day in written_young)}): "
+            "such days may still change or be incomplete (today's certainly is), and a cache hit will keep "
+            "serving them as they are.",
         )
     if d.mode == "live" and all(s in ("miss", "missing") for s in d.cache_before.values()):
         hint(
@@ -1020,7 +1046,7 @@ def _add_hints(d: Diagnosis) -> None:
             + "; ".join(str(e.data.get("detail", "")) for e in violations[:3]),
         )
     if not d.hints or all(h["severity"] == "info" for h in d.hints):
-        hint("ok", "info", "no problem seen in this fetch.")
+        hint("ok", "info", "no problem seen: the engine handled this fetch as the FCP contract expects.")
 
 
 def _statuses(events: Sequence[Event]) -> str:

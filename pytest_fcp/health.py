@@ -152,11 +152,7 @@ def default_cache_dir() -> tuple[pathlib.Path, str]:
     except Exception:  # ckvd not installed (or broken): apply its rule ourselves
         import platformdirs
 
-        base = (
-            pathlib.Path(env)
-            if env
-            else pathlib.Path(platformdirs.user_cache_path(CKVD_APP_NAME, CKVD_APP_AUTHOR))
-        )
+        base = pathlib.Path(env) if env else pathlib.Path(platformdirs.user_cache_path(CKVD_APP_NAME, CKVD_APP_AUTHOR))
         return base / "data", f"ckvd's default cache dir ({how}; ckvd itself is not installed)"
     return (
         pathlib.Path(get_cache_dir()) / "data",
@@ -164,9 +160,7 @@ def default_cache_dir() -> tuple[pathlib.Path, str]:
     )
 
 
-def expected_series_dir(
-    root: pathlib.Path, layout: str, market: str, symbol: str, interval: str
-) -> pathlib.Path:
+def expected_series_dir(root: pathlib.Path, layout: str, market: str, symbol: str, interval: str) -> pathlib.Path:
     """Where a series' day files live under ``root`` in ``layout`` (ckvd: below its ``data/data``)."""
     if layout == "ckvd":
         # ckvd's cache dir holds data/<market>/...; its app root (one level up) holds data/data/<market>/...
@@ -340,9 +334,7 @@ def _schema_issues(schema: pa.Schema, layout: str) -> tuple[list[str], str]:
             return ["ns_timestamps"], f"open_time is {time_type}, the layout stores timestamp[ms, tz=UTC]"
         if time_type != _REF_TIME_TYPE:
             return ["wrong_types"], f"open_time is {time_type}, the layout stores timestamp[ms, tz=UTC]"
-        not_float = [
-            f"{c} is {schema.field(c).type}" for c in PRICE_COLUMNS if schema.field(c).type != pa.float64()
-        ]
+        not_float = [f"{c} is {schema.field(c).type}" for c in PRICE_COLUMNS if schema.field(c).type != pa.float64()]
         if not_float:
             return ["wrong_types"], "; ".join(not_float) + " (the layout stores float64)"
         if names != list(NEEDED_COLUMNS):
@@ -442,9 +434,7 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     elif not n:
         issues.append("partial_day")
         notes.append(f"0 of {expected} {interval} bars")
-    if full_grid or (
-        n and times[0] == day_start and times[-1] == day_end - step and "partial_day" not in issues
-    ):
+    if full_grid or (n and times[0] == day_start and times[-1] == day_end - step and "partial_day" not in issues):
         first, last = batches[0], batches[-1]
         report.first_open = _value_at(first.column(verdict.open_index), 0)
         report.last_close = _value_at(last.column(verdict.close_index), last.num_rows - 1)
@@ -786,17 +776,17 @@ def scan_cache(
         requested = (day_from or dt.date.min, day_to or dt.date.max)
     series: dict[str, SeriesReport] = {}
     runner = _Runner(now_ms, workers)
+    seen_layouts: set[str] = set()
     owners: list[SeriesReport] = []
     root_text = str(root)
     for dirpath, dirnames, filenames in os.walk(root_text):
         rel = os.path.relpath(dirpath, root_text).replace(os.sep, "/")
         ident = _series_of(dirpath.replace(os.sep, "/"))
         if ident is None:
-            report.unrecognised.extend(
-                os.path.join(rel, name) for name in filenames if name.endswith(".arrow")
-            )
+            report.unrecognised.extend(os.path.join(rel, name) for name in filenames if name.endswith(".arrow"))
             continue
         layout, mkt, sym, ivl = ident
+        seen_layouts.add(layout)
         if (
             (market and mkt != market)
             or (symbol and sym.upper() != symbol.upper() and sym.upper() != f"{symbol.upper()}_PERP")
@@ -818,44 +808,32 @@ def scan_cache(
                 continue
             full = os.path.join(dirpath, name)
             if is_dir:
-                entry.files.append(
-                    FileReport(day, full, 0, ["unreadable"], detail="is a directory, not a file")
-                )
+                entry.files.append(FileReport(day, full, 0, ["unreadable"], detail="is a directory, not a file"))
                 continue
             runner.add((full, day, ivl, layout))
             owners.append(entry)
 
     if market and symbol and interval and not series:
         # The one series asked for has no directory: name where it would be.
-        layouts = {s.layout for s in series.values()} or {"ckvd" if (root / "data").is_dir() else "reference"}
+        layouts = seen_layouts or {"ckvd" if (root / "data").is_dir() else "reference"}
         for layout in sorted(layouts):
             where = expected_series_dir(root, layout, market, symbol, interval)
-            series[str(where)] = SeriesReport(
-                layout, market, symbol, interval, str(where), exists=False, now_ms=now_ms
-            )
+            series[str(where)] = SeriesReport(layout, market, symbol, interval, str(where), exists=False, now_ms=now_ms)
 
     hook = progress(len(runner.jobs)) if progress is not None else None
     results = runner.results(hook)
     for entry, job, (size, issues, rows, detail, first_open, last_close) in zip(
         owners, runner.jobs, results, strict=True
     ):
-        entry.files.append(
-            FileReport(job[1], job[0], size, list(issues), rows, detail, first_open, last_close)
-        )
+        entry.files.append(FileReport(job[1], job[0], size, list(issues), rows, detail, first_open, last_close))
     for entry in series.values():
         entry.files.sort(key=lambda f: f.day)
         if requested is not None:
-            lo = (
-                requested[0]
-                if requested[0] != dt.date.min
-                else (entry.days[0] if entry.days else requested[1])
-            )
+            lo = requested[0] if requested[0] != dt.date.min else (entry.days[0] if entry.days else requested[1])
             hi = requested[1] if requested[1] != dt.date.max else _last_cacheable_day(now_ms)
             entry.requested = (lo, hi) if lo <= hi else (lo, lo)
         _flag_stale(entry)
-    report.series = sorted(
-        series.values(), key=lambda s: (s.market, s.symbol, s.interval, s.layout, s.directory)
-    )
+    report.series = sorted(series.values(), key=lambda s: (s.market, s.symbol, s.interval, s.layout, s.directory))
     report.unrecognised.sort()
     report.seconds = time.perf_counter() - started
     return report
