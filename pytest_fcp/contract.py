@@ -120,17 +120,13 @@ def plan(world: World, result: FetchResult) -> dict[dt.date, DayPlan]:
     for day in result.days:
         cached = result.cache_before.get(day) is not None and result.cache_before[day].valid
         old = _day_end(day) <= now - FRESHNESS
-        in_scope = [
-            f for f in world.faults.faults if f.in_scope(result.market, result.symbol, result.interval, day)
-        ]
+        in_scope = [f for f in world.faults.faults if f.in_scope(result.market, result.symbol, result.interval, day)]
         published = (
             _day_end(day) + world.publish_delay <= now
             and world.truth_day(day, result.symbol, result.market, result.interval).num_rows > 0
         )
         vision = "certain" if old and published else "impossible"
-        vision = _state(
-            (f for f in in_scope if f.source == "vision"), _VISION_HARMLESS, vision, door_split=True
-        )
+        vision = _state((f for f in in_scope if f.source == "vision"), _VISION_HARMLESS, vision, door_split=True)
         rest_faults = [f for f in in_scope if f.source == "rest"]
         rest = _state((f for f in rest_faults if f.id != "rest.empty_page"), _REST_HARMLESS, "certain")
         if rest != "impossible" and any(f.id == "rest.empty_page" for f in rest_faults):
@@ -188,8 +184,7 @@ def judge(
                 add(
                     Verdict(
                         "outcome",
-                        f"raised {type(result.error).__name__} ({message[:120]}) although every "
-                        f"day was obtainable",
+                        f"raised {type(result.error).__name__} ({message[:120]}) although every day was obtainable",
                     )
                 )
             elif not ({"DataSourceError", "RateLimitError"} & names):
@@ -234,16 +229,10 @@ def judge(
     if "order" not in skip:
         for day, indexes in sorted(vision_days.items()):
             if day in rest_days and min(rest_days[day]) < max(indexes) and day in plans:
-                add(
-                    Verdict("order", f"{day}: asked Vision after REST (FCP order is cache -> Vision -> REST)")
-                )
+                add(Verdict("order", f"{day}: asked Vision after REST (FCP order is cache -> Vision -> REST)"))
         for day, plan_ in sorted(plans.items()):
             if day in vision_days and not plan_.old and not plan_.cached:
-                add(
-                    Verdict(
-                        "order", f"{day}: asked Vision for a day younger than 48 h (Vision is for older days)"
-                    )
-                )
+                add(Verdict("order", f"{day}: asked Vision for a day younger than 48 h (Vision is for older days)"))
     if "needed_only" not in skip:
         for label, touched in (("Vision", vision_days), ("REST", rest_days)):
             extra = sorted(d for d in touched if d not in plans)
@@ -251,8 +240,7 @@ def judge(
                 add(
                     Verdict(
                         "needed_only",
-                        f"asked {label} for day(s) outside the request: "
-                        f"{', '.join(d.isoformat() for d in extra)}",
+                        f"asked {label} for day(s) outside the request: {', '.join(d.isoformat() for d in extra)}",
                     )
                 )
             cached = sorted(d for d in touched if d in plans and plans[d].cached)
@@ -271,8 +259,7 @@ def judge(
             add(
                 Verdict(
                     "needed_only",
-                    "asked REST for day(s) Vision had served: "
-                    + ", ".join(d.isoformat() for d in needless_rest),
+                    "asked REST for day(s) Vision had served: " + ", ".join(d.isoformat() for d in needless_rest),
                 )
             )
     if "rate_limit" not in skip:
@@ -301,9 +288,7 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     assert table is not None
     out: list[Verdict] = []
     missing_cols = [
-        c
-        for c in ("open_time", "open", "high", "low", "close", "volume", "source")
-        if c not in table.column_names
+        c for c in ("open_time", "open", "high", "low", "close", "volume", "source") if c not in table.column_names
     ]
     if missing_cols:
         return [Verdict("rows", f"result lacks column(s) {', '.join(missing_cols)}")]
@@ -322,9 +307,7 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     seen: set[int] = set()
     dups = [t for t in times if t is not None and (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
     if dups:
-        out.append(
-            Verdict("rows", f"{len(dups)} duplicated bar(s), first at {ms_to_datetime(dups[0]).isoformat()}")
-        )
+        out.append(Verdict("rows", f"{len(dups)} duplicated bar(s), first at {ms_to_datetime(dups[0]).isoformat()}"))
     truth = world.expected(result.start, result.end, result.symbol, result.market, result.interval)
     truth_rows = {
         t: tuple(truth[c][i].as_py() for c in ("open", "high", "low", "close", "volume"))
@@ -333,9 +316,7 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     empty_days = {d for d, p in plans.items() if p.rest == "empty" and p.vision != "certain" and not p.cached}
     got_days = {day_of_ms(t) for t in times if t is not None}
     missing = [
-        t
-        for t in truth_rows
-        if t not in seen and not (day_of_ms(t) in empty_days and day_of_ms(t) not in got_days)
+        t for t in truth_rows if t not in seen and not (day_of_ms(t) in empty_days and day_of_ms(t) not in got_days)
     ]
     if missing:
         out.append(
@@ -358,8 +339,7 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
         out.append(
             Verdict(
                 "rows",
-                f"{len(wrong)} bar(s) differ from the source data, first at "
-                f"{ms_to_datetime(wrong[0]).isoformat()}",
+                f"{len(wrong)} bar(s) differ from the source data, first at {ms_to_datetime(wrong[0]).isoformat()}",
             )
         )
     return out
@@ -440,15 +420,9 @@ def _check_cache(world: World, result: FetchResult, plans: dict[dt.date, DayPlan
         if after.valid:
             continue
         unchanged = before is not None and before.status == after.status and before.size == after.size
-        if unchanged and (
-            served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"
-        ):
+        if unchanged and (served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"):
             continue  # left alone; the engine may not cache REST days, or could not write
-        if (
-            unchanged
-            and "unreadable" in after.status
-            and any(f.id == "cache.unreadable" for f in world.faults.faults)
-        ):
+        if unchanged and "unreadable" in after.status and any(f.id == "cache.unreadable" for f in world.faults.faults):
             continue  # an unreadable file cannot always be replaced
         out.append(
             Verdict(

@@ -64,9 +64,7 @@ def _kinds(*kinds: FaultKind) -> dict[str, FaultKind]:
 
 FAULTS: dict[str, FaultKind] = _kinds(
     # --- Vision (both doors: HTTPS and the S3 API) ---
-    FaultKind(
-        "vision.http403", "403 AccessDenied with S3's XML body (what Binance's regional blocks look like)"
-    ),
+    FaultKind("vision.http403", "403 AccessDenied with S3's XML body (what Binance's regional blocks look like)"),
     FaultKind("vision.http404", "404 NoSuchKey although the file is published"),
     FaultKind("vision.http500", "500 InternalError with S3's XML body"),
     FaultKind("vision.http503", "503 SlowDown with S3's XML body"),
@@ -86,9 +84,7 @@ FAULTS: dict[str, FaultKind] = _kinds(
         {},
         ("zip",),
     ),
-    FaultKind(
-        "vision.missing_checksum", "the .CHECKSUM object is missing (404 NoSuchKey)", {}, ("checksum",)
-    ),
+    FaultKind("vision.missing_checksum", "the .CHECKSUM object is missing (404 NoSuchKey)", {}, ("checksum",)),
     FaultKind(
         "vision.wrong_symbol",
         "the published zip (with a matching .CHECKSUM) holds another symbol's file",
@@ -101,9 +97,7 @@ FAULTS: dict[str, FaultKind] = _kinds(
     ),
     # --- REST ---
     FaultKind("rest.http429", "429 with Retry-After and Binance's -1003 body", {"retry_after": 30}),
-    FaultKind(
-        "rest.http418", "418 (IP banned) with Retry-After and Binance's -1003 body", {"retry_after": 120}
-    ),
+    FaultKind("rest.http418", "418 (IP banned) with Retry-After and Binance's -1003 body", {"retry_after": 120}),
     FaultKind("rest.http500", "500 with Binance's -1000 body"),
     FaultKind("rest.http502", "502 Bad Gateway (HTML body)"),
     FaultKind("rest.http503", "503 with Binance's -1008 body"),
@@ -127,9 +121,7 @@ FAULTS: dict[str, FaultKind] = _kinds(
     FaultKind("cache.arrow_stream", "the day's file is Arrow IPC *stream* format instead of file format"),
     FaultKind("cache.missing_column", "the day's file lacks a column", {"column": "close"}),
     FaultKind("cache.wrong_types", "the day's file stores prices as strings"),
-    FaultKind(
-        "cache.ns_timestamps", "the day's file stores open_time in nanoseconds instead of milliseconds"
-    ),
+    FaultKind("cache.ns_timestamps", "the day's file stores open_time in nanoseconds instead of milliseconds"),
     FaultKind("cache.partial_day", "the day's file holds only its first `keep` bars", {"keep": 0.5}),
     FaultKind("cache.stale_day", "the day's file is complete but its values differ from the truth"),
     FaultKind("cache.unreadable", "the day's cache file cannot be opened for reading"),
@@ -269,9 +261,7 @@ def fault(
     unknown = sorted(set(params) - set(kind.params))
     if unknown:
         allowed = ", ".join(kind.params) or "none"
-        raise FaultSpecError(
-            f"fault {id!r} takes no parameter {', '.join(map(repr, unknown))}; parameters: {allowed}"
-        )
+        raise FaultSpecError(f"fault {id!r} takes no parameter {', '.join(map(repr, unknown))}; parameters: {allowed}")
     for name, value in params.items():
         default = kind.params[name]
         if isinstance(default, (int, float)) and not isinstance(default, bool):
@@ -301,9 +291,7 @@ def fault(
         from pytest_fcp.markets import MARKETS
 
         if market not in MARKETS:
-            raise FaultSpecError(
-                f"fault {id!r}: unknown market {market!r}; expected one of {', '.join(MARKETS)}"
-            )
+            raise FaultSpecError(f"fault {id!r}: unknown market {market!r}; expected one of {', '.join(MARKETS)}")
     return Fault(id, day_tuple, parsed_attempts, market, symbol, interval, door, dict(params))
 
 

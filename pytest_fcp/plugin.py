@@ -65,9 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="seed of the synthetic market truth and of fuzzing; shown in the header; replays a run",
     )
-    group.addoption(
-        "--fcp-now", dest="fcp_now", metavar="ISO", help=f"default world 'now' (default {DEFAULT_NOW})"
-    )
+    group.addoption("--fcp-now", dest="fcp_now", metavar="ISO", help=f"default world 'now' (default {DEFAULT_NOW})")
     parser.addini("fcp_now", default="", help="default world 'now' (ISO 8601, UTC)")
     group.addoption(
         "--fcp-trace-dir",
@@ -189,10 +187,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fcp_engine_name" not in metafunc.fixturenames:
         return
-    if any(
-        m.name == "parametrize" and "fcp_engine_name" in str(m.args[0])
-        for m in metafunc.definition.iter_markers()
-    ):
+    if any(m.name == "parametrize" and "fcp_engine_name" in str(m.args[0]) for m in metafunc.definition.iter_markers()):
         return
     names = engine_names(metafunc.config)
     marker = metafunc.definition.get_closest_marker("fcp")
@@ -208,9 +203,7 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     if marker is None:
         return {}
     if marker.args:
-        pytest.fail(
-            f"@pytest.mark.fcp takes keyword arguments only ({', '.join(MARKER_KEYS)})", pytrace=False
-        )
+        pytest.fail(f"@pytest.mark.fcp takes keyword arguments only ({', '.join(MARKER_KEYS)})", pytrace=False)
     unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
     if unknown:
         pytest.fail(

@@ -49,9 +49,7 @@ class Reporter:
 
     # --- on the process running the test ------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, Any, Any]:
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
         from pytest_fcp.plugin import ENGINE_NAME_KEY, WORLD_KEY
 
@@ -62,18 +60,14 @@ class Reporter:
         path = trace.path()
         outcome = trace.outcome
         outcome_text = (
-            "none"
-            if outcome is None
-            else (outcome.data.get("error") or f"{outcome.data.get('rows', 0)} rows")
+            "none" if outcome is None else (outcome.data.get("error") or f"{outcome.data.get('rows', 0)} rows")
         )
         report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
         if report.failed:
             report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid)))
         extra = getattr(item, "fcp_report_extra", {})
         props = [("fcp.path", path), ("fcp.outcome", outcome_text)]
-        item.user_properties[:] = [
-            p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")
-        ] + props
+        item.user_properties[:] = [p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")] + props
         report.user_properties = list(item.user_properties)
         report.fcp_trace = {
             "nodeid": item.nodeid,

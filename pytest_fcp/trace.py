@@ -90,9 +90,7 @@ class Trace:
 
     def requests(self, source: str | None = None) -> list[Event]:
         """HTTP events, optionally of one source (``vision`` or ``rest``)."""
-        return [
-            e for e in self.events if e.kind == "http" and (source is None or e.data.get("source") == source)
-        ]
+        return [e for e in self.events if e.kind == "http" and (source is None or e.data.get("source") == source)]
 
     @property
     def outcome(self) -> Event | None:

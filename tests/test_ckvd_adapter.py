@@ -39,8 +39,7 @@ from pytest_fcp.markets import INTERVALS, day_bounds_ms, vision_key
 DAY = dt.date(2024, 1, 1)
 STEP_MS = 3_600_000
 HEADER = (
-    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-    "taker_buy_volume,taker_buy_quote_volume,ignore"
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
 )
 SYMBOL = {"spot": "BTCUSDT", "futures_usdt": "BTCUSDT", "futures_coin": "BTCUSD_PERP"}
 VISION_DIR = {"spot": "spot", "futures_usdt": "futures/um", "futures_coin": "futures/cm"}
@@ -179,9 +178,7 @@ def test_market_and_interval_mapping(engine: adapter.CkvdEngine, market: str, ma
     assert {name: engine.interval(name) for name in INTERVALS} == {name: Interval(name) for name in INTERVALS}
 
 
-def test_unknown_market_or_interval_is_a_clear_error(
-    engine: adapter.CkvdEngine, binance: FakeBinance
-) -> None:
+def test_unknown_market_or_interval_is_a_clear_error(engine: adapter.CkvdEngine, binance: FakeBinance) -> None:
     start, end = utc(DAY), utc(DAY + dt.timedelta(days=1))
     with pytest.raises(ValueError, match=r"unknown market 'options'.*spot, futures_usdt, futures_coin"):
         engine.fetch("BTCUSDT", "options", "1h", start, end)
@@ -321,9 +318,7 @@ def test_fetch_from_vision_and_cache_file_is_the_file_ckvd_wrote(
     assert [call for call in binance.calls if DAY.isoformat() in call] == [key, key + ".CHECKSUM"]
 
 
-def test_write_cache_writes_what_ckvd_writes_after_a_vision_download(
-    tmp_path: Path, binance: FakeBinance
-) -> None:
+def test_write_cache_writes_what_ckvd_writes_after_a_vision_download(tmp_path: Path, binance: FakeBinance) -> None:
     with adapter.create(tmp_path / "vision") as fetched, adapter.create(tmp_path / "written") as written:
         binance.publish("spot", DAY)
         fetched.fetch("BTCUSDT", "spot", "1h", utc(DAY), utc(DAY + dt.timedelta(days=1)))
@@ -334,17 +329,13 @@ def test_write_cache_writes_what_ckvd_writes_after_a_vision_download(
     assert by_adapter.schema == by_ckvd.schema
     filled = ["quote_asset_volume", "count", "taker_buy_volume", "taker_buy_quote_volume"]
     assert by_adapter.drop(filled).equals(by_ckvd.drop(filled))  # incl. close_time = open_time + 1h - 1ms
-    assert (
-        by_adapter["quote_asset_volume"].to_list() == (by_adapter["volume"] * by_adapter["close"]).to_list()
-    )
+    assert by_adapter["quote_asset_volume"].to_list() == (by_adapter["volume"] * by_adapter["close"]).to_list()
     assert set(by_adapter["count"].to_list()) == {0}
 
 
 def test_write_cache_keeps_rows_of_other_days_and_empty_tables(engine: adapter.CkvdEngine) -> None:
     good = day_table(DAY)
-    odd = pa.concat_tables(
-        [good.slice(0, 3), good.slice(1, 1), day_table(DAY + dt.timedelta(days=1)).slice(0, 1)]
-    )
+    odd = pa.concat_tables([good.slice(0, 3), good.slice(1, 1), day_table(DAY + dt.timedelta(days=1)).slice(0, 1)])
     engine.write_cache("BTCUSDT", "spot", "1h", DAY, odd)
     path = engine.cache_file("BTCUSDT", "spot", "1h", DAY)
     assert sorted(engine.cache_dir.rglob("*.arrow")) == [path]
@@ -355,9 +346,7 @@ def test_write_cache_keeps_rows_of_other_days_and_empty_tables(engine: adapter.C
     assert pl.read_ipc(path).height == 0
 
 
-def test_write_cache_then_fetch_reads_only_the_cache(
-    engine: adapter.CkvdEngine, binance: FakeBinance
-) -> None:
+def test_write_cache_then_fetch_reads_only_the_cache(engine: adapter.CkvdEngine, binance: FakeBinance) -> None:
     engine.write_cache("BTCUSDT", "spot", "1h", DAY, day_table(DAY))
     table = engine.fetch("BTCUSDT", "spot", "1h", utc(DAY), utc(DAY + dt.timedelta(days=1)))
     assert binance.calls == []

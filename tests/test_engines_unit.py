@@ -46,8 +46,7 @@ RECENT = dt.date(2025, 3, 9)  # ended less than 48 h before NOW
 LISTED = dt.date(2020, 1, 1)  # the simulated market has no bars before this day
 BUCKET = "data.binance.vision"
 HEADER = (
-    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-    "taker_buy_volume,taker_buy_quote_volume,ignore"
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
 )
 SYMBOLS = {"BTCUSDT", "ETHUSDT", "BTCUSD_PERP"}
 
@@ -204,9 +203,7 @@ ENGINES: dict[str, Callable[[Any], Any]] = {"reference": ref.create, "alt": alt.
 
 
 @pytest.fixture(params=list(ENGINES))
-def engine(
-    request: pytest.FixtureRequest, tmp_path: Any, binance: Binance, sleeps: mock.MagicMock
-) -> Iterator[Any]:
+def engine(request: pytest.FixtureRequest, tmp_path: Any, binance: Binance, sleeps: mock.MagicMock) -> Iterator[Any]:
     made = ENGINES[request.param](tmp_path / "cache")
     yield made
     made.close()
@@ -296,11 +293,7 @@ def _corrupt(kind: str, engine: Any, good: pa.Table) -> None:
         engine.write_cache("BTCUSDT", "spot", "1h", OLD, good)
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif kind == "wrong_types":
-        ipc_file(
-            pa.table(
-                {n: good[n].cast(pa.string()) if n != "open_time" else good[n] for n in good.schema.names}
-            )
-        )
+        ipc_file(pa.table({n: good[n].cast(pa.string()) if n != "open_time" else good[n] for n in good.schema.names}))
     elif kind == "ns_timestamps":
         ipc_file(good.set_column(0, "open_time", good["open_time"].cast(pa.timestamp("ns", tz="UTC"))))
     elif kind == "missing_column":
@@ -313,9 +306,7 @@ def _corrupt(kind: str, engine: Any, good: pa.Table) -> None:
         engine.write_cache("BTCUSDT", "spot", "1h", OLD, good.set_column(4, "close", pa.array(closes)))
     elif kind == "off_grid":
         shifted = pa.array([t + 60_000 for t in good["open_time"].cast(pa.int64()).to_pylist()], pa.int64())
-        engine.write_cache(
-            "BTCUSDT", "spot", "1h", OLD, good.set_column(0, "open_time", shifted.cast(good[0].type))
-        )
+        engine.write_cache("BTCUSDT", "spot", "1h", OLD, good.set_column(0, "open_time", shifted.cast(good[0].type)))
     elif kind == "unreadable":
         path.mkdir()  # a directory where the file should be: opening it fails even for root
     else:

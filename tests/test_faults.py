@@ -38,9 +38,7 @@ def test_vision_fault_hits_only_its_day(fid, engine, tmp_path):
         objects = set(FAULTS[fid].objects)
         for event in fired:
             url = event.data["url"]
-            assert ("CHECKSUM" in url and "checksum" in objects) or (
-                "CHECKSUM" not in url and "zip" in objects
-            )
+            assert ("CHECKSUM" in url and "checksum" in objects) or ("CHECKSUM" not in url and "zip" in objects)
         for event in world.trace.requests("vision"):
             if DAY.isoformat() not in event.data["url"] and "2024-01-0" in event.data["url"]:
                 assert event.data.get("status") in (200, 404), event.data  # other days untouched

@@ -125,9 +125,7 @@ def _jsonl(directory: pathlib.Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("workers", [None, "2"])
-def test_jsonl_traces_junit_and_step_summary(
-    pytester: pytest.Pytester, workers: str | None, monkeypatch
-) -> None:
+def test_jsonl_traces_junit_and_step_summary(pytester: pytest.Pytester, workers: str | None, monkeypatch) -> None:
     pytester.makepyfile(FAILING)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -162,10 +160,7 @@ def test_same_seed_same_trace(pytester: pytest.Pytester) -> None:
         pytester.runpytest("--fcp-seed=5", f"--fcp-trace-dir={name}")
         tests = _jsonl(pytester.path / name)[1:]
         runs.append(
-            [
-                [{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]]
-                for t in tests
-            ]
+            [[{k: v for k, v in e.items() if k not in ("real_ms", "took_ms")} for e in t["events"]] for t in tests]
         )
     assert runs[0] == runs[1]
     pytester.runpytest("--fcp-seed=6", "--fcp-trace-dir=c")

@@ -83,9 +83,7 @@ def test_catalog_holds_on_every_correct_engine(scenario, engine, tmp_path):
             "within an hour of the 48 h freshness edge",
         ),
         (
-            GOOD.replace('market = "spot"', "").replace(
-                'name = "my_403"', 'name = "my_403"\nmarket = "margin"'
-            ),
+            GOOD.replace('market = "spot"', "").replace('name = "my_403"', 'name = "my_403"\nmarket = "margin"'),
             "[market]: unknown market 'margin'",
         ),
     ],
@@ -208,6 +206,4 @@ def test_scenarios_run_under_xdist(pytester: pytest.Pytester) -> None:
     )
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == len(CATALOG) + 1, outcomes
-    result.stdout.fnmatch_lines(
-        [f"reference: {len(CATALOG) + 1} passed, 0 expected failures, 0 regressions*"]
-    )
+    result.stdout.fnmatch_lines([f"reference: {len(CATALOG) + 1} passed, 0 expected failures, 0 regressions*"])

@@ -35,7 +35,8 @@ def truth_rows(world: World, start: dt.datetime, end: dt.datetime) -> list[tuple
     return list(
         zip(
             t["open_time"].to_pylist(),
-            *(t[c].to_pylist() for c in ("open", "high", "low", "close", "volume")), strict=False,
+            *(t[c].to_pylist() for c in ("open", "high", "low", "close", "volume")),
+            strict=False,
         )
     )
 
@@ -76,9 +77,7 @@ def test_cold_fetch_is_the_truth_from_vision_then_cache(engine_name, market, sym
 def test_days_younger_than_48h_come_from_rest(engine_name, market, symbol, tmp_path, request):
     if engine_name == "ckvd":
         request.applymarker(
-            pytest.mark.xfail(
-                reason="ckvd 4.6.1 asks Vision for days younger than 48 h and caches them", strict=True
-            )
+            pytest.mark.xfail(reason="ckvd 4.6.1 asks Vision for days younger than 48 h and caches them", strict=True)
         )
     start, end = utc(2024, 1, 9), utc(2024, 1, 10, 6)
     with World(tmp_path / "cache", NOW, market=market, symbol=symbol) as world:
@@ -100,18 +99,12 @@ def test_vision_files_follow_binance_conventions(tmp_path):
     with World(tmp_path / "c", utc(2025, 1, 10, 12), market="spot"):
         get = httpx.Client().get
         spot = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-02.zip")
-        csv = (
-            zipfile.ZipFile(io.BytesIO(spot.content)).read("BTCUSDT-1h-2025-01-02.csv").decode().splitlines()
-        )
+        csv = zipfile.ZipFile(io.BytesIO(spot.content)).read("BTCUSDT-1h-2025-01-02.csv").decode().splitlines()
         first = csv[0].split(",")
         assert len(first) == 12 and first[0] == "1735776000000000"  # microseconds from 2025 on, no header
         assert int(first[6]) == int(first[0]) + 3_600_000_000 - 1
-        fut = get(
-            "https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-30.zip"
-        )
-        lines = (
-            zipfile.ZipFile(io.BytesIO(fut.content)).read("BTCUSDT-1h-2024-12-30.csv").decode().splitlines()
-        )
+        fut = get("https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-30.zip")
+        lines = zipfile.ZipFile(io.BytesIO(fut.content)).read("BTCUSDT-1h-2024-12-30.csv").decode().splitlines()
         assert lines[0].startswith("open_time,open,high,low,close,volume,close_time")
         assert int(lines[1].split(",")[6]) == int(lines[1].split(",")[0]) + 3_600_000 - 1
         checksum = get(
@@ -120,12 +113,8 @@ def test_vision_files_follow_binance_conventions(tmp_path):
         import hashlib
 
         assert checksum.text == f"{hashlib.sha256(spot.content).hexdigest()}  BTCUSDT-1h-2025-01-02.zip\n"
-        missing = get(
-            "https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-09.zip"
-        )
-        assert (
-            missing.status_code == 404 and b"<Code>NoSuchKey</Code>" in missing.content
-        )  # not yet published
+        missing = get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-01-09.zip")
+        assert missing.status_code == 404 and b"<Code>NoSuchKey</Code>" in missing.content  # not yet published
         coin = get(
             "https://data.binance.vision/data/futures/cm/daily/klines/BTCUSD_PERP/1h/BTCUSD_PERP-1h-2025-01-02.zip"
         )

@@ -63,9 +63,7 @@ class Engine(Protocol):
     ``cache_file`` and ``write_cache`` let the harness reach the engine's real cache files.
     """
 
-    def fetch(
-        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
-    ) -> pa.Table: ...
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table: ...
 
     def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path: ...
 
@@ -97,16 +95,13 @@ def load_engine(name: str) -> EngineFactory:
             try:
                 target = getattr(target, part)
             except AttributeError:
-                raise EngineLoadError(
-                    f"engine {name!r}: module {module_name!r} has no attribute {attr!r}"
-                ) from None
+                raise EngineLoadError(f"engine {name!r}: module {module_name!r} has no attribute {attr!r}") from None
     else:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not matches:
             known = ", ".join(sorted(available_engines())) or "none"
             raise EngineLoadError(
-                f"unknown engine {name!r}: registered engines are {known}; "
-                f"or give a 'package.module:callable' path"
+                f"unknown engine {name!r}: registered engines are {known}; or give a 'package.module:callable' path"
             )
         try:
             target = matches[0].load()

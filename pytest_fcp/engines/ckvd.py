@@ -306,9 +306,7 @@ class CkvdEngine:
                 logger.remove(self._sink_id)
             self._sink_id = None
         if self._log_callback is not None:
-            self._sink_id = logger.add(
-                self._emit, level=0, format="{message}", filter=_is_ckvd_record, catch=True
-            )
+            self._sink_id = logger.add(self._emit, level=0, format="{message}", filter=_is_ckvd_record, catch=True)
 
     def _emit(self, message: Any) -> None:
         record = message.record
@@ -325,9 +323,7 @@ class CkvdEngine:
 
     # -- Engine protocol -----------------------------------------------------------------------------------
 
-    def fetch(
-        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
-    ) -> pa.Table:
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
         manager = self.manager(market)
         ckvd_interval = self.interval(interval)
         self._install_sink()
@@ -389,9 +385,7 @@ class CkvdEngine:
         table = table.select(CACHE_SCHEMA.names).cast(CACHE_SCHEMA)
         close_offset = np.timedelta64(self._interval_ms(interval) - 1, "ms")
         open_time = pd.Series(table["open_time"].to_pandas()).dt.tz_convert("UTC").dt.as_unit("ns")
-        prices = {
-            name: table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in PRICE_COLUMNS
-        }
+        prices = {name: table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in PRICE_COLUMNS}
         rows = table.num_rows
         data: dict[str, Any] = {
             "open_time": open_time,

@@ -243,9 +243,7 @@ class ReferenceEngine:
         table = pa.Table.from_arrays(table.columns, schema=CACHE_SCHEMA)  # drop foreign schema metadata
         return table if _is_full_day(table, day, interval) else None
 
-    def _store(
-        self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table, now_ms: int
-    ) -> None:
+    def _store(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table, now_ms: int) -> None:
         """Cache a verified full day if it ended 48 h ago; a cache that cannot be written is only logged."""
         if day_bounds_ms(day)[1] > now_ms - VISION_MIN_AGE_MS or not _is_full_day(table, day, interval):
             return
@@ -256,9 +254,7 @@ class ReferenceEngine:
 
     # --- fetch ---------------------------------------------------------------------------------------
 
-    def fetch(
-        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
-    ) -> pa.Table:
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
         spec = market_spec(market)
         if interval not in spec.intervals:
             raise ValueError(f"interval {interval!r} does not exist on {market}; use one of {spec.intervals}")
@@ -357,9 +353,7 @@ class ReferenceEngine:
             return response
         raise _SourceFailed(f"{problem} after {REST_RETRIES + 1} attempts")
 
-    def _rest_range(
-        self, spec: MarketSpec, symbol: str, interval: str, lo: int, hi: int, now_ms: int
-    ) -> pa.Table:
+    def _rest_range(self, spec: MarketSpec, symbol: str, interval: str, lo: int, hi: int, now_ms: int) -> pa.Table:
         """Bars with ``lo <= open_time < hi`` (and ``<= now``) from REST: paged, filtered, de-duplicated."""
         last = min(hi - 1, now_ms)  # endTime is inclusive; never ask beyond now
         bars: dict[int, tuple[int, float, float, float, float, float]] = {}
@@ -384,7 +378,6 @@ class ReferenceEngine:
             raise _SourceFailed("empty answer although closed bars must exist in the range")
         columns = list(zip(*(bars[t] for t in sorted(bars)), strict=True)) or [()] * 6
         return pa.table(
-            [pa.array(columns[0], pa.int64()).cast(TIME_TYPE)]
-            + [pa.array(col, pa.float64()) for col in columns[1:]],
+            [pa.array(columns[0], pa.int64()).cast(TIME_TYPE)] + [pa.array(col, pa.float64()) for col in columns[1:]],
             schema=CACHE_SCHEMA,
         )

@@ -80,15 +80,12 @@ class FuzzResult:
         ]
         if self.saved is not None:
             lines.append(
-                f"saved to {self.saved} "
-                f"(run it: pytest --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})"
+                f"saved to {self.saved} (run it: pytest --fcp-scenarios --fcp-scenarios-dir {self.saved.parent})"
             )
         return "\n".join(lines)
 
 
-def run_once(
-    scenario: Scenario, engine: str | Callable[..., Any], *, seed: int = 0
-) -> tuple[list[Verdict], str]:
+def run_once(scenario: Scenario, engine: str | Callable[..., Any], *, seed: int = 0) -> tuple[list[Verdict], str]:
     """Run ``scenario`` on ``engine`` in a throw-away cache: ``(verdicts, decision path)``."""
     from pytest_fcp.scenarios.runner import run_scenario
 
@@ -178,9 +175,8 @@ def fuzz_engine(
     scenario, verdicts, path = best[-1]
     result.scenario, result.verdicts, result.path = scenario, verdicts, path
     if save_dir is not None:
-        header = (
-            f"Shrunk fuzz counterexample: {label} broke the FCP contract (seed {seed_value}).\n"
-            + "\n".join(str(v) for v in verdicts)
+        header = f"Shrunk fuzz counterexample: {label} broke the FCP contract (seed {seed_value}).\n" + "\n".join(
+            str(v) for v in verdicts
         )
         result.saved = save_scenario(scenario, save_dir, header=header)
     return result

@@ -54,9 +54,7 @@ BASE_DAY = dt.date(2024, 1, 10)
 EXCLUDED_FAULTS = frozenset({"cache.stale_day"})
 NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source in ("vision", "rest"))
 CACHE_FAULTS: tuple[str, ...] = tuple(
-    k
-    for k, v in FAULTS.items()
-    if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
+    k for k, v in FAULTS.items() if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
 )
 #: The classic failure modes; half of the generated faults come from this list, half from all of them.
 HEADLINE_FAULTS: tuple[str, ...] = (
@@ -226,9 +224,7 @@ def fault_schedules(
     return st.lists(_network_fault(days, interval), max_size=max_faults).map(order_faults)
 
 
-def _describe(
-    world: World, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]
-) -> str:
+def _describe(world: World, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]) -> str:
     spans = ", ".join(f"[{r.start:%Y-%m-%d %H:%M}, {r.end:%Y-%m-%d %H:%M})" for r in reqs)
     what = "; ".join(f.describe() for f in faults) or "no faults"
     held = ", ".join(d.isoformat() for d in cached) or "none"

@@ -43,9 +43,7 @@ def load_expectations(directory: pathlib.Path, engine: str) -> dict[str, str]:
         raise pytest.UsageError(f"pytest-fcp: expectations file {path} is not valid TOML: {exc}") from None
     failures = doc.get("expected_failures", {})
     if set(doc) - {"expected_failures"} or not isinstance(failures, dict):
-        raise pytest.UsageError(
-            f"pytest-fcp: {path} must hold only an [expected_failures] table of id = reason"
-        )
+        raise pytest.UsageError(f"pytest-fcp: {path} must hold only an [expected_failures] table of id = reason")
     return {str(k): str(v) for k, v in failures.items()}
 
 
@@ -68,9 +66,7 @@ class ScenarioCollector:
         dirs: list[pathlib.Path] = []
         if not config.getoption("fcp_no_bundled", False):
             dirs.append(catalog_dir())
-        for extra in (config.getoption("fcp_scenarios_dirs", None) or []) + list(
-            config.getini("fcp_scenarios_dirs")
-        ):
+        for extra in (config.getoption("fcp_scenarios_dirs", None) or []) + list(config.getini("fcp_scenarios_dirs")):
             path = pathlib.Path(extra).resolve()
             if not path.is_dir():
                 raise pytest.UsageError(f"pytest-fcp: --fcp-scenarios-dir {extra}: no such directory")
@@ -96,9 +92,7 @@ class ScenarioCollector:
         resolved = path.resolve()
         return any(resolved.is_relative_to(d) for d in self.dirs) or resolved.parent.name == "scenarios"
 
-    def pytest_collect_file(
-        self, file_path: pathlib.Path, parent: pytest.Collector
-    ) -> pytest.Collector | None:
+    def pytest_collect_file(self, file_path: pathlib.Path, parent: pytest.Collector) -> pytest.Collector | None:
         if self._is_scenario_file(file_path):
             return ScenarioFile.from_parent(parent, path=file_path)
         return None

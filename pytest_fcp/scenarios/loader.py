@@ -72,9 +72,7 @@ def _when(value: Any, fail: Any, what: str) -> dt.datetime:
     if isinstance(value, str):
         text = value.replace("Z", "+00:00")
         try:
-            value = (
-                dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
-            )
+            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
         except ValueError:
             fail(what, f"{value!r} is not a date or time (write 2024-01-02 or 2024-01-02T06:00:00Z)")
     if isinstance(value, dt.datetime):
@@ -137,11 +135,7 @@ def _expect(raw: Any, fail: Any) -> Expect:
     unknown = sorted(set(raw) - EXPECT_KEYS)
     if unknown:
         fail(f"expect.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(EXPECT_KEYS))}")
-    outcome = (
-        tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome")))
-        if "outcome" in raw
-        else ()
-    )
+    outcome = tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome"))) if "outcome" in raw else ()
     sources: dict[str, frozenset[str]] = {}
     for key, value in (raw.get("sources") or {}).items():
         if key != "default":
@@ -280,9 +274,7 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
     for entry in raw:
         scenario = parse_scenario(entry, theme=theme, file=file, defaults=defaults)
         if scenario.name in names:
-            raise ScenarioError(
-                "duplicate scenario name in this file", file=file, scenario=scenario.name, field="name"
-            )
+            raise ScenarioError("duplicate scenario name in this file", file=file, scenario=scenario.name, field="name")
         names.add(scenario.name)
         out.append(scenario)
     return out

@@ -60,8 +60,7 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
                 out.append(
                     Verdict(
                         "expect.sources",
-                        f"{day}: rows from {', '.join(sorted(sources))}; "
-                        f"expected {' or '.join(sorted(allowed))}",
+                        f"{day}: rows from {', '.join(sorted(sources))}; expected {' or '.join(sorted(allowed))}",
                     )
                 )
     for source, constraint in expect.requests.items():
@@ -84,9 +83,7 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
     return out
 
 
-def run_scenario(
-    scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0
-) -> ScenarioRun:
+def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
     """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``."""
     from pytest_fcp.engines import load_engine
 
@@ -119,9 +116,7 @@ def run_scenario(
     return run
 
 
-def assert_scenario(
-    scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0
-) -> ScenarioRun:
+def assert_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
     """Run ``scenario`` and fail with every broken check and the decision path when the contract is broken."""
     run = run_scenario(scenario, engine, cache_root, seed=seed)
     if not run.passed:

@@ -126,8 +126,7 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     except (TypeError, pa.ArrowException, KeyError) as exc:
         return DayFileState("schema", table.num_rows, size, f"{type(exc).__name__}: {exc}"[:200], fmt)
     truth_rows = {
-        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS)
-        for i, t in enumerate(truth["open_time"].to_pylist())
+        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS) for i, t in enumerate(truth["open_time"].to_pylist())
     }
     seen: set[int] = set()
     stale = 0
@@ -250,9 +249,7 @@ def apply_cache_fault(
         table = _engine_table(path, full)
         index = table.schema.get_field_index("open_time")
         ms = _open_time_ms(table["open_time"])
-        table = table.set_column(
-            index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC"))
-        )
+        table = table.set_column(index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC")))
         _rewrite(path, table)
     elif fid == "cache.unreadable":
         path.chmod(0)

@@ -57,9 +57,7 @@ def _guard_connect(sock: socket.socket, address: Any) -> None:
     world = active_world()
     if world is not None and _blocked(address, sock.family):
         world.violation("socket", f"real socket connect to {address!r}")
-        raise SealedNetworkError(
-            f"pytest-fcp: real network access to {address!r} is blocked while the world is active"
-        )
+        raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     _real_connect(sock, address)
 
 
@@ -67,9 +65,7 @@ def _guard_connect_ex(sock: socket.socket, address: Any) -> int:
     world = active_world()
     if world is not None and _blocked(address, sock.family):
         world.violation("socket", f"real socket connect to {address!r}")
-        raise SealedNetworkError(
-            f"pytest-fcp: real network access to {address!r} is blocked while the world is active"
-        )
+        raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     return _real_connect_ex(sock, address)
 
 
@@ -77,9 +73,7 @@ def _guard_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     world = active_world()
     if world is not None and host not in (None, "localhost", "127.0.0.1", "::1"):
         world.violation("dns", f"real DNS lookup of {host!r}")
-        raise socket.gaierror(
-            socket.EAI_NONAME, f"pytest-fcp: DNS lookup of {host!r} blocked (sealed network)"
-        )
+        raise socket.gaierror(socket.EAI_NONAME, f"pytest-fcp: DNS lookup of {host!r} blocked (sealed network)")
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
@@ -134,9 +128,7 @@ class SealedNetwork:
             raise
         status = getattr(result, "status_code", None) or getattr(result, "status", None)
         retry_after = result.headers.get("Retry-After") if status in (418, 429) else None
-        world.record_http(
-            source, door, request_method, url, status=status, v0=v0, r0=r0, retry_after=retry_after
-        )
+        world.record_http(source, door, request_method, url, status=status, v0=v0, r0=r0, retry_after=retry_after)
         return result
 
     def _vision(self, request: httpx.Request) -> httpx.Response:
@@ -233,11 +225,7 @@ def _install_s3_door() -> None:
     from moto.core.models import botocore_stubber
 
     moto_index = next(
-        (
-            i
-            for i, item in enumerate(BUILTIN_HANDLERS)
-            if item[0] == "before-send" and item[1] is botocore_stubber
-        ),
+        (i for i, item in enumerate(BUILTIN_HANDLERS) if item[0] == "before-send" and item[1] is botocore_stubber),
         len(BUILTIN_HANDLERS),
     )
     BUILTIN_HANDLERS.insert(moto_index, entry)

@@ -87,9 +87,7 @@ class RestApi:
         # What Binance checks first: mandatory parameters, then their values.
         for name in ("symbol", "interval"):
             if not params.get(name):
-                return _error(
-                    400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-                )
+                return _error(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
         if interval not in INTERVALS or interval not in spec.intervals:
             return _error(400, -1120, "Invalid interval.")
         if not self.world.truth.has_symbol(market, symbol):
@@ -101,9 +99,7 @@ class RestApi:
         except ValueError:
             return _error(400, -1100, "Illegal characters found in a parameter.")
         if limit < 1:
-            return _error(
-                400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-1000'."
-            )
+            return _error(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1-1000'.")
         if start is not None and end is not None and start > end:
             return _error(400, -1023, "Start time is greater than end time.")
         limit = min(limit, spec.max_limit)
@@ -153,9 +149,7 @@ class RestApi:
         if fid in ("rest.http502", "rest.http504"):
             status = 502 if fid == "rest.http502" else 504
             title = "Bad Gateway" if status == 502 else "Gateway Timeout"
-            return Answer(
-                status, f"<html><body><h1>{status} {title}</h1></body></html>".encode(), dict(_HTML)
-            )
+            return Answer(status, f"<html><body><h1>{status} {title}</h1></body></html>".encode(), dict(_HTML))
         if fid == "rest.connect_error":
             return Answer(transport="connect")
         if fid == "rest.read_timeout":

@@ -217,9 +217,7 @@ class VisionBucket:
             if zip_key not in self.backend.buckets[BUCKET].keys:
                 payload = self.genuine_zip(item.market, item.symbol, item.interval, item.day)
                 self.backend.put_object(BUCKET, zip_key, payload)
-                self.backend.put_object(
-                    BUCKET, zip_key + ".CHECKSUM", self.checksum_of(payload, item.file_name)
-                )
+                self.backend.put_object(BUCKET, zip_key + ".CHECKSUM", self.checksum_of(payload, item.file_name))
         return True
 
     def stored(self, key: str) -> bytes | None:
@@ -275,9 +273,7 @@ class VisionBucket:
             self.world.clock.advance(float(fault.param("delay")))
             return None  # the normal answer, late
         if fid == "vision.missing_checksum":
-            return Answer(
-                404, _s3_error("NoSuchKey", "The specified key does not exist.", item.key), dict(_XML)
-            )
+            return Answer(404, _s3_error("NoSuchKey", "The specified key does not exist.", item.key), dict(_XML))
         if not self.materialize(item):
             return None  # content faults need a published file to spoil
         genuine = self.genuine_zip(item.market, item.symbol, item.interval, item.day)

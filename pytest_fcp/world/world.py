@@ -114,9 +114,7 @@ class World:
         except ValueError as exc:
             raise WorldError(str(exc)) from None
         if interval not in spec.intervals:
-            raise WorldError(
-                f"interval {interval!r} does not exist on {market}; allowed: {', '.join(spec.intervals)}"
-            )
+            raise WorldError(f"interval {interval!r} does not exist on {market}; allowed: {', '.join(spec.intervals)}")
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         if isinstance(truth, str):
             if truth == "synthetic":
@@ -271,9 +269,7 @@ class World:
 
     def _need_engine(self) -> Engine:
         if self.engine is None:
-            raise WorldError(
-                "no engine attached: call world.attach(engine) first (the fcp_engine fixture does)"
-            )
+            raise WorldError("no engine attached: call world.attach(engine) first (the fcp_engine fixture does)")
         return self.engine
 
     # --- truth ---------------------------------------------------------------------------------------
@@ -281,9 +277,7 @@ class World:
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
     ) -> pa.Table:
         start, end = day_bounds_ms(day)
-        return self.truth.klines(
-            market or self.market, symbol or self.symbol, interval or self.interval, start, end
-        )
+        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval, start, end)
 
     def expected(
         self,
@@ -338,9 +332,7 @@ class World:
             interval=interval,
             start=start.isoformat(),
             end=end.isoformat(),
-            cache_days={
-                d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()
-            },
+            cache_days={d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()},
         )
         try:
             result.table = engine.fetch(symbol, market, interval, start, end)

@@ -177,20 +177,14 @@ class AltEngine:
 
     # ---- fetch -------------------------------------------------------------------------------------
 
-    def fetch(
-        self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime
-    ) -> pa.Table:
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
         spec = market_spec(market)
         if interval not in spec.intervals:
             raise ValueError(f"{market} has no {interval} klines")
         self._now = dt.datetime.now(dt.UTC)
         lo, hi = _ms_up(start), _ms_up(end)
         pieces: list[pa.Table] = []
-        days = (
-            []
-            if lo >= hi
-            else [EPOCH.date() + dt.timedelta(days=d) for d in range(lo // DAY, (hi - 1) // DAY + 1)]
-        )
+        days = [] if lo >= hi else [EPOCH.date() + dt.timedelta(days=d) for d in range(lo // DAY, (hi - 1) // DAY + 1)]
         for day in days:
             bars, source = self._day(symbol, market, interval, day)
             keep = (bars["open_time"] >= lo) & (bars["open_time"] < hi)
@@ -218,8 +212,7 @@ class AltEngine:
             bars = self._rest_day(symbol, market, interval, day)
         except _Failed as exc:
             raise DataSourceError(
-                f"{symbol} {market} {interval} {day}: cache has no valid file; Vision: {vision_said}; "
-                f"REST: {exc}"
+                f"{symbol} {market} {interval} {day}: cache has no valid file; Vision: {vision_said}; REST: {exc}"
             ) from exc
         self._save(symbol, market, interval, day, bars)
         return bars, "rest"
@@ -297,9 +290,7 @@ class AltEngine:
         cursor = start
         while cursor <= last:
             query = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": last}
-            page = _retrying(
-                lambda q=query: self._rest_page(spec.rest_url, q | {"limit": spec.max_limit}), "REST"
-            )
+            page = _retrying(lambda q=query: self._rest_page(spec.rest_url, q | {"limit": spec.max_limit}), "REST")
             if not page:
                 break  # nothing (more) there
             for row in page:
