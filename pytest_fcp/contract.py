@@ -309,10 +309,14 @@ def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]
     if dups:
         out.append(Verdict("rows", f"{len(dups)} duplicated bar(s), first at {ms_to_datetime(dups[0]).isoformat()}"))
     truth = world.expected(result.start, result.end, result.symbol, result.market, result.interval)
-    truth_rows = {
-        t: tuple(truth[c][i].as_py() for c in ("open", "high", "low", "close", "volume"))
-        for i, t in enumerate(truth["open_time"].to_pylist())
-    }
+    price_columns = ("open", "high", "low", "close", "volume")
+    truth_rows = dict(
+        zip(
+            truth["open_time"].to_pylist(),
+            zip(*(truth[c].to_pylist() for c in price_columns), strict=True),
+            strict=True,
+        )
+    )
     empty_days = {d for d, p in plans.items() if p.rest == "empty" and p.vision != "certain" and not p.cached}
     got_days = {day_of_ms(t) for t in times if t is not None}
     missing = [

@@ -11,10 +11,11 @@ and the returned object implements :class:`Engine` (``close()`` is optional). Se
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import pathlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -77,9 +78,14 @@ class EngineLoadError(LookupError):
     """An engine name that cannot be turned into a factory; the message says why and what exists."""
 
 
+@functools.cache
+def _registered() -> tuple[EntryPoint, ...]:
+    return tuple(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def available_engines() -> dict[str, str]:
     """Engine names registered in the ``pytest_fcp.engines`` entry-point group -> their target."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return {ep.name: ep.value for ep in _registered()}
 
 
 def load_engine(name: str) -> EngineFactory:
@@ -97,7 +103,7 @@ def load_engine(name: str) -> EngineFactory:
             except AttributeError:
                 raise EngineLoadError(f"engine {name!r}: module {module_name!r} has no attribute {attr!r}") from None
     else:
-        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        matches = [ep for ep in _registered() if ep.name == name]
         if not matches:
             known = ", ".join(sorted(available_engines())) or "none"
             raise EngineLoadError(

@@ -21,16 +21,19 @@ from REST), atomically (temporary file + ``os.replace``); a cache that cannot be
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as dt
 import hashlib
 import io
 import logging
 import os
 import pathlib
+import ssl
 import tempfile
 import time
 import zipfile
 
+import certifi
 import httpx
 import numpy as np
 import pyarrow as pa
@@ -78,6 +81,12 @@ class RateLimitError(DataSourceError):
 
 class _SourceFailed(Exception):
     """Internal: one source could not serve a day or range; ``str(exc)`` says why."""
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every engine (building one loads the CA bundle: tens of ms)."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def create(cache_dir: pathlib.Path) -> ReferenceEngine:
@@ -205,7 +214,7 @@ class ReferenceEngine:
 
     def __init__(self, cache_dir: pathlib.Path, client: httpx.Client | None = None) -> None:
         self.cache_dir = pathlib.Path(cache_dir)
-        self._client = client or httpx.Client(timeout=TIMEOUT_SECONDS)
+        self._client = client or httpx.Client(timeout=TIMEOUT_SECONDS, verify=_tls_context())
 
     def close(self) -> None:
         self._client.close()

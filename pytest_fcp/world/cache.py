@@ -121,27 +121,26 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     if missing:
         return DayFileState("schema", table.num_rows, size, f"missing column(s) {', '.join(missing)}", fmt)
     try:
-        times = _open_time_ms(table["open_time"]).to_pylist()
-        values = {c: table[c].cast(pa.float64()).to_pylist() for c in PRICE_COLUMNS}
+        times = _open_time_ms(table["open_time"]).combine_chunks()
+        values = {c: table[c].cast(pa.float64()).combine_chunks() for c in PRICE_COLUMNS}
     except (TypeError, pa.ArrowException, KeyError) as exc:
         return DayFileState("schema", table.num_rows, size, f"{type(exc).__name__}: {exc}"[:200], fmt)
-    truth_rows = {
-        t: tuple(truth[c][i].as_py() for c in PRICE_COLUMNS) for i, t in enumerate(truth["open_time"].to_pylist())
-    }
-    seen: set[int] = set()
-    stale = 0
-    for i, t in enumerate(times):
-        if t in seen or t not in truth_rows:
-            return DayFileState("extra", len(times), size, f"bar at {t} outside the day or duplicated", fmt)
-        seen.add(t)
-        row = tuple(values[c][i] for c in PRICE_COLUMNS)
-        if row != truth_rows[t]:
-            stale += 1
+    rows = len(times)
+    truth_times = truth["open_time"].combine_chunks()
+    position = pc.index_in(times, value_set=truth_times)  # null where a bar is not one of the day's bars
+    if position.null_count or pc.count_distinct(times).as_py() != rows:
+        odd = times.filter(pc.is_null(position)) if position.null_count else times
+        return DayFileState("extra", rows, size, f"bar at {odd[0].as_py()} outside the day or duplicated", fmt)
+    differ = pa.array([False] * rows)
+    for name in PRICE_COLUMNS:
+        expected = truth[name].combine_chunks().take(position)
+        differ = pc.or_kleene(differ, pc.fill_null(pc.not_equal(values[name], expected), True))
+    stale = pc.sum(differ.cast(pa.int64())).as_py() or 0
     if stale:
-        return DayFileState("stale", len(times), size, f"{stale} bar(s) differ from the truth", fmt)
-    if len(seen) < len(truth_rows):
-        return DayFileState("partial", len(times), size, f"{len(seen)} of {len(truth_rows)} bars", fmt)
-    return DayFileState("valid", len(times), size, "", fmt)
+        return DayFileState("stale", rows, size, f"{stale} bar(s) differ from the truth", fmt)
+    if rows < len(truth_times):
+        return DayFileState("partial", rows, size, f"{rows} of {len(truth_times)} bars", fmt)
+    return DayFileState("valid", rows, size, "", fmt)
 
 
 # --- putting a day file into a faulty state -------------------------------------------------------
@@ -266,16 +265,17 @@ class CacheSandbox:
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root_prefix = str(root) + os.sep
         self.home = root.parent / (root.name + "-home")  # XDG_CACHE_HOME and friends for the engine
         self.home.mkdir(parents=True, exist_ok=True)
         self._immutable: list[pathlib.Path] = []
         self._chmodded: list[tuple[pathlib.Path, int]] = []
 
     def relative(self, path: pathlib.Path | str) -> str:
-        try:
-            return pathlib.Path(path).relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        text, root = str(path), self._root_prefix
+        if text.startswith(root):
+            return text[len(root) :].replace(os.sep, "/")
+        return text
 
     def files(self) -> dict[str, tuple[int, int, int]]:
         """Relative path -> (size, mtime_ns, inode) of every file under the root."""
@@ -319,6 +319,9 @@ class CacheSandbox:
                     path.chmod(0o644)
 
 
+_FREE_INOTIFY: list[Any] = []
+
+
 class CacheObserver:
     """Cache operations seen from outside the engine (inotify on Linux, snapshots elsewhere)."""
 
@@ -332,7 +335,7 @@ class CacheObserver:
             from inotify_simple import INotify, flags
 
             self._flags = flags
-            self._inotify = INotify(nonblocking=True)
+            self._inotify = _FREE_INOTIFY.pop() if _FREE_INOTIFY else INotify(nonblocking=True)
             for directory in [sandbox.root, *(p for p in sandbox.root.rglob("*") if p.is_dir())]:
                 self._watch(directory)
         except (ImportError, OSError):
@@ -421,6 +424,13 @@ class CacheObserver:
         return out
 
     def close(self) -> None:
+        """Stop watching. The inotify instance is kept for the next world (closing one costs milliseconds)."""
         if self._inotify is not None:
-            self._inotify.close()
+            for wd in self._watches:
+                with contextlib.suppress(OSError):
+                    self._inotify.rm_watch(wd)
+            with contextlib.suppress(OSError):
+                self._inotify.read(timeout=0)  # drop what is left, IN_IGNORED included
+            _FREE_INOTIFY.append(self._inotify)
             self._inotify = None
+            self._watches.clear()

@@ -181,6 +181,7 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
     world = active_world()
     if world is None:
         return None
+    world.ensure_aws()  # other AWS calls (ListObjects ...) are moto's
     located = _bucket_and_key(request.url)
     if located is None or located[0] != BUCKET or not located[1] or request.method not in ("GET", "HEAD"):
         return None

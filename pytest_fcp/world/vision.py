@@ -178,6 +178,15 @@ class VisionBucket:
         if BUCKET not in self.backend.buckets:
             self.backend.create_bucket(BUCKET, REGION)
 
+    def stop(self) -> None:
+        """Remove the bucket (and only it) from moto's backend, so no file outlives the world."""
+        from moto.s3.models import s3_backends
+
+        if self.backend is not None:
+            self.backend.buckets.pop(BUCKET, None)
+            s3_backends.bucket_accounts.pop(BUCKET, None)
+        self._built.clear()
+
     # --- content ---------------------------------------------------------------------------------
     def published(self, item: VisionObject) -> bool:
         """Whether Vision has this day's file at the world's current "now"."""

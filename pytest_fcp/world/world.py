@@ -163,24 +163,34 @@ class World:
         self.stop()
 
     def start(self) -> None:
-        from moto import mock_aws
-
         env = {
             "XDG_CACHE_HOME": str(self.sandbox.home / "cache"),
             "XDG_DATA_HOME": str(self.sandbox.home / "data"),
             "XDG_STATE_HOME": str(self.sandbox.home / "state"),
             "CKVD_CACHE_DIR": str(self.sandbox.root),
             "AWS_DEFAULT_REGION": "ap-northeast-1",
+            # never the user's AWS identity: fake keys, no config or credentials files
+            "AWS_ACCESS_KEY_ID": "FCPSIMULATEDKEY",
+            "AWS_SECRET_ACCESS_KEY": "FCPSIMULATEDSECRET",
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.sandbox.home / "aws-credentials"),
+            "AWS_CONFIG_FILE": str(self.sandbox.home / "aws-config"),
         }
         for name, value in env.items():
             self._env[name] = os.environ.get(name)
             os.environ[name] = value
-        self._mock = mock_aws()
-        self._mock.start()
         self.vision.start()
         self.clock.start()
         self.network.start()
         self.observer = CacheObserver(self.sandbox)
+
+    def ensure_aws(self) -> None:
+        """Start moto's AWS mock the first time a botocore client talks to the world (it costs ~15 ms)."""
+        if self._mock is None:
+            from moto import mock_aws
+
+            self._mock = mock_aws()
+            self._mock.start()
+            self.vision.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
 
     def stop(self) -> None:
         self.poll_cache()
@@ -199,6 +209,7 @@ class World:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        self.vision.stop()
         for name, value in self._env.items():
             if value is None:
                 os.environ.pop(name, None)
