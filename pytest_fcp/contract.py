@@ -353,12 +353,7 @@ def _check_sources(result: FetchResult, plans: dict[dt.date, DayPlan]) -> list[V
     table = result.table
     assert table is not None
     out: list[Verdict] = []
-    times = table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-    per_day: dict[dt.date, set[str]] = {}
-    for t, source in zip(times, table["source"].to_pylist(), strict=True):
-        if t is not None:
-            per_day.setdefault(day_of_ms(t), set()).add(str(source))
-    for day, sources in sorted(per_day.items()):
+    for day, sources in sorted(result.sources_by_day().items()):
         day_plan = plans.get(day)
         if day_plan is None:
             continue
@@ -401,12 +396,7 @@ def _check_cache(world: World, result: FetchResult, plans: dict[dt.date, DayPlan
     out: list[Verdict] = []
     if world.engine is None:
         return out
-    served: dict[dt.date, set[str]] = {}
-    if result.table is not None:
-        times = result.table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-        for t, source in zip(times, result.table["source"].to_pylist(), strict=True):
-            if t is not None:
-                served.setdefault(day_of_ms(t), set()).add(str(source))
+    served = result.sources_by_day()
     read_only = any(f.id == "cache.read_only_dir" for f in world.faults.faults)
     for day, day_plan in sorted(plans.items()):
         after = world.cache_state(day, result.symbol, result.market, result.interval)

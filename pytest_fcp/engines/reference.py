@@ -21,8 +21,8 @@ from REST), atomically (temporary file + ``os.replace``); a cache that cannot be
 from __future__ import annotations
 
 import contextlib
-import functools
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging

@@ -46,15 +46,8 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
                 )
             )
     if expect.sources and result.table is not None:
-        import pyarrow as pa
-
-        times = result.table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
-        per_day: dict[str, set[str]] = {}
-        for t, source in zip(times, result.table["source"].to_pylist(), strict=True):
-            if t is not None:
-                day = dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
-                per_day.setdefault(day, set()).add(str(source))
-        for day, sources in sorted(per_day.items()):
+        for date, sources in sorted(result.sources_by_day().items()):
+            day = date.isoformat()
             allowed = expect.sources.get(day, expect.sources.get("default"))
             if allowed is not None and not sources <= allowed:
                 out.append(

@@ -131,7 +131,7 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     if position.null_count or pc.count_distinct(times).as_py() != rows:
         odd = times.filter(pc.is_null(position)) if position.null_count else times
         return DayFileState("extra", rows, size, f"bar at {odd[0].as_py()} outside the day or duplicated", fmt)
-    differ = pa.array([False] * rows)
+    differ = pa.array([False] * rows, type=pa.bool_())
     for name in PRICE_COLUMNS:
         expected = truth[name].combine_chunks().take(position)
         differ = pc.or_kleene(differ, pc.fill_null(pc.not_equal(values[name], expected), True))

@@ -18,6 +18,9 @@ import time_machine
 __all__ = ["VirtualClock"]
 
 _real_sleep = time.sleep
+# Modules that imported ``sleep`` by name; sys.modules is scanned only past the point already seen.
+_sleepers: set[str] = set()
+_scanned: set[str] = set()
 
 
 class VirtualClock:
@@ -56,12 +59,18 @@ class VirtualClock:
         self._traveller = self._travel.start()
         # ``time.sleep`` itself, plus any module that imported it by name (``from time import sleep``).
         self._patch(time, "sleep")
-        for module in list(sys.modules.values()):
+        for name in set(sys.modules) - _scanned:
+            _scanned.add(name)
+            module = sys.modules.get(name)
             try:
                 if getattr(module, "sleep", None) is _real_sleep and module is not time:
-                    self._patch(module, "sleep")
+                    _sleepers.add(name)
             except Exception:  # pragma: no cover - exotic lazy modules
                 continue
+        for name in _sleepers:
+            module = sys.modules.get(name)
+            if module is not None and getattr(module, "sleep", None) is _real_sleep:
+                self._patch(module, "sleep")
 
     def _patch(self, owner: object, name: str) -> None:
         setattr(owner, name, self.sleep)

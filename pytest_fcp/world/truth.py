@@ -104,6 +104,12 @@ class SyntheticTruth:
         self.listed_since = listed_since
         self._listed_ms = day_bounds_ms(listed_since)[0]
 
+    @classmethod
+    @functools.cache
+    def shared(cls, seed: int = 0) -> SyntheticTruth:
+        """One truth per seed for the whole process: its bars are computed once and reused by every world."""
+        return cls(seed=seed)
+
     def has_symbol(self, market: str, symbol: str) -> bool:
         return bool(symbol) and symbol.isalnum() if market != "futures_coin" else "_" in symbol
 
@@ -114,7 +120,7 @@ class SyntheticTruth:
         noise = (_uniform(t.astype(np.uint64), key) - 0.5) * 0.004
         return base * np.exp(smooth + noise)
 
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - truths live as long as a world
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - shared truths live as long as the process
     def klines(self, market: str, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
         spec = market_spec(market)
         step = interval_ms(interval)
@@ -188,6 +194,12 @@ class GoldenTruth:
     def __init__(self, directory: pathlib.Path | None = None) -> None:
         self.directory = directory or golden_dir()
         self._tables: dict[tuple[str, str, str], pa.Table] = {}
+
+    @classmethod
+    @functools.cache
+    def shared(cls) -> GoldenTruth:
+        """One golden truth for the process (the recorded files are read once)."""
+        return cls()
 
     def has_symbol(self, market: str, symbol: str) -> bool:
         return any(m == market and s == symbol for m, s, _ in self.FILES)

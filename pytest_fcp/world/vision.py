@@ -19,6 +19,7 @@ Missing keys answer 404 with S3's ``NoSuchKey`` XML body.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import re
@@ -160,13 +161,21 @@ _NOT_A_ZIP = (
 )
 
 
+@functools.lru_cache(maxsize=512)
+def _genuine_zip(truth: Any, market: str, symbol: str, interval: str, day: dt.date) -> bytes:
+    """The day's zip for a truth (truths are deterministic, so a built zip serves every world)."""
+    name = vision_file_name(symbol, interval, day)
+    start, end = day_bounds_ms(day)
+    table = truth.klines(market, symbol, interval, start, end)
+    return zip_bytes(name.removesuffix(".zip") + ".csv", csv_bytes(table, market, interval, day))
+
+
 class VisionBucket:
     """The bucket's content and the logic both doors share."""
 
     def __init__(self, world: World) -> None:
         self.world = world
         self._lock = threading.Lock()
-        self._built: dict[str, bytes] = {}
         self.backend: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -185,7 +194,6 @@ class VisionBucket:
         if self.backend is not None:
             self.backend.buckets.pop(BUCKET, None)
             s3_backends.bucket_accounts.pop(BUCKET, None)
-        self._built.clear()
 
     # --- content ---------------------------------------------------------------------------------
     def published(self, item: VisionObject) -> bool:
@@ -205,13 +213,7 @@ class VisionBucket:
         return self.world.truth.klines(market, symbol, interval, start, end)
 
     def genuine_zip(self, market: str, symbol: str, interval: str, day: dt.date) -> bytes:
-        name = vision_file_name(symbol, interval, day)
-        cache_key = f"{market}/{name}"
-        if cache_key not in self._built:
-            table = self.day_table(market, symbol, interval, day)
-            member = name.removesuffix(".zip") + ".csv"
-            self._built[cache_key] = zip_bytes(member, csv_bytes(table, market, interval, day))
-        return self._built[cache_key]
+        return _genuine_zip(self.world.truth, market, symbol, interval, day)
 
     @staticmethod
     def checksum_of(payload: bytes, file_name: str) -> bytes:

@@ -70,6 +70,7 @@ class FetchResult:
     table: pa.Table | None = None
     error: BaseException | None = None
     cache_before: dict[dt.date, DayFileState] = field(default_factory=dict)
+    _by_day: dict[dt.date | None, dict[str, int]] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -84,12 +85,22 @@ class FetchResult:
         return days_between(self.start, self.end)
 
     def rows_by_source(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for per_source in self.rows_by_day().values():
+            for source, n in per_source.items():
+                counts[source] = counts.get(source, 0) + n
+        return counts
+
+    def rows_by_day(self) -> dict[dt.date | None, dict[str, int]]:
+        """Row counts per UTC day (``None`` for rows without a time) and source, as the engine tagged them."""
         if self.table is None:
             return {}
-        counts: dict[str, int] = {}
-        for source in self.table["source"].to_pylist():
-            counts[str(source)] = counts.get(str(source), 0) + 1
-        return counts
+        if self._by_day is None:
+            self._by_day = _rows_by_day(self.table)
+        return self._by_day
+
+    def sources_by_day(self) -> dict[dt.date, set[str]]:
+        return {day: set(per) for day, per in self.rows_by_day().items() if day is not None}
 
 
 class World:
@@ -118,9 +129,9 @@ class World:
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         if isinstance(truth, str):
             if truth == "synthetic":
-                truth = SyntheticTruth(seed=seed)
+                truth = SyntheticTruth.shared(seed)
             elif truth == "golden":
-                truth = GoldenTruth()
+                truth = GoldenTruth.shared()
             else:
                 raise WorldError(f"unknown truth {truth!r}; expected 'synthetic' or 'golden'")
         self.truth: Truth = truth
@@ -143,6 +154,7 @@ class World:
         self.violations: list[str] = []
         self._day_paths: dict[str, tuple[str, str, str, dt.date]] = {}
         self._faulted: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._inspected: dict[str, tuple[tuple[int, int, int], DayFileState]] = {}
         self._env: dict[str, str | None] = {}
         self._mock: Any = None
 
@@ -193,29 +205,39 @@ class World:
             self.vision.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
 
     def stop(self) -> None:
-        self.poll_cache()
-        if self.engine is not None:
-            close = getattr(self.engine, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception as exc:
-                    self.trace.record("log", level="ERROR", message=f"engine close() failed: {exc!r}")
+        """Undo everything ``start`` did; every step runs even when an earlier one fails."""
+        problems: list[BaseException] = []
+
+        def step(action: Any) -> None:
+            try:
+                action()
+            except Exception as exc:  # keep tearing down; report the first problem at the end
+                problems.append(exc)
+
+        step(self.poll_cache)
+        close = getattr(self.engine, "close", None) if self.engine is not None else None
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:
+                self.trace.record("log", level="ERROR", message=f"engine close() failed: {exc!r}")
         if self.observer is not None:
-            self.observer.close()
-        self.sandbox.restore()
-        self.network.stop()
-        self.clock.stop()
+            step(self.observer.close)
+        step(self.sandbox.restore)
+        step(self.network.stop)
+        step(self.clock.stop)
         if self._mock is not None:
-            self._mock.stop()
+            step(self._mock.stop)
             self._mock = None
-        self.vision.stop()
+        step(self.vision.stop)
         for name, value in self._env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
         self._env.clear()
+        if problems:
+            raise problems[0]
 
     # --- the engine ---------------------------------------------------------------------------------
     def attach(self, engine: Engine) -> Engine:
@@ -313,9 +335,15 @@ class World:
         self._day_paths[rel] = (symbol, market, interval, day)
         if self.observer is not None:
             self.poll_cache()  # what the engine did before the harness looks
-        state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
-        if self.observer is not None and state.status != "missing":
-            self.observer.ignore_own_reads({rel})
+        signature = _signature(path)
+        known = self._inspected.get(rel)
+        if known is not None and known[0] == signature and signature[0] >= 0:
+            state = known[1]  # the file has not changed since the harness last read it
+        else:
+            state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+            if self.observer is not None and state.status != "missing":
+                self.observer.ignore_own_reads({rel})
+            self._inspected[rel] = (signature, state)
         faulted = self._faulted.get(rel)
         if faulted is not None and faulted[1] in _FORMAT_FAULTS and faulted[0] == _signature(path):
             return DayFileState("corrupt", state.rows, state.size, f"as {faulted[1]} left it", state.fmt)
@@ -363,7 +391,9 @@ class World:
                 "outcome",
                 rows=result.table.num_rows,
                 rows_by_source=result.rows_by_source(),
-                rows_by_day=_rows_by_day(result.table),
+                rows_by_day={
+                    (d.isoformat() if d else "null"): per for d, per in sorted(result.rows_by_day().items(), key=str)
+                },
             )
         self.results.append(result)
         return result
@@ -418,7 +448,9 @@ class World:
             key = self._day_paths.get(rel)
             if key is not None and op != "delete" and size is not None:
                 symbol, market, interval, day = key
-                valid = inspect_day_file(path, self.truth_day(day, symbol, market, interval)).valid
+                state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+                self._inspected[rel] = (_signature(path), state)
+                valid = state.valid
                 inspected.add(rel)
             self.trace.record("cache", op=op, path=rel, size=size, valid=valid)
         self.observer.ignore_own_reads(inspected)
@@ -444,11 +476,21 @@ def _signature(path: pathlib.Path) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _rows_by_day(table: pa.Table) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    times = table["open_time"].cast(pa.int64()).to_pylist()
-    for t, source in zip(times, table["source"].to_pylist(), strict=True):
-        day = "null" if t is None else dt.datetime.fromtimestamp(t / 1000, dt.UTC).date().isoformat()
-        per = out.setdefault(day, {})
-        per[str(source)] = per.get(str(source), 0) + 1
+def _rows_by_day(table: pa.Table) -> dict[dt.date | None, dict[str, int]]:
+    import pyarrow.compute as pc
+
+    from pytest_fcp.markets import DAY_MS
+
+    times = table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+    days = pc.divide(pc.subtract(times, pc.if_else(pc.less(times, 0), DAY_MS - 1, 0)), DAY_MS)
+    grouped = (
+        pa.table({"day": days, "source": table["source"].cast(pa.string())})
+        .group_by(["day", "source"], use_threads=False)
+        .aggregate([([], "count_all")])
+    )
+    epoch = dt.date(1970, 1, 1).toordinal()
+    out: dict[dt.date | None, dict[str, int]] = {}
+    for day, source, count in zip(*(grouped[c].to_pylist() for c in ("day", "source", "count_all")), strict=True):
+        key = None if day is None else dt.date.fromordinal(epoch + day)
+        out.setdefault(key, {})[str(source)] = count
     return out
