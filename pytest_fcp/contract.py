@@ -113,6 +113,24 @@ def _state(faults: Iterable[Fault], harmless: set[str], base: str, *, door_split
     return state
 
 
+def _reachable(faults: Iterable[Fault]) -> list[Fault]:
+    """The faults that can fire at all, in schedule order.
+
+    The world lets the first fault that fires on a request answer it, so a fault that fires on every
+    attempt (on both doors) hides every later fault that hits the same kind of request.
+    """
+    out: list[Fault] = []
+    taken: set[str] = set()  # objects whose every request an earlier fault already answers
+    for item in faults:
+        objects = set(item.kind.objects)
+        if objects <= taken:
+            continue
+        out.append(item)
+        if item.attempts.mode == "always" and item.door is None:
+            taken |= objects
+    return out
+
+
 def plan(world: World, result: FetchResult) -> dict[dt.date, DayPlan]:
     """The oracle: for each needed day, where the data may come from and whether it can be had."""
     now = result.now
@@ -126,8 +144,9 @@ def plan(world: World, result: FetchResult) -> dict[dt.date, DayPlan]:
             and world.truth_day(day, result.symbol, result.market, result.interval).num_rows > 0
         )
         vision = "certain" if old and published else "impossible"
-        vision = _state((f for f in in_scope if f.source == "vision"), _VISION_HARMLESS, vision, door_split=True)
-        rest_faults = [f for f in in_scope if f.source == "rest"]
+        vision_faults = _reachable(f for f in in_scope if f.source == "vision")
+        vision = _state(vision_faults, _VISION_HARMLESS, vision, door_split=True)
+        rest_faults = _reachable(f for f in in_scope if f.source == "rest")
         rest = _state((f for f in rest_faults if f.id != "rest.empty_page"), _REST_HARMLESS, "certain")
         if rest != "impossible" and any(f.id == "rest.empty_page" for f in rest_faults):
             rest = "empty"

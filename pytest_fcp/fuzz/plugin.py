@@ -133,17 +133,17 @@ class FuzzPlugin:
         for engine in engine_names(config):
             items.append(FuzzItem.from_parent(session, name=f"fcp_fuzz[{engine}]", engine=engine))
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # on the controller too (pytest-xdist ships user_properties with each report)
+        if report.when == "call":
+            self.results += [value for name, value in report.user_properties if name == "fcp_fuzz_summary"]
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
         terminalreporter.section("FCP fuzz")
-        for result in self.results:
-            status = "passed" if result.passed else "FAILED"
-            budget = " (budget reached)" if result.budget_hit else ""
-            terminalreporter.write_line(
-                f"{result.engine}: {status}, {result.examples} scenarios in {result.seconds:.1f}s "
-                f"({result.rate:.1f} examples/s during the search, seed {result.seed}){budget}"
-            )
+        for line in self.results:
+            terminalreporter.write_line(line)
 
 
 class FuzzFailed(Exception):
@@ -178,9 +178,13 @@ class FuzzItem(pytest.Item):
             save_dir=options["save_dir"],
             name=self.engine,
         )
-        plugin = self.config.pluginmanager.get_plugin(_REGISTERED)
-        if plugin is not None:
-            plugin.results.append(result)
+        status = "passed" if result.passed else "FAILED"
+        budget = " (budget reached)" if result.budget_hit else ""
+        summary = (
+            f"{result.engine}: {status}, {result.examples} scenarios in {result.seconds:.1f}s "
+            f"({result.rate:.1f} examples/s during the search, seed {result.seed}){budget}"
+        )
+        self.user_properties.append(("fcp_fuzz_summary", summary))
         self.user_properties.append(("fcp_fuzz_examples", result.examples))
         self.user_properties.append(("fcp_fuzz_rate", round(result.rate, 2)))
         if not result.passed:
