@@ -309,15 +309,6 @@ def _progress(enabled: bool) -> tuple[Callable[[int], Any] | None, Callable[[], 
     return factory, stop
 
 
-def _human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _compact(problem: str) -> str:
     """'3 partial_day' -> 'partial_day(3)' (one unbreakable word per problem in a narrow column)."""
     count, _, name = problem.partition(" ")
@@ -337,6 +328,8 @@ def _print_health(report: HealthReport, verbose: bool) -> None:
     from rich import box
     from rich.table import Table
     from rich.text import Text
+
+    from pytest_fcp.health import human_bytes
 
     console = _console()
     data = report.to_dict()
@@ -373,7 +366,7 @@ def _print_health(report: HealthReport, verbose: bool) -> None:
             series.layout,
             directory,
             f"{s['files']:,}",
-            _human_bytes(s["bytes"]),
+            human_bytes(s["bytes"]),
             coverage,
             gaps,
             Text(problems, style="red" if s["problems"] else "green"),
@@ -411,7 +404,7 @@ def _print_health(report: HealthReport, verbose: bool) -> None:
                 f"{series.market} {series.symbol} {series.interval} ({series.layout})",
                 f.day.isoformat(),
                 ", ".join(f.issues),
-                _human_bytes(f.size),
+                human_bytes(f.size),
                 f.detail,
             ]
             files.add_row(*cells, *([f.path] if verbose else []))

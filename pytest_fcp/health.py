@@ -607,7 +607,7 @@ class HealthReport:
 
     def verdict(self) -> str:
         n_series = len(self.series)
-        size = _human_bytes(sum(s.total_bytes for s in self.series))
+        size = human_bytes(sum(s.total_bytes for s in self.series))
         base = f"{self.files:,} day file(s), {size}, {n_series} series"
         if self.healthy:
             if not self.files:
@@ -655,7 +655,7 @@ class HealthReport:
         }
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":

@@ -210,7 +210,7 @@ def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path
 
 
 # --- the --fcp-fuzz plugin as a user runs it ------------------------------------------------------------
-DEFECT_ENGINE = '''
+DEFECT_ENGINE = """
 import datetime as dt, pathlib
 from pytest_fcp.engines.reference import ReferenceEngine, RateLimitError
 
@@ -227,7 +227,7 @@ class RetryAfterIgnored(ReferenceEngine):
 
 def create(cache_dir: pathlib.Path):
     return RetryAfterIgnored(cache_dir)
-'''
+"""
 
 
 def test_fuzz_plugin_finds_saves_and_replays(pytester: pytest.Pytester) -> None:

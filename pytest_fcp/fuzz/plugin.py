@@ -157,17 +157,11 @@ class FuzzItem(pytest.Item):
         self.add_marker(pytest.mark.fcp_fuzz)
 
     def runtest(self) -> None:
-        from pytest_fcp.engines import EngineLoadError, load_engine
         from pytest_fcp.fuzz.runner import fuzz_engine
-        from pytest_fcp.plugin import ENGINE_NAME_KEY
+        from pytest_fcp.plugin import ENGINE_NAME_KEY, load_factory
 
         options = fuzz_settings(self.config)
-        try:
-            factory = load_engine(self.engine)
-        except EngineLoadError as exc:
-            if "cannot be loaded" in str(exc):
-                pytest.skip(str(exc))
-            raise
+        factory = load_factory(self.engine)  # skips an unavailable bundled engine, names any other
         self.stash[ENGINE_NAME_KEY] = self.engine
         result = fuzz_engine(
             factory,

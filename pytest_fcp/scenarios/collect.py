@@ -192,8 +192,7 @@ class ScenarioItem(pytest.Item):
         return self.config.pluginmanager.get_plugin("fcp-scenarios")  # type: ignore[return-value]
 
     def runtest(self) -> None:
-        from pytest_fcp.engines import EngineLoadError, load_engine
-        from pytest_fcp.plugin import ENGINE_NAME_KEY, SEED_KEY, WORLD_KEY
+        from pytest_fcp.plugin import ENGINE_NAME_KEY, SEED_KEY, WORLD_KEY, load_factory
         from pytest_fcp.scenarios.runner import run_scenario
 
         scenario = self.scenario
@@ -205,12 +204,7 @@ class ScenarioItem(pytest.Item):
             "theme": scenario.theme,
             "expected": reason is not None,
         }
-        try:
-            factory = load_engine(self.engine)
-        except EngineLoadError as exc:
-            if "cannot be loaded" in str(exc):
-                pytest.skip(str(exc))
-            raise
+        factory = load_factory(self.engine)  # skips an unavailable bundled engine, names any other
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
             self.stash[ENGINE_NAME_KEY] = self.engine
