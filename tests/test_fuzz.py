@@ -176,12 +176,7 @@ def test_correct_engines_pass(engine: str) -> None:
 @pytest.mark.parametrize(
     "factory",
     [
-        pytest.param(
-            no_fallback_after_403,
-            marks=pytest.mark.xfail(
-                reason="under CI load the search budget can end before the 403 defect is reached", strict=False
-            ),
-        ),
+        no_fallback_after_403,
         corrupt_cache_crashes,
         retry_after_ignored,
         partial_day_trusted,

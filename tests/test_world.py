@@ -220,3 +220,22 @@ def test_world_rejects_bad_configuration(tmp_path):
         World(tmp_path, dt.datetime(2024, 1, 1))
     with pytest.raises(WorldError, match="golden truth has no"):
         World(tmp_path, NOW, truth="golden", interval="1m")
+
+
+def test_one_world_at_a_time_and_teardown_always_completes(tmp_path):
+    import socket
+
+    from pytest_fcp.world import WorldError
+
+    first = World(tmp_path / "a", NOW)
+    first.start()
+    with pytest.raises(WorldError, match="another simulated world is still active"):
+        World(tmp_path / "b", NOW).start()
+    first.poll_cache = lambda quiet=False: (_ for _ in ()).throw(OSError("boom"))  # a failing teardown step
+    with pytest.raises(OSError, match="boom"):
+        first.stop()
+    # every other step still ran: real sockets, real sleep and the real clock are back
+    assert socket.socket.connect.__name__ == "connect" and time.sleep.__name__ == "sleep"
+    assert dt.datetime.now(dt.UTC) - NOW > dt.timedelta(days=1)
+    with World(tmp_path / "c", NOW):  # and a new world can start
+        pass

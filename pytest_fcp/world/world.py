@@ -175,6 +175,13 @@ class World:
         self.stop()
 
     def start(self) -> None:
+        from pytest_fcp.world.network import active_world
+
+        if active_world() is not None:
+            raise WorldError(
+                "another simulated world is still active (started and never stopped): one world at a time; "
+                "`with World(...)` and the fcp_world fixture stop theirs"
+            )
         env = {
             "XDG_CACHE_HOME": str(self.sandbox.home / "cache"),
             "XDG_DATA_HOME": str(self.sandbox.home / "data"),
