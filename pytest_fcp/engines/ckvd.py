@@ -301,6 +301,10 @@ class CkvdEngine:
 
     def _install_sink(self) -> None:
         logger = self._ck.loguru
+        handlers = getattr(getattr(logger, "_core", None), "handlers", None)  # loguru has no public lookup
+        installed = handlers is not None and self._sink_id is not None and self._sink_id in handlers
+        if self._log_callback is not None and installed:
+            return  # still there (adding a loguru sink costs milliseconds)
         if self._sink_id is not None:
             with contextlib.suppress(ValueError):  # already removed by a ckvd constructor
                 logger.remove(self._sink_id)
