@@ -239,3 +239,15 @@ def test_one_world_at_a_time_and_teardown_always_completes(tmp_path):
     assert dt.datetime.now(dt.UTC) - NOW > dt.timedelta(days=1)
     with World(tmp_path / "c", NOW):  # and a new world can start
         pass
+
+
+def test_engine_log_lines_land_in_the_trace(tmp_path):
+    pytest.importorskip("ckvd")
+    with World(tmp_path / "c", NOW, faults=[fault("vision.http403")]) as world:
+        world.create_engine(load_engine("ckvd"))
+        world.fetch(utc(2024, 1, 3), utc(2024, 1, 4))
+        logs = world.trace.of_kind("log")
+        assert logs, "ckvd's loguru records were not captured"
+        assert all(e.data["module"].startswith("ckvd") for e in logs)
+        first_http = world.trace.requests()[0].index
+        assert any(e.index > first_http for e in logs)  # interleaved with the requests, in order
