@@ -609,7 +609,9 @@ def _parse_faults(names: list[str] | None, market: str, symbol: str, interval: s
         if name == "none":
             continue
         try:
-            out.append(fault(name))
+            # cache faults need days: checked here with a stand-in, scoped to the fetched range later
+            days = [dt.date(2000, 1, 1)] if name.startswith("cache.") and name != "cache.read_only_dir" else None
+            out.append(fault(name, days=days))
         except FaultSpecError as exc:
             raise UsageError(f"--simulate: {exc}") from None
     return out
@@ -651,7 +653,7 @@ def _diagnose_simulated(args: argparse.Namespace, factory: Any, faults: list[Any
             end,
             now,
             cache_dir="(temporary)",
-            faults=[f.describe() for f in faults],
+            faults=[f.describe() for f in scoped],
         )
         _warm_up_imports()
         with world:

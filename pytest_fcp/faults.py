@@ -279,6 +279,10 @@ def fault(
             f"fault {id!r}: cache faults describe a file's state before the fetch and take no attempts"
         )
     day_tuple: tuple[dt.date, ...] | None
+    if days is None and kind.source == "cache" and id != "cache.read_only_dir":
+        raise FaultSpecError(
+            f"fault {id!r}: cache faults describe given days' files; say which, e.g. days=['2024-01-03']"
+        )
     if days is None:
         day_tuple = None
     elif isinstance(days, (str, dt.date)):

@@ -223,7 +223,15 @@ def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> 
         now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else default_now(config)
         faults = []
         for entry in options.get("faults", ()) or ():
-            faults.append(entry if isinstance(entry, Fault) else fault(str(entry)))
+            if isinstance(entry, Fault):
+                faults.append(entry)
+            elif isinstance(entry, dict):  # the scenario files' form: {"id": ..., "days": [...], ...}
+                spec = dict(entry)
+                if "id" not in spec:
+                    raise FaultSpecError(f"fault {entry!r} has no 'id'; e.g. {{'id': 'vision.http403'}}")
+                faults.append(fault(str(spec.pop("id")), **spec))
+            else:
+                faults.append(fault(str(entry)))
         market = options.get("market", "spot")
         symbol = options.get("symbol") or ("BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT")
         world = World(

@@ -104,7 +104,7 @@ def break_days(engine: Any, symbol: str, root: pathlib.Path) -> dict[dt.date, st
     write_valid(engine, symbol, [FIRST + dt.timedelta(days=2 * i) for i in range(len(FILE_FAULTS) + 1)])
     for i, fid in enumerate(FILE_FAULTS):
         day = FIRST + dt.timedelta(days=2 * i + 1)
-        apply_cache_fault(engine, fault(fid), symbol, "spot", "1h", day, truth_day(symbol, day), sandbox)
+        apply_cache_fault(engine, fault(fid, days=[day]), symbol, "spot", "1h", day, truth_day(symbol, day), sandbox)
         faulty[day] = fid
     return faulty
 

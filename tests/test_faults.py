@@ -127,6 +127,7 @@ def test_read_only_cache_dir(tmp_path):
         ({"id": "cache.zero_byte", "attempts": "first:1"}, "take no attempts"),
         ({"id": "vision.http403", "days": ["2024-13-01"]}, "bad day"),
         ({"id": "vision.http403", "market": "margin"}, "unknown market"),
+        ({"id": "cache.zero_byte"}, "cache faults describe given days' files"),
     ],
 )
 def test_fault_misuse_says_what_is_wrong(kwargs, message):

@@ -90,7 +90,7 @@ def test_misuse_fails_at_setup_with_a_clear_message(pytester: pytest.Pytester) -
             "*unknown fault id 'vision.http4033'. Did you mean 'vision.http403'*",
             "*unknown market 'margin'; expected one of spot, futures_usdt, futures_coin*",
             "*unknown argument(s) fault; allowed: faults, now, market*",
-            "*unknown fault id*",
+            "*has no 'id'*",
         ]
     )
     assert "Traceback" not in result.stdout.str()
