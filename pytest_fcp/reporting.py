@@ -40,6 +40,7 @@ class Reporter:
         self.run_id = uuid.uuid4().hex[:12]
         self.records: list[dict[str, Any]] = []
         self.is_worker = hasattr(config, "workerinput")
+        self.trace_dir = config.getoption("fcp_trace_dir", None) or config.getini("fcp_trace_dir")
 
     @property
     def seed(self) -> int:
@@ -62,7 +63,9 @@ class Reporter:
         outcome_text = (
             "none" if outcome is None else (outcome.data.get("error") or f"{outcome.data.get('rows', 0)} rows")
         )
-        report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
+        chars = str(self.config.getoption("reportchars", "") or "")
+        if report.failed or (report.passed and ("P" in chars or "A" in chars)):  # only what pytest will show
+            report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
         if report.failed:
             report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid)))
         extra = getattr(item, "fcp_report_extra", {})
@@ -76,9 +79,10 @@ class Reporter:
             "outcome": report.outcome,
             "phase": report.when,
             "faults": [f.to_dict() for f in world.faults.faults],
-            "events": trace.to_list(),
             **extra,
         }
+        if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
+            report.fcp_trace["events"] = trace.to_list()
         return report
 
     # --- on the controller ------------------------------------------------------------------------
@@ -111,9 +115,8 @@ class Reporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        trace_dir = self.config.getoption("fcp_trace_dir", None) or self.config.getini("fcp_trace_dir")
-        if trace_dir and self.records:
-            self.write_jsonl(pathlib.Path(trace_dir))
+        if self.trace_dir and self.records:
+            self.write_jsonl(pathlib.Path(self.trace_dir))
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary and self.records:
             self.write_step_summary(pathlib.Path(summary))
