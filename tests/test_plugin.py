@@ -169,3 +169,30 @@ def test_same_seed_same_trace(pytester: pytest.Pytester) -> None:
         for t in _jsonl(pytester.path / "c")[1:]
     ]
     assert [len(t) for t in other] == [len(t) for t in runs[0]]  # same decisions with another truth
+
+
+def test_engine_with_missing_requirement_is_skipped_or_named(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        needy="""
+def create(cache_dir):
+    raise AssertionError("never called")
+create.requires = ("no_such_module_fcp",)
+""",
+        test_e="def test_e(fcp_engine): pass",
+    )
+    pytester.syspathinsert()
+    result = pytester.runpytest("--fcp-engine=needy:create", "-p", "no:xdist")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*engine 'needy:create' cannot be loaded: it needs no_such_module_fcp*"])
+
+
+def test_plugin_loads_without_the_heavy_parts() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_fcp, pytest_fcp.plugin, pytest_fcp.reporting, pytest_fcp.fuzz.plugin; "
+        "print(sorted(m for m in ('moto', 'pyarrow', 'respx', 'boto3', 'time_machine', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -5,7 +5,9 @@ in the group ``pytest_fcp.engines`` or a ``package.module:callable`` path. The c
 
     factory(cache_dir: pathlib.Path) -> Engine
 
-and the returned object implements :class:`Engine` (``close()`` is optional). See ``README.md``.
+and the returned object implements :class:`Engine` (``close()`` is optional). A factory may list the
+modules it needs as ``factory.requires = ("pkg", ...)``: when one is missing the engine is reported as
+unavailable (a bundled engine is then skipped) before any world is built. See ``README.md``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import importlib.util
 import pathlib
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
@@ -118,6 +121,12 @@ def load_engine(name: str) -> EngineFactory:
             ) from exc
     if not callable(target):
         raise EngineLoadError(f"engine {name!r} resolves to {target!r}, which is not callable")
+    missing = [m for m in getattr(target, "requires", ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise EngineLoadError(
+            f"engine {name!r} cannot be loaded: it needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed (for ckvd: pip install 'pytest-fcp[ckvd]')"
+        )
     return target  # type: ignore[return-value]
 
 

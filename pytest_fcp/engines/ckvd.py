@@ -165,6 +165,10 @@ def create(cache_dir: pathlib.Path) -> CkvdEngine:
     return CkvdEngine(cache_dir)
 
 
+#: Modules the engine needs: ``load_engine`` names the missing ones before any world is built.
+create.requires = ("ckvd", "orjson")  # type: ignore[attr-defined]
+
+
 def real_cache_root() -> pathlib.Path:
     """The cache root a default ``CryptoKlineVisionData`` uses (``get_cache_dir() / "data"``), not created."""
     return pathlib.Path(_ckvd().get_cache_dir()) / "data"
