@@ -205,38 +205,20 @@ def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path
 
 
 # --- the --fcp-fuzz plugin as a user runs it ------------------------------------------------------------
-DEFECT_ENGINE = """
-import datetime as dt, pathlib
-from pytest_fcp.engines.reference import ReferenceEngine, RateLimitError
-
-
-class RetryAfterIgnored(ReferenceEngine):
-    def _rest_get(self, spec, params):
-        for attempt in range(3):
-            try:
-                return super()._rest_get(spec, params)
-            except RateLimitError:
-                if attempt == 2:
-                    raise
-
-
-def create(cache_dir: pathlib.Path):
-    return RetryAfterIgnored(cache_dir)
-"""
-
-
 def test_fuzz_plugin_finds_saves_and_replays(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(defect_engine=DEFECT_ENGINE)
-    pytester.syspathinsert()
+    pytester.syspathinsert(pathlib.Path(__file__).resolve().parent.parent)  # the planted defects above
+    defect = "tests.test_fuzz:retry_after_ignored"
     args = ["-p", "no:xdist", "--fcp-seed=3", "--fcp-fuzz", "--fcp-fuzz-examples=150"]
-    result = pytester.runpytest(*args, "--fcp-engine=defect_engine:create", "--fcp-fuzz-save=found")
+    result = pytester.runpytest(*args, f"--fcp-engine={defect}", "--fcp-fuzz-save=found")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*fcp fuzz ?defect_engine:create?*", "*replay with --fcp-seed=3*", "*[[]scenario]]*"])
+    result.stdout.fnmatch_lines(
+        ["*fcp fuzz ?tests.test_fuzz:retry_after_ignored?*", "*replay with --fcp-seed=3*", "*[[]scenario]]*"]
+    )
     result.stdout.fnmatch_lines(["*FAIL ?rate_limit? sent a REST request *s after a 429*"])
     saved = sorted((pytester.path / "found").glob("*.toml"))
     assert len(saved) == 1
     replay = ["-p", "no:xdist", "--fcp-scenarios", "--fcp-no-bundled", "--fcp-scenarios-dir=found"]
-    pytester.runpytest(*replay, "--fcp-engine=defect_engine:create").assert_outcomes(failed=1)
+    pytester.runpytest(*replay, f"--fcp-engine={defect}").assert_outcomes(failed=1)
     pytester.runpytest(*replay, "--fcp-engine=reference").assert_outcomes(passed=1)
     # the same engine, correct: the fuzz item passes and the header shows the seed
     ok = pytester.runpytest(*args, "--fcp-engine=reference", "--fcp-fuzz-examples=20")
