@@ -66,13 +66,21 @@ class Trace:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self._t0 = time.perf_counter()
+        self._last_ns, self._last_text = -1, ""
+
+    def _virtual_now(self) -> str:
+        """The virtual time as text; the world's clock stands still between sleeps, so it is cached."""
+        ns = time.time_ns()  # virtual while the world's clock is active
+        if ns != self._last_ns:
+            now = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
+            self._last_ns, self._last_text = ns, now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return self._last_text
 
     def record(self, kind: str, **data: Any) -> Event:
-        now = dt.datetime.now(dt.UTC)  # virtual time while the world's clock is active
         event = Event(
             index=len(self.events),
             kind=kind,
-            virtual=now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            virtual=self._virtual_now(),
             real_ms=round((time.perf_counter() - self._t0) * 1000, 3),
             data={k: v for k, v in data.items() if v is not None},
         )

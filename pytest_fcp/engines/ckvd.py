@@ -301,7 +301,8 @@ class CkvdEngine:
     def set_log_sink(self, callback: LogSink | None) -> None:
         """Send every ckvd log record to ``callback`` (``None``: stop); see the module docstring."""
         self._log_callback = callback
-        self._install_sink()
+        if self._managers or callback is None:  # else: added when the first ckvd instance exists
+            self._install_sink()
 
     def _install_sink(self) -> None:
         logger = self._ck.loguru
