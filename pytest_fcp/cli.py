@@ -576,7 +576,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     if args.market == "futures_coin" and "_" not in args.symbol:
         raise UsageError(f"symbol {args.symbol!r}: COIN-M symbols look like BTCUSD_PERP")
-    faults = _parse_faults(args.simulate, args.market, args.symbol, args.interval)
+    faults = _parse_faults(args.simulate)
     if args.simulate is None:
         for option in ("now", "warm"):
             if getattr(args, option):
@@ -599,7 +599,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return diagnosis.exit_status
 
 
-def _parse_faults(names: list[str] | None, market: str, symbol: str, interval: str) -> list[Any]:
+def _parse_faults(names: list[str] | None) -> list[Any]:
     if not names:
         return []
     from pytest_fcp.faults import FaultSpecError, fault

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from pytest_fcp.markets import day_of_ms, interval_ms, ms_to_datetime, to_ms
+from pytest_fcp.markets import day_of_ms, ms_to_datetime, to_ms
 from pytest_fcp.world.vision import parse_key
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def _http(world: World) -> list[Event]:
     return [e for e in world.trace.events if e.kind == "http"]
 
 
-def _rest_days(url: str, step: int) -> list[dt.date]:
+def _rest_days(url: str) -> list[dt.date]:
     import urllib.parse
 
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
@@ -188,7 +188,6 @@ def judge(
     plans = plan(world, result)
     verdicts: list[Verdict] = []
     add = verdicts.append
-    step = interval_ms(result.interval)
     http = events if events is not None else _http(world)
 
     # --- outcome ------------------------------------------------------------------------------------
@@ -230,7 +229,7 @@ def judge(
 
     # --- rows ---------------------------------------------------------------------------------------
     if result.table is not None and "rows" not in skip:
-        verdicts.extend(_check_rows(world, result, plans, step))
+        verdicts.extend(_check_rows(world, result, plans))
     if result.table is not None and "sources" not in skip:
         verdicts.extend(_check_sources(result, plans))
 
@@ -243,7 +242,7 @@ def judge(
             if item is not None:
                 vision_days.setdefault(item.day, []).append(event.index)
         elif event.data.get("source") == "rest":
-            for day in _rest_days(event.data.get("url", ""), step):
+            for day in _rest_days(event.data.get("url", "")):
                 rest_days.setdefault(day, []).append(event.index)
     if "order" not in skip:
         for day, indexes in sorted(vision_days.items()):
@@ -302,7 +301,7 @@ def _key_of(url: str) -> str:
     return path
 
 
-def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan], step: int) -> list[Verdict]:
+def _check_rows(world: World, result: FetchResult, plans: dict[dt.date, DayPlan]) -> list[Verdict]:
     table = result.table
     assert table is not None
     out: list[Verdict] = []

@@ -108,7 +108,7 @@ def _alternatives(value: Any, allowed: Iterable[str], fail: Any, what: str) -> f
     return out
 
 
-def _faults(raw: Any, defaults: Mapping[str, Any], fail: Any) -> tuple[Fault, ...]:
+def _faults(raw: Any, fail: Any) -> tuple[Fault, ...]:
     if not isinstance(raw, list):
         fail("faults", f"expected a list of fault ids or tables, got {type(raw).__name__}")
     out = []
@@ -227,7 +227,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
                         f"day {day} ends within an hour of the {label} edge ({edge.isoformat()}); "
                         "move now by an hour or more",
                     )
-    faults = _faults(data.get("faults", []), defaults, fail)
+    faults = _faults(data.get("faults", []), fail)
     cached = tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(data.get("cached", [])))
     expect = _expect(data.get("expect", {}), fail)
     return Scenario(

@@ -89,7 +89,6 @@ class Scenario:
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""
-    line: int = 0
 
     @property
     def id(self) -> str:

@@ -49,13 +49,13 @@ def active_world() -> World | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
-def _blocked(address: Any, family: int) -> bool:
+def _blocked(family: int) -> bool:
     return family in (socket.AF_INET, socket.AF_INET6)
 
 
 def _guard_connect(sock: socket.socket, address: Any) -> None:
     world = active_world()
-    if world is not None and _blocked(address, sock.family):
+    if world is not None and _blocked(sock.family):
         world.violation("socket", f"real socket connect to {address!r}")
         raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     _real_connect(sock, address)
@@ -63,7 +63,7 @@ def _guard_connect(sock: socket.socket, address: Any) -> None:
 
 def _guard_connect_ex(sock: socket.socket, address: Any) -> int:
     world = active_world()
-    if world is not None and _blocked(address, sock.family):
+    if world is not None and _blocked(sock.family):
         world.violation("socket", f"real socket connect to {address!r}")
         raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     return _real_connect_ex(sock, address)
@@ -138,7 +138,7 @@ class SealedNetwork:
             return self._unserved(request)
 
         def serve() -> httpx.Response:
-            return _to_httpx(self.world.vision.answer("https", request.method, key, url), request, "Vision")
+            return _to_httpx(self.world.vision.answer("https", key, url), request, "Vision")
 
         return self._timed("vision", "https", request.method, url, serve)
 
@@ -149,7 +149,7 @@ class SealedNetwork:
         params = dict(request.url.params.multi_items())
 
         def serve() -> httpx.Response:
-            return _to_httpx(self.world.rest.answer(host, path, params, url), request, "REST")
+            return _to_httpx(self.world.rest.answer(host, params, url), request, "REST")
 
         return self._timed("rest", "https", request.method, url, serve)
 
@@ -193,7 +193,7 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
     url = request.url.split("?", 1)[0]
 
     def serve() -> Any:
-        answer = world.vision.answer("s3", request.method, key, url)
+        answer = world.vision.answer("s3", key, url)
         if answer.transport == "connect":
             raise EndpointConnectionError(endpoint_url=url)
         if answer.transport == "timeout":

@@ -78,7 +78,7 @@ class RestApi:
             return 2
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
-    def answer(self, host: str, path: str, params: dict[str, str], url: str) -> Answer:
+    def answer(self, host: str, params: dict[str, str], url: str) -> Answer:
         market, _ = _HOST_TO_MARKET[host]
         spec = MARKETS[market]
         now_ms = to_ms(self.world.clock.now())
@@ -124,7 +124,7 @@ class RestApi:
         table = self.world.truth.klines(market, symbol, interval, lo, upper + 1) if upper >= lo else None
         rows = kline_rows(table.slice(0, limit), market) if table is not None else []
         if fired is not None:
-            rows = self._spoil_rows(fired, rows, market, symbol, interval, lo, upper, step)
+            rows = self._spoil_rows(fired, rows, market, symbol, interval, lo, step)
             if isinstance(rows, Answer):
                 return rows
         return Answer(200, json.dumps(rows, separators=(",", ":")).encode(), headers)
@@ -167,7 +167,6 @@ class RestApi:
         symbol: str,
         interval: str,
         lo: int,
-        upper: int,
         step: int,
     ) -> list[list[Any]]:
         fid = fault.id

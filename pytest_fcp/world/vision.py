@@ -236,7 +236,7 @@ class VisionBucket:
         return None if obj is None else bytes(obj.value)
 
     # --- the answer both doors give ----------------------------------------------------------------
-    def answer(self, door: str, method: str, key: str, url: str) -> Answer:
+    def answer(self, door: str, key: str, url: str) -> Answer:
         item = parse_key(key)
         fired: Fault | None = None
         if item is not None:
@@ -246,7 +246,7 @@ class VisionBucket:
             if fired is not None:
                 self.world.record_fault(fired, "vision", item.day, url)
         if fired is not None and item is not None:
-            faulted = self._faulted(fired, item, door)
+            faulted = self._faulted(fired, item)
             if faulted is not None:
                 return faulted
         if item is None or not self.materialize(item):
@@ -270,7 +270,7 @@ class VisionBucket:
             },
         )
 
-    def _faulted(self, fault: Fault, item: VisionObject, door: str) -> Answer | None:
+    def _faulted(self, fault: Fault, item: VisionObject) -> Answer | None:
         fid = fault.id
         if fid in _HTTP_FAULTS:
             status, code, message = _HTTP_FAULTS[fid]
