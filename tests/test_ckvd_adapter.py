@@ -406,6 +406,20 @@ def test_log_sink_receives_ckvd_records_across_engine_constructions(
     assert len(records) == seen
 
 
+def test_loguru_library_directories_are_worked_out_once_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loguru._better_exceptions import ExceptionFormatter
+
+    real = ExceptionFormatter.__dict__["_get_lib_dirs"]
+    want = ExceptionFormatter._get_lib_dirs()
+    with adapter._lib_dirs_once():
+        assert ExceptionFormatter._get_lib_dirs() == want
+        assert ExceptionFormatter._get_lib_dirs() == want  # the remembered answer
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
+        narrower = ExceptionFormatter._get_lib_dirs()
+        assert narrower == real.__func__() and narrower != want  # another sys.path, another answer
+    assert ExceptionFormatter.__dict__["_get_lib_dirs"] is real
+
+
 def test_close_closes_ckvd_and_is_idempotent(tmp_path: Path) -> None:
     eng = adapter.create(tmp_path)
     manager = eng.manager("spot")

@@ -196,3 +196,48 @@ def test_plugin_loads_without_the_heavy_parts() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_collecting_scenarios_loads_no_network_or_clock() -> None:
+    """What the controller of an xdist run imports to collect the catalog: no respx, moto, boto3, time-machine."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_fcp.scenarios, pytest_fcp.scenarios.collect, pytest_fcp.contract, pytest_fcp.world; "
+        "print(sorted(m for m in ('moto', 'respx', 'boto3', 'time_machine', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_log_level_option_reaches_the_world_and_is_checked(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fcp(engines=["reference"])
+        def test_level(fcp_world, fcp_engine):
+            assert fcp_world.log_level == "DEBUG"  # the option wins over the ini's WARNING
+        """
+    )
+    pytester.makeini("[pytest]\nfcp_log_level = WARNING\n")
+    result = pytester.runpytest("-p", "no:xdist", "--fcp-log-level=debug")
+    result.assert_outcomes(passed=1)
+    bad = pytester.runpytest("-p", "no:xdist", "--fcp-log-level=loud")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--fcp-log-level 'loud' is not a log level; use one of TRACE, DEBUG, INFO*"])
+
+
+def test_log_level_ini_is_the_default(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.fcp(engines=["reference"])
+        def test_level(fcp_world, fcp_engine):
+            assert fcp_world.log_level == "WARNING"
+        """
+    )
+    pytester.makeini("[pytest]\nfcp_log_level = warning\n")
+    pytester.runpytest("-p", "no:xdist").assert_outcomes(passed=1)

@@ -168,6 +168,29 @@ def test_unserved_url_is_a_violation_naming_the_url(tmp_path):
         assert any("https://example.org/secret" in v for v in world.violations)
 
 
+def test_clients_share_one_tls_context_per_setting_while_a_world_runs(tmp_path):
+    import ssl
+
+    import httpx
+    import httpx._transports.default as transports
+
+    def context(client: httpx.Client) -> ssl.SSLContext:
+        return client._transport._pool._ssl_context  # type: ignore[attr-defined]
+
+    real = transports.create_ssl_context
+    own = ssl.create_default_context()
+    with World(tmp_path / "c", NOW):
+        first, second = httpx.Client(), httpx.Client(timeout=3)
+        insecure, mine = httpx.Client(verify=False), httpx.Client(verify=own)
+        assert context(first) is context(second)
+        assert context(first).verify_mode == ssl.CERT_REQUIRED and context(first).check_hostname
+        assert context(first).cert_store_stats()["x509_ca"] > 0  # the real CA bundle, loaded once
+        assert context(insecure) is not context(first) and context(insecure).verify_mode == ssl.CERT_NONE
+        assert context(mine) is own  # a client's own context is left as it is
+    assert transports.create_ssl_context is real
+    assert context(httpx.Client()) is not context(httpx.Client())  # outside a world httpx is untouched
+
+
 def test_real_user_cache_is_never_touched(tmp_path, monkeypatch):
     import platformdirs
 
@@ -220,6 +243,45 @@ def test_world_rejects_bad_configuration(tmp_path):
         World(tmp_path, dt.datetime(2024, 1, 1))
     with pytest.raises(WorldError, match="golden truth has no"):
         World(tmp_path, NOW, truth="golden", interval="1m")
+    with pytest.raises(WorldError, match="unknown log level 'LOUD'; allowed: TRACE, DEBUG, INFO"):
+        World(tmp_path, NOW, log_level="LOUD")
+
+
+class _LoggingEngine:
+    """The reference engine plus a log sink, in the two forms an engine may offer."""
+
+    def __init__(self, cache_dir: pathlib.Path, takes_level: bool) -> None:
+        self.inner = load_engine("reference")(cache_dir)
+        self.calls: list[tuple] = []
+        if takes_level:
+            self.set_log_sink = lambda callback, level="INFO": self.calls.append((callback, level))
+        else:
+            self.set_log_sink = lambda callback: self.calls.append((callback,))
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("takes_level", [True, False], ids=["with-level", "callback-only"])
+def test_world_hands_the_log_level_to_engines_that_take_it(tmp_path, takes_level):
+    with World(tmp_path / "c", NOW, log_level="debug") as world:
+        engine = world.create_engine(lambda cache_dir: _LoggingEngine(cache_dir, takes_level))
+        assert world.log_level == "DEBUG"
+        ((callback, *level),) = engine.calls
+        assert level == (["DEBUG"] if takes_level else [])
+        callback({"level": "DEBUG", "message": "hello", "module": "x"})
+        assert [e.data["message"] for e in world.trace.of_kind("log")] == ["hello"]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_ckvd_records_below_the_log_level_are_not_traced(tmp_path, level):
+    pytest.importorskip("ckvd")
+    with World(tmp_path / "c", NOW, log_level=level) as world:
+        world.create_engine(load_engine("ckvd"))
+        world.fetch(utc(2024, 1, 3), utc(2024, 1, 4))
+        levels = {e.data["level"] for e in world.trace.of_kind("log")}
+    assert "INFO" in levels
+    assert ("DEBUG" in levels) == (level == "DEBUG")
 
 
 def test_one_world_at_a_time_and_teardown_always_completes(tmp_path):

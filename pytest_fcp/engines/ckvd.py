@@ -63,13 +63,16 @@ Public API (stable)
     of other days (which ``save_to_cache`` would refuse or scatter over other files) is written to
     ``cache_file(day)`` with the same writer (``polars.from_pandas(frame).write_ipc``), rows kept as given.
 
-``set_log_sink(callback)``
+``set_log_sink(callback, level="INFO")``
     ckvd logs through loguru, and every ``CryptoKlineVisionData`` constructor (and importing ckvd) removes
     *all* loguru sinks. The adapter (re)adds its own sink after each construction and before each
     ``fetch`` / ``write_cache``. ``callback(record)`` gets ``{"level": str, "message": str, "module": str,
-    "time": datetime (UTC)}`` for every record of a ``ckvd.*`` module (``module`` is the dotted module
-    name), synchronously and possibly from ckvd's worker threads; an exception in the callback is caught and
-    reported by loguru. ``None`` removes the sink. ckvd's own stderr sink is not touched.
+    "time": datetime (UTC)}`` for every record of a ``ckvd.*`` module at ``level`` or above (a loguru level
+    name; ``module`` is the dotted module name), synchronously and possibly from ckvd's worker threads; an
+    exception in the callback is caught and reported by loguru. ``None`` removes the sink. ckvd's own stderr
+    sink is not touched. ckvd writes about six DEBUG records for each INFO one (DataFrame dtypes, generated
+    URLs); its ``[FCP] STEP`` lines are INFO. With ``level="DEBUG"`` loguru builds every one of them, which
+    costs ckvd a tenth of its time; below the sink's level (and ckvd's own stderr level) it builds none.
 
 ``close()``
     Closes every ``CryptoKlineVisionData`` and removes the log sink; the engine is a context manager.
@@ -87,7 +90,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import pathlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -264,7 +268,9 @@ class CkvdEngine:
         self.last_attrs: dict[str, Any] = {}
         self._managers: dict[str, Any] = {}
         self._log_callback: LogSink | None = None
+        self._log_level: str = "INFO"
         self._sink_id: int | None = None
+        self._sink_level: str | None = None
 
     # -- mapping -------------------------------------------------------------------------------------------
 
@@ -292,15 +298,23 @@ class CkvdEngine:
         """The ``CryptoKlineVisionData`` of ``market``, created on first use with ``cache_dir``."""
         market_type = self.market_type(market)
         if market not in self._managers:
-            self._managers[market] = self._ck.CryptoKlineVisionData.create(
-                self._ck.DataProvider.BINANCE, market_type, cache_dir=self.cache_dir, **self.ckvd_options
-            )
-            self._install_sink()  # the constructor has just removed every loguru sink
+            with _lib_dirs_once():
+                self._managers[market] = self._ck.CryptoKlineVisionData.create(
+                    self._ck.DataProvider.BINANCE, market_type, cache_dir=self.cache_dir, **self.ckvd_options
+                )
+                self._install_sink()  # the constructor has just removed every loguru sink
         return self._managers[market]
 
-    def set_log_sink(self, callback: LogSink | None) -> None:
-        """Send every ckvd log record to ``callback`` (``None``: stop); see the module docstring."""
-        self._log_callback = callback
+    def set_log_sink(self, callback: LogSink | None, level: str = "INFO") -> None:
+        """Send ckvd's log records of ``level`` and above to ``callback`` (``None``: stop); see the module
+        docstring. ``ValueError`` for a level loguru does not know."""
+        try:
+            self._ck.loguru.level(str(level).upper())
+        except ValueError:
+            raise ValueError(
+                f"unknown log level {level!r}; loguru knows TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL"
+            ) from None
+        self._log_callback, self._log_level = callback, str(level).upper()
         if self._managers or callback is None:  # else: added when the first ckvd instance exists
             self._install_sink()
 
@@ -308,14 +322,18 @@ class CkvdEngine:
         logger = self._ck.loguru
         handlers = getattr(getattr(logger, "_core", None), "handlers", None)  # loguru has no public lookup
         installed = handlers is not None and self._sink_id is not None and self._sink_id in handlers
-        if self._log_callback is not None and installed:
+        if self._log_callback is not None and installed and self._sink_level == self._log_level:
             return  # still there (adding a loguru sink costs milliseconds)
         if self._sink_id is not None:
             with contextlib.suppress(ValueError):  # already removed by a ckvd constructor
                 logger.remove(self._sink_id)
-            self._sink_id = None
+            self._sink_id = self._sink_level = None
         if self._log_callback is not None:
-            self._sink_id = logger.add(self._emit, level=0, format="{message}", filter=_is_ckvd_record, catch=True)
+            with _lib_dirs_once():
+                self._sink_id = logger.add(
+                    self._emit, level=self._log_level, format="{message}", filter=_is_ckvd_record, catch=True
+                )
+            self._sink_level = self._log_level
 
     def _emit(self, message: Any) -> None:
         record = message.record
@@ -428,6 +446,41 @@ class CkvdEngine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_lib_dirs: dict[tuple[str, ...], list[str]] = {}
+
+
+@contextlib.contextmanager
+def _lib_dirs_once() -> Iterator[None]:
+    """While inside: loguru works out its library directories once per ``sys.path``, not once per sink.
+
+    Every ``logger.add`` builds an ``ExceptionFormatter``, which asks ``sysconfig`` for every install scheme's
+    library paths (about 8 ms on Python 3.13); ckvd adds a sink in each constructor and the adapter re-adds
+    its own after it, once per engine. The answer depends only on ``sysconfig`` and ``sys.path``, so it is
+    the same list either way. Outside the block loguru is as it was.
+    """
+    try:
+        from loguru._better_exceptions import ExceptionFormatter
+    except ImportError:  # another loguru layout: nothing to save
+        yield
+        return
+    real = ExceptionFormatter.__dict__.get("_get_lib_dirs")
+    if not isinstance(real, staticmethod):
+        yield
+        return
+
+    def lib_dirs() -> list[str]:
+        key = tuple(sys.path)
+        if key not in _lib_dirs:
+            _lib_dirs[key] = real.__func__()
+        return list(_lib_dirs[key])
+
+    ExceptionFormatter._get_lib_dirs = staticmethod(lib_dirs)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        ExceptionFormatter._get_lib_dirs = real  # type: ignore[method-assign]
 
 
 def _is_ckvd_record(record: dict[str, Any]) -> bool:

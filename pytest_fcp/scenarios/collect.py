@@ -192,7 +192,7 @@ class ScenarioItem(pytest.Item):
         return self.config.pluginmanager.get_plugin("fcp-scenarios")  # type: ignore[return-value]
 
     def runtest(self) -> None:
-        from pytest_fcp.plugin import ENGINE_NAME_KEY, SEED_KEY, WORLD_KEY, load_factory
+        from pytest_fcp.plugin import ENGINE_NAME_KEY, LOG_LEVEL_KEY, SEED_KEY, WORLD_KEY, load_factory
         from pytest_fcp.scenarios.runner import run_scenario
 
         scenario = self.scenario
@@ -208,7 +208,13 @@ class ScenarioItem(pytest.Item):
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
             self.stash[ENGINE_NAME_KEY] = self.engine
-            run = run_scenario(scenario, factory, tmp / "cache", seed=self.config.stash[SEED_KEY])
+            run = run_scenario(
+                scenario,
+                factory,
+                tmp / "cache",
+                seed=self.config.stash[SEED_KEY],
+                log_level=self.config.stash[LOG_LEVEL_KEY],
+            )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.stash[WORLD_KEY] = run.world

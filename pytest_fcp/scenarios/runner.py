@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_fcp.contract import Verdict, judge
+from pytest_fcp.engines import DEFAULT_LOG_LEVEL
 from pytest_fcp.scenarios.model import Scenario, count_ok
 from pytest_fcp.world import FetchResult, World
 
@@ -76,8 +77,17 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
     return out
 
 
-def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path, *, seed: int = 0) -> ScenarioRun:
-    """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``."""
+def run_scenario(
+    scenario: Scenario,
+    engine: str | Any,
+    cache_root: pathlib.Path,
+    *,
+    seed: int = 0,
+    log_level: str = DEFAULT_LOG_LEVEL,
+) -> ScenarioRun:
+    """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``.
+
+    ``log_level``: the lowest level of the engine's own log records kept in the trace."""
     from pytest_fcp.engines import load_engine
 
     factory = load_engine(engine) if isinstance(engine, str) else engine
@@ -92,6 +102,7 @@ def run_scenario(scenario: Scenario, engine: str | Any, cache_root: pathlib.Path
         seed=seed,
         faults=scenario.faults,
         publish_delay=dt.timedelta(hours=scenario.publish_delay_hours),
+        log_level=log_level,
     )
     run = ScenarioRun(scenario, name, world)
     with world:

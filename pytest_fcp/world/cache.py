@@ -23,6 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -131,11 +132,14 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     if position.null_count or pc.count_distinct(times).as_py() != rows:
         odd = times.filter(pc.is_null(position)) if position.null_count else times
         return DayFileState("extra", rows, size, f"bar at {odd[0].as_py()} outside the day or duplicated", fmt)
-    differ = pa.array([False] * rows, type=pa.bool_())
+    # A day holds at most 1440 bars: numpy compares them faster than a chain of Arrow kernels. A null
+    # value becomes NaN and NaN equals nothing, so both count as differing from the truth.
+    at = position.to_numpy(zero_copy_only=False)
+    differ = np.zeros(rows, dtype=bool)
     for name in PRICE_COLUMNS:
-        expected = truth[name].combine_chunks().take(position)
-        differ = pc.or_kleene(differ, pc.fill_null(pc.not_equal(values[name], expected), True))
-    stale = pc.sum(differ.cast(pa.int64())).as_py() or 0
+        got = values[name].to_numpy(zero_copy_only=False)
+        differ |= ~(got == truth[name].to_numpy()[at])
+    stale = int(differ.sum())
     if stale:
         return DayFileState("stale", rows, size, f"{stale} bar(s) differ from the truth", fmt)
     if rows < len(truth_times):

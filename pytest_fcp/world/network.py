@@ -7,11 +7,17 @@
   handler placed ahead of moto's); other AWS calls are moto's.
 * Real sockets cannot connect: ``socket.connect`` / ``connect_ex`` / ``getaddrinfo`` for internet
   addresses raise :class:`SealedNetworkError` and record a violation.
+* No TLS handshake ever happens behind respx, so an httpx client's TLS context (loading the CA bundle costs
+  tens of milliseconds) is built once per distinct ``verify`` / ``trust_env`` setting and shared by every
+  client made while a world is active; a client with a certificate or its own ``SSLContext`` gets exactly
+  what it asked for.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
@@ -43,6 +49,33 @@ _ACTIVE: list[World] = []
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
+
+
+def _httpx_transports() -> Any:
+    import httpx._transports.default as transports  # where HTTPTransport looks up create_ssl_context
+
+    return transports
+
+
+_real_create_ssl_context = getattr(_httpx_transports(), "create_ssl_context", None)
+_ssl_contexts: dict[tuple[Any, ...], Any] = {}
+_ssl_lock = threading.Lock()
+
+
+def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True, **options: Any) -> Any:
+    """httpx's ``create_ssl_context``, built once per distinct settings (see the module docstring)."""
+    assert _real_create_ssl_context is not None
+    if cert is not None or not isinstance(verify, bool | str):
+        return _real_create_ssl_context(verify=verify, cert=cert, trust_env=trust_env, **options)
+    env = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if trust_env else None
+    key = (verify, trust_env, env, tuple(sorted(options.items())))
+    with _ssl_lock:
+        context = _ssl_contexts.get(key)
+        if context is None:
+            context = _ssl_contexts[key] = _real_create_ssl_context(
+                verify=verify, cert=cert, trust_env=trust_env, **options
+            )
+    return context
 
 
 def active_world() -> World | None:
@@ -104,6 +137,8 @@ class SealedNetwork:
             socket.socket.connect = _guard_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
             socket.getaddrinfo = _guard_getaddrinfo
+            if _real_create_ssl_context is not None:
+                _httpx_transports().create_ssl_context = _shared_ssl_context
 
     def stop(self) -> None:
         if self.world in _ACTIVE:
@@ -112,6 +147,8 @@ class SealedNetwork:
             socket.socket.connect = _real_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
             socket.getaddrinfo = _real_getaddrinfo
+            if _real_create_ssl_context is not None:
+                _httpx_transports().create_ssl_context = _real_create_ssl_context
         if self.router is not None:
             self.router.stop(quiet=True)
             self.router = None

@@ -10,14 +10,16 @@ opens after "now" (the bar open at "now" is served with its final values). Every
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pytest_fcp.markets import INTERVALS, MARKETS, day_of_ms, to_ms
+from pytest_fcp.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
 from pytest_fcp.world.vision import Answer
 
 if TYPE_CHECKING:
@@ -61,6 +63,22 @@ def kline_rows(table: pa.Table, market: str) -> list[list[Any]]:
         ]
         for i in range(table.num_rows)
     ]
+
+
+#: A rendered row: its open time and its JSON text (a page is ``[`` + the texts joined by ``,`` + ``]``).
+Row = tuple[int, bytes]
+
+
+def _rendered(rows: list[list[Any]]) -> list[Row]:
+    return [(row[0], json.dumps(row, separators=(",", ":")).encode()) for row in rows]
+
+
+@functools.lru_cache(maxsize=2048)
+def _day_rows(truth: Any, market: str, symbol: str, interval: str, day: dt.date) -> tuple[tuple[int, ...], list[Row]]:
+    """A day's bars as REST renders them, once per truth (truths are deterministic): open times, rows."""
+    table = truth.klines(market, symbol, interval, *day_bounds_ms(day))
+    rows = _rendered(kline_rows(table, market))
+    return tuple(t for t, _ in rows), rows
 
 
 class RestApi:
@@ -121,13 +139,16 @@ class RestApi:
             if faulted is not None:
                 return faulted
 
-        table = self.world.truth.klines(market, symbol, interval, lo, upper + 1) if upper >= lo else None
-        rows = kline_rows(table.slice(0, limit), market) if table is not None else []
+        rows: list[Row] = []
+        for day in days if upper >= lo else []:
+            times, rendered = _day_rows(self.world.truth, market, symbol, interval, day)
+            first, last = bisect.bisect_left(times, lo), bisect.bisect_right(times, upper)
+            rows += rendered[first : min(last, first + limit - len(rows))]
+            if len(rows) >= limit:
+                break
         if fired is not None:
             rows = self._spoil_rows(fired, rows, market, symbol, interval, lo, step)
-            if isinstance(rows, Answer):
-                return rows
-        return Answer(200, json.dumps(rows, separators=(",", ":")).encode(), headers)
+        return Answer(200, b"[" + b",".join(text for _, text in rows) + b"]", headers)
 
     def _faulted(self, fault: Fault, headers: dict[str, str]) -> Answer | None:
         fid = fault.id
@@ -162,13 +183,13 @@ class RestApi:
     def _spoil_rows(
         self,
         fault: Fault,
-        rows: list[list[Any]],
+        rows: list[Row],
         market: str,
         symbol: str,
         interval: str,
         lo: int,
         step: int,
-    ) -> list[list[Any]]:
+    ) -> list[Row]:
         fid = fault.id
         if fid == "rest.empty_page":
             return []
@@ -182,5 +203,5 @@ class RestApi:
             before = self.world.truth.klines(market, symbol, interval, first - extra * step, first)
             last = rows[-1][0] if rows else first
             after = self.world.truth.klines(market, symbol, interval, last + step, last + step * (extra + 1))
-            return kline_rows(before, market) + rows + kline_rows(after, market)
+            return _rendered(kline_rows(before, market)) + rows + _rendered(kline_rows(after, market))
         raise AssertionError(f"rest fault {fid} has no effect defined")  # pragma: no cover

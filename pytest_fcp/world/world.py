@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pytest_fcp.engines import Engine, error_kind
+from pytest_fcp.engines import DEFAULT_LOG_LEVEL, LOG_LEVELS, Engine, error_kind
 from pytest_fcp.faults import Fault, FaultSchedule
 from pytest_fcp.markets import day_bounds_ms, days_between, interval_ms, market_spec, to_ms
 from pytest_fcp.trace import Trace
@@ -116,6 +116,7 @@ class World:
         seed: int = 0,
         faults: Sequence[Fault] = (),
         publish_delay: dt.timedelta = dt.timedelta(hours=24),
+        log_level: str = DEFAULT_LOG_LEVEL,
     ) -> None:
         if now.tzinfo is None:
             raise WorldError(f"now={now!r} is naive: give a timezone-aware UTC datetime")
@@ -141,6 +142,9 @@ class World:
         if not self.truth.has_symbol(market, symbol):
             raise WorldError(f"symbol {symbol!r} does not trade on {market} in this world")
         self.publish_delay = publish_delay
+        if str(log_level).upper() not in LOG_LEVELS:
+            raise WorldError(f"unknown log level {log_level!r}; allowed: {', '.join(LOG_LEVELS)}")
+        self.log_level = str(log_level).upper()
         self.trace = Trace()
         self.faults = FaultSchedule(faults)
         self.clock = VirtualClock(now, on_sleep=self._on_sleep)
@@ -252,7 +256,10 @@ class World:
         self.engine = engine
         set_sink = getattr(engine, "set_log_sink", None)
         if callable(set_sink):
-            set_sink(self._on_log)
+            if _takes_level(set_sink):
+                set_sink(self._on_log, level=self.log_level)
+            else:
+                set_sink(self._on_log)
         for item in self.faults.of_source("cache"):
             days = item.days if item.days is not None else ()
             if item.id == "cache.read_only_dir":
@@ -473,6 +480,17 @@ class World:
             message=str(record.get("message", ""))[:300],
             module=record.get("module"),
         )
+
+
+def _takes_level(function: Any) -> bool:
+    """Whether an engine's ``set_log_sink`` accepts ``level=`` (the older form takes only the callback)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "level" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _signature(path: pathlib.Path) -> tuple[int, int, int]:
