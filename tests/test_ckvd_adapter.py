@@ -406,6 +406,14 @@ def test_log_sink_receives_ckvd_records_across_engine_constructions(
     assert len(records) == seen
 
 
+def test_log_sink_level_must_be_a_loguru_level(tmp_path: Path) -> None:
+    engine = adapter.CkvdEngine(tmp_path)
+    with pytest.raises(ValueError, match="unknown log level 'loud'; loguru knows TRACE, DEBUG, INFO"):
+        engine.set_log_sink(print, level="loud")
+    engine.set_log_sink(print, level="warning")  # any case
+    engine.close()
+
+
 def test_loguru_library_directories_are_worked_out_once_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
     from loguru._better_exceptions import ExceptionFormatter
 

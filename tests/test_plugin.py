@@ -186,27 +186,26 @@ create.requires = ("no_such_module_fcp",)
     result.stdout.fnmatch_lines(["*engine 'needy:create' cannot be loaded: it needs no_such_module_fcp*"])
 
 
-def test_plugin_loads_without_the_heavy_parts() -> None:
+@pytest.mark.parametrize(
+    ("modules", "absent"),
+    [
+        pytest.param(
+            "pytest_fcp, pytest_fcp.plugin, pytest_fcp.reporting, pytest_fcp.fuzz.plugin",
+            ("moto", "pyarrow", "respx", "boto3", "time_machine", "numpy"),
+            id="plugin",
+        ),
+        pytest.param(  # what the controller of an xdist run imports to collect the catalog
+            "pytest_fcp.scenarios, pytest_fcp.scenarios.collect, pytest_fcp.contract, pytest_fcp.world",
+            ("moto", "respx", "boto3", "time_machine", "httpx"),
+            id="collection",
+        ),
+    ],
+)
+def test_imports_stay_light(modules: str, absent: tuple[str, ...]) -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, pytest_fcp, pytest_fcp.plugin, pytest_fcp.reporting, pytest_fcp.fuzz.plugin; "
-        "print(sorted(m for m in ('moto', 'pyarrow', 'respx', 'boto3', 'time_machine', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-
-
-def test_collecting_scenarios_loads_no_network_or_clock() -> None:
-    """What the controller of an xdist run imports to collect the catalog: no respx, moto, boto3, time-machine."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, pytest_fcp.scenarios, pytest_fcp.scenarios.collect, pytest_fcp.contract, pytest_fcp.world; "
-        "print(sorted(m for m in ('moto', 'respx', 'boto3', 'time_machine', 'httpx') if m in sys.modules))"
-    )
+    code = f"import sys, {modules}; print(sorted(m for m in {absent!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
