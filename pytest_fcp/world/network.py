@@ -23,6 +23,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import httpx._transports.default as _transports  # where HTTPTransport looks up create_ssl_context
 import respx
 
 from pytest_fcp.markets import MARKETS
@@ -51,13 +52,7 @@ _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
 
 
-def _httpx_transports() -> Any:
-    import httpx._transports.default as transports  # where HTTPTransport looks up create_ssl_context
-
-    return transports
-
-
-_real_create_ssl_context = getattr(_httpx_transports(), "create_ssl_context", None)
+_real_create_ssl_context = getattr(_transports, "create_ssl_context", None)
 _ssl_contexts: dict[tuple[Any, ...], Any] = {}
 _ssl_lock = threading.Lock()
 
@@ -138,7 +133,7 @@ class SealedNetwork:
             socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
             socket.getaddrinfo = _guard_getaddrinfo
             if _real_create_ssl_context is not None:
-                _httpx_transports().create_ssl_context = _shared_ssl_context
+                _transports.create_ssl_context = _shared_ssl_context
 
     def stop(self) -> None:
         if self.world in _ACTIVE:
@@ -148,7 +143,7 @@ class SealedNetwork:
             socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
             socket.getaddrinfo = _real_getaddrinfo
             if _real_create_ssl_context is not None:
-                _httpx_transports().create_ssl_context = _real_create_ssl_context
+                _transports.create_ssl_context = _real_create_ssl_context
         if self.router is not None:
             self.router.stop(quiet=True)
             self.router = None

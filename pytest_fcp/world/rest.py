@@ -74,10 +74,12 @@ def _rendered(rows: list[list[Any]]) -> list[Row]:
 
 
 @functools.lru_cache(maxsize=2048)
-def _day_rows(truth: Any, market: str, symbol: str, interval: str, day: dt.date) -> tuple[tuple[int, ...], list[Row]]:
+def _day_rows(
+    truth: Any, market: str, symbol: str, interval: str, day: dt.date
+) -> tuple[tuple[int, ...], tuple[Row, ...]]:
     """A day's bars as REST renders them, once per truth (truths are deterministic): open times, rows."""
     table = truth.klines(market, symbol, interval, *day_bounds_ms(day))
-    rows = _rendered(kline_rows(table, market))
+    rows = tuple(_rendered(kline_rows(table, market)))
     return tuple(t for t, _ in rows), rows
 
 

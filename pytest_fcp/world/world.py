@@ -18,10 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from pytest_fcp.engines import DEFAULT_LOG_LEVEL, LOG_LEVELS, Engine, error_kind
+from pytest_fcp.engines import Engine, error_kind
 from pytest_fcp.faults import Fault, FaultSchedule
 from pytest_fcp.markets import day_bounds_ms, days_between, interval_ms, market_spec, to_ms
-from pytest_fcp.trace import Trace
+from pytest_fcp.trace import DEFAULT_LOG_LEVEL, LOG_LEVELS, Trace
 from pytest_fcp.world.cache import (
     CacheObserver,
     CacheSandbox,
