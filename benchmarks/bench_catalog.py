@@ -3,8 +3,10 @@
 Reports, side by side in one run:
 
 1. the catalog's wall time on each engine, in one process and with ``-n 2`` (and the speed-up);
-2. the harness's overhead per scenario: the same scenario run through pytest-fcp (world, trace, verdicts)
-   and as a hand-written respx + tmp_path test (precomputed payloads, one assertion on the rows), in
+2. the harness's overhead per scenario: the same scenario run through pytest-fcp (world, trace, every
+   default contract check, the scenario's own expectations) and as a hand-written respx + tmp_path test
+   (precomputed zip, CHECKSUM and REST payloads for the days around the request, and assertions on what
+   the scenario states: the rows, their sources, the request counts, the cache files afterwards), in
    alternation, median of N runs each, and their ratio. The sealed network builds an httpx client's TLS
    context once and shares it (no handshake happens behind respx); a hand-written test pays the CA-bundle
    load for every client ckvd makes. So the hand-written test runs twice: as written ("plain") and with
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -56,7 +59,7 @@ def catalog_wall(engine: str, workers: str) -> float:
 
 # --- the hand-written comparison --------------------------------------------------------------------
 def _payloads(scenario):  # what a hand-written test would keep as fixture files
-    from pytest_fcp.markets import day_bounds_ms, days_between, vision_file_name, vision_key
+    from pytest_fcp.markets import day_bounds_ms, vision_file_name, vision_key
     from pytest_fcp.world.rest import kline_rows
     from pytest_fcp.world.truth import SyntheticTruth
     from pytest_fcp.world.vision import csv_bytes, zip_bytes
@@ -64,14 +67,20 @@ def _payloads(scenario):  # what a hand-written test would keep as fixture files
     truth = SyntheticTruth(seed=1)
     request = scenario.requests[0]
     files, rest_rows = {}, []
-    for day in days_between(request.start, request.end):
+    # the days around the request, so the engine finds what real Vision would have (a day Vision has
+    # published closed publish_delay_hours before "now")
+    first, last = request.start.date() - dt.timedelta(days=2), request.end.date() + dt.timedelta(days=2)
+    publish = dt.timedelta(hours=scenario.publish_delay_hours)
+    for day in (first + dt.timedelta(days=n) for n in range((last - first).days + 1)):
         table = truth.klines(scenario.market, scenario.symbol, scenario.interval, *day_bounds_ms(day))
+        rest_rows += kline_rows(table, scenario.market)
+        if dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1) + publish > scenario.now:
+            continue
         name = vision_file_name(scenario.symbol, scenario.interval, day)
         payload = zip_bytes(name[:-4] + ".csv", csv_bytes(table, scenario.market, scenario.interval, day))
         key = vision_key(scenario.market, scenario.symbol, scenario.interval, day)
         files[key] = payload
         files[key + ".CHECKSUM"] = f"{hashlib.sha256(payload).hexdigest()}  {name}\n".encode()
-        rest_rows += kline_rows(table, scenario.market)
     now_ms = int(scenario.now.timestamp() * 1000)
     rest_rows = [r for r in rest_rows if r[0] <= now_ms]
     return files, rest_rows
@@ -94,19 +103,24 @@ def same_tls(enabled: bool):
 
 
 def hand_written(scenario, engine_factory, payloads, blocked_vision: bool, tmp: pathlib.Path) -> None:
+    """The scenario as a user would test it by hand: respx routes, a tmp_path cache, and assertions on what
+    the scenario states (the rows, their sources, the request counts, the cache files afterwards)."""
     import httpx
+    import pyarrow as pa
     import respx
     import time_machine
 
+    from pytest_fcp.markets import days_between
+
     files, rest_rows = payloads
     spec_host = {"spot": "api.binance.com", "futures_usdt": "fapi.binance.com", "futures_coin": "dapi.binance.com"}
+    prices = ("open", "high", "low", "close", "volume")
 
     def vision(request: httpx.Request) -> httpx.Response:
         key = request.url.path.lstrip("/")
         if blocked_vision:
             return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
-        published = key in files and not key.endswith(("09.zip", "10.zip", "09.zip.CHECKSUM", "10.zip.CHECKSUM"))
-        return httpx.Response(200, content=files[key]) if published else httpx.Response(404)
+        return httpx.Response(200, content=files[key]) if key in files else httpx.Response(404)
 
     def rest(request: httpx.Request) -> httpx.Response:
         q = request.url.params
@@ -114,18 +128,36 @@ def hand_written(scenario, engine_factory, payloads, blocked_vision: bool, tmp: 
         rows = [r for r in rest_rows if lo <= r[0] <= hi][: int(q.get("limit", 500))]
         return httpx.Response(200, content=json.dumps(rows).encode())
 
+    def rows_of(table, lo: int, hi: int) -> list[tuple]:
+        times = table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_pylist()
+        values = zip(times, *(table[c].to_pylist() for c in prices), strict=True)
+        return [row for row in values if lo <= row[0] < hi]
+
     with time_machine.travel(scenario.now, tick=False), respx.mock(assert_all_called=False) as router:
-        router.route(host="data.binance.vision").mock(side_effect=vision)
-        router.route(host=spec_host[scenario.market]).mock(side_effect=rest)
+        vision_route = router.route(host="data.binance.vision").mock(side_effect=vision)
+        rest_route = router.route(host=spec_host[scenario.market]).mock(side_effect=rest)
         engine = engine_factory(tmp)
         try:
             request = scenario.requests[0]
+            lo, hi = int(request.start.timestamp() * 1000), int(request.end.timestamp() * 1000)
             table = engine.fetch(scenario.symbol, scenario.market, scenario.interval, request.start, request.end)
-            times = table["open_time"].cast("int64").to_pylist()
-            want = [
-                r[0] for r in rest_rows if request.start.timestamp() * 1000 <= r[0] < request.end.timestamp() * 1000
-            ]
-            _ = times == want  # the hand-written test's one assertion (its verdict is not the point here)
+            want = [(r[0], *map(float, r[1:6])) for r in rest_rows if lo <= r[0] < hi]
+            checks = [rows_of(table, lo, hi) == want]  # the rows are the source data
+            expect = scenario.expect
+            checks.append(set(table["source"].to_pylist()) <= set(expect.sources.get("default", {"vision", "rest"})))
+            calls = {"vision": vision_route.call_count, "rest": rest_route.call_count}
+            for source, count in expect.requests.items():
+                checks.append(calls[source] >= 1 if count == ">=1" else calls[source] == int(count))
+            for day in days_between(request.start, request.end):
+                path = engine.cache_file(scenario.symbol, scenario.market, scenario.interval, day)
+                if expect.cache_after.get("default") == {"missing"}:
+                    checks.append(not path.exists())
+                elif expect.cache_after:
+                    day_lo = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+                    cached = pa.ipc.open_file(pa.memory_map(str(path))).read_all() if path.exists() else None
+                    day_want = [row for row in want if day_lo <= row[0] < day_lo + 86_400_000]
+                    checks.append(cached is not None and rows_of(cached, day_lo, day_lo + 86_400_000) == day_want)
+            _ = all(checks)  # what the assertions cost is the point here, not whether this engine passes
         finally:
             engine.close()
 
@@ -167,7 +199,7 @@ def overhead(engine: str, repeats: int) -> list[tuple[str, float, float, float]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="reference,ckvd")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--skip-catalog", action="store_true")
     args = parser.parse_args()
     engines = args.engines.split(",")

@@ -313,3 +313,87 @@ def test_engine_log_lines_land_in_the_trace(tmp_path):
         assert all(e.data["module"].startswith("ckvd") for e in logs)
         first_http = world.trace.requests()[0].index
         assert any(e.index > first_http for e in logs)  # interleaved with the requests, in order
+
+
+def test_a_sleep_imported_by_name_is_virtual_in_every_later_world(tmp_path):
+    # Modules that did ``from time import sleep`` before or between worlds sleep on the virtual clock too.
+    import sys
+    import types
+
+    def sleeper(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.sleep = time.sleep  # what ``from time import sleep`` leaves in a module
+        sys.modules[name] = module
+        return module
+
+    early = sleeper("fcp_test_early_sleeper")
+    try:
+        with World(tmp_path / "a", NOW) as world:
+            assert early.sleep == world.clock.sleep  # checked first: a real sleep here would take an hour
+            early.sleep(3600)
+            assert world.now == NOW + dt.timedelta(hours=1) and world.clock.slept == [3600.0]
+        late = sleeper("fcp_test_late_sleeper")  # imported after a world has already scanned the modules
+        with World(tmp_path / "b", NOW) as world:
+            assert late.sleep == world.clock.sleep and early.sleep == world.clock.sleep
+            real0 = time.perf_counter()
+            late.sleep(7200)
+            early.sleep(60)
+            assert time.perf_counter() - real0 < 1
+            assert world.clock.slept == [7200.0, 60.0]
+            assert [e.data["seconds"] for e in world.trace.of_kind("sleep")] == [7200.0, 60.0]
+        assert early.sleep is time.sleep is late.sleep  # the real one again
+    finally:
+        sys.modules.pop("fcp_test_early_sleeper", None)
+        sys.modules.pop("fcp_test_late_sleeper", None)
+
+
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "snapshots"])
+def test_the_cache_observer_sees_what_happens_to_files(tmp_path, monkeypatch, inotify):
+    import os
+
+    from pytest_fcp.world.cache import CacheObserver, CacheSandbox
+
+    if not inotify:  # the portable way: compare snapshots of the tree
+        monkeypatch.setitem(__import__("sys").modules, "inotify_simple", None)
+    sandbox = CacheSandbox(tmp_path / "cache")
+    (sandbox.root / "old.arrow").write_bytes(b"1")
+    observer = CacheObserver(sandbox)
+    try:
+        day = sandbox.root / "data" / "spot" / "BTCUSDT-1h-2024-01-03.arrow"
+        day.parent.mkdir(parents=True)  # a new tree: its files count even if written before it is watched
+        day.write_bytes(b"first")
+        first = observer.poll()
+        assert ("write", "data/spot/BTCUSDT-1h-2024-01-03.arrow") in first
+        temporary = day.with_suffix(".tmp")
+        temporary.write_bytes(b"second, longer")
+        os.replace(temporary, day)  # the atomic way: a temporary file renamed over the old one
+        (sandbox.root / "old.arrow").unlink()
+        events = observer.poll()
+        assert ("replace", "data/spot/BTCUSDT-1h-2024-01-03.arrow") in events
+        assert ("delete", "old.arrow") in events
+        assert not [rel for op, rel in events if rel.endswith(".tmp") and op != "delete"]  # renamed away
+        if inotify:
+            day.read_bytes()
+            assert observer.poll() == [("read", "data/spot/BTCUSDT-1h-2024-01-03.arrow")]
+            day.read_bytes()
+            observer.ignore_own_reads({"data/spot/BTCUSDT-1h-2024-01-03.arrow"})
+            assert observer.poll() == []  # the harness's own look is not the engine's read
+        assert observer.poll() == []
+    finally:
+        observer.close()
+
+
+def test_every_host_reaches_its_door(tmp_path):
+    import httpx
+
+    with World(tmp_path / "c", NOW) as world:
+        vision = httpx.get("https://data.binance.vision/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-03.zip")
+        assert vision.status_code == 200 and vision.content[:2] == b"PK"
+        for host, path in (("api", "/api/v3"), ("fapi", "/fapi/v1"), ("dapi", "/dapi/v1")):
+            symbol = "BTCUSD_PERP" if host == "dapi" else "BTCUSDT"
+            rest = httpx.get(f"https://{host}.binance.com{path}/klines", params={"symbol": symbol, "interval": "1h"})
+            assert rest.status_code == 200 and rest.json(), host
+        with pytest.raises(httpx.ConnectError, match="not served"):
+            httpx.get("https://api.binance.com/api/v3/ping")  # a REST host, but not the klines path
+        assert [e.data["source"] for e in world.trace.requests()] == ["vision", "rest", "rest", "rest"]
+        assert world.violations == ["GET https://api.binance.com/api/v3/ping"]

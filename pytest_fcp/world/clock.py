@@ -21,6 +21,9 @@ _real_sleep = time.sleep
 # Modules that imported ``sleep`` by name; sys.modules is scanned only past the point already seen.
 _sleepers: set[str] = set()
 _scanned: set[str] = set()
+# (how many modules, the newest) at the last scan: imports add at the end of sys.modules, so an unchanged
+# marker means there is nothing new to scan (scanning costs ~0.1 ms per world)
+_scan_marker: list[tuple[int, str | None]] = [(0, None)]
 
 
 class VirtualClock:
@@ -59,14 +62,17 @@ class VirtualClock:
         self._traveller = self._travel.start()
         # ``time.sleep`` itself, plus any module that imported it by name (``from time import sleep``).
         self._patch(time, "sleep")
-        for name in set(sys.modules) - _scanned:
-            _scanned.add(name)
-            module = sys.modules.get(name)
-            try:
-                if getattr(module, "sleep", None) is _real_sleep and module is not time:
-                    _sleepers.add(name)
-            except Exception:  # pragma: no cover - exotic lazy modules
-                continue
+        marker = (len(sys.modules), next(reversed(sys.modules), None))
+        if marker != _scan_marker[0]:
+            for name in set(sys.modules) - _scanned:
+                _scanned.add(name)
+                module = sys.modules.get(name)
+                try:
+                    if getattr(module, "sleep", None) is _real_sleep and module is not time:
+                        _sleepers.add(name)
+                except Exception:  # pragma: no cover - exotic lazy modules
+                    continue
+            _scan_marker[0] = marker
         for name in _sleepers:
             module = sys.modules.get(name)
             if module is not None and getattr(module, "sleep", None) is _real_sleep:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
+import stat
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from pytest_fcp.engines import Engine, error_kind
@@ -71,6 +74,7 @@ class FetchResult:
     error: BaseException | None = None
     cache_before: dict[dt.date, DayFileState] = field(default_factory=dict)
     _by_day: dict[dt.date | None, dict[str, int]] | None = field(default=None, repr=False)
+    _times: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -96,8 +100,22 @@ class FetchResult:
         if self.table is None:
             return {}
         if self._by_day is None:
-            self._by_day = _rows_by_day(self.table)
+            try:
+                null, times = self.open_times()
+            except (KeyError, pa.ArrowException):  # no usable open_time: no row has a day
+                null, times = np.ones(self.table.num_rows, dtype=bool), np.zeros(self.table.num_rows, np.int64)
+            self._by_day = _rows_by_day(null, times, self.table)
         return self._by_day
+
+    def open_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(null, ms)``: which rows lack an ``open_time``, and every row's ``open_time`` in epoch
+        milliseconds (0 where null). Raises ``KeyError`` without the column and ``pa.ArrowException`` when
+        it is not a time that milliseconds can hold."""
+        if self.table is None:
+            raise ValueError("the fetch raised: there are no rows")
+        if self._times is None:
+            self._times = _open_times_ms(self.table)
+        return self._times
 
     def sources_by_day(self) -> dict[dt.date, set[str]]:
         return {day: set(per) for day, per in self.rows_by_day().items() if day is not None}
@@ -157,8 +175,9 @@ class World:
         self.results: list[FetchResult] = []
         self.violations: list[str] = []
         self._day_paths: dict[str, tuple[str, str, str, dt.date]] = {}
-        self._faulted: dict[str, tuple[tuple[int, int, int], str]] = {}
-        self._inspected: dict[str, tuple[tuple[int, int, int], DayFileState]] = {}
+        self._cache_paths: dict[tuple[str, str, str, dt.date], pathlib.Path] = {}
+        self._faulted: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
         self._env: dict[str, str | None] = {}
         self._mock: Any = None
 
@@ -254,6 +273,7 @@ class World:
     def attach(self, engine: Engine) -> Engine:
         """Run ``engine`` in this world: its cache faults are applied and its logs traced."""
         self.engine = engine
+        self._cache_paths.clear()
         set_sink = getattr(engine, "set_log_sink", None)
         if callable(set_sink):
             if _takes_level(set_sink):
@@ -277,7 +297,7 @@ class World:
                     self.sandbox,
                 )
                 if day is not None:
-                    self._remember_fault(engine, item.id, day)
+                    self._remember_fault(item.id, day)
         self.poll_cache(quiet=True)
         return engine
 
@@ -307,12 +327,22 @@ class World:
                     self.truth_day(day),
                     self.sandbox,
                 )
-                self._remember_fault(engine, item.id, day)
+                self._remember_fault(item.id, day)
         self.poll_cache(quiet=True)
 
-    def _remember_fault(self, engine: Engine, fault_id: str, day: dt.date) -> None:
-        path = engine.cache_file(self.symbol, self.market, self.interval, day)
+    def _remember_fault(self, fault_id: str, day: dt.date) -> None:
+        path = self.cache_path(day)
         self._faulted[self.sandbox.relative(path)] = (_signature(path), fault_id)
+
+    def cache_path(
+        self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
+    ) -> pathlib.Path:
+        """Where the attached engine keeps ``day`` (asked of the engine once per day and world)."""
+        key = (symbol or self.symbol, market or self.market, interval or self.interval, day)
+        path = self._cache_paths.get(key)
+        if path is None:
+            path = self._cache_paths[key] = pathlib.Path(self._need_engine().cache_file(*key[:3], day))
+        return path
 
     def _need_engine(self) -> Engine:
         if self.engine is None:
@@ -344,7 +374,7 @@ class World:
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
     ) -> DayFileState:
         symbol, market, interval = symbol or self.symbol, market or self.market, interval or self.interval
-        path = self._need_engine().cache_file(symbol, market, interval, day)
+        path = self.cache_path(day, symbol, market, interval)
         rel = self.sandbox.relative(path)
         self._day_paths[rel] = (symbol, market, interval, day)
         if self.observer is not None:
@@ -353,6 +383,8 @@ class World:
         known = self._inspected.get(rel)
         if known is not None and known[0] == signature and signature[0] >= 0:
             state = known[1]  # the file has not changed since the harness last read it
+        elif signature == _ABSENT:
+            state = _MISSING
         else:
             state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
             if self.observer is not None and state.status != "missing":
@@ -457,13 +489,14 @@ class World:
             if quiet:
                 continue
             path = self.sandbox.root / rel
-            size = path.stat().st_size if path.is_file() else None
+            signature = _signature(path)
+            size = signature[0] if signature[0] >= 0 and stat.S_ISREG(signature[3]) else None
             valid = None
             key = self._day_paths.get(rel)
             if key is not None and op != "delete" and size is not None:
                 symbol, market, interval, day = key
                 state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
-                self._inspected[rel] = (_signature(path), state)
+                self._inspected[rel] = (signature, state)
                 valid = state.valid
                 inspected.add(rel)
             self.trace.record("cache", op=op, path=rel, size=size, valid=valid)
@@ -493,29 +526,67 @@ def _takes_level(function: Any) -> bool:
     return any(p.name == "level" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
-def _signature(path: pathlib.Path) -> tuple[int, int, int]:
+_ABSENT = (-1, -1, -1, -1)
+_MISSING = DayFileState("missing")
+
+
+def _signature(path: pathlib.Path) -> tuple[int, int, int, int]:
+    """``(size, mtime_ns, inode, mode)`` of a file: all -1 when it does not exist, -2 when it cannot be seen."""
     try:
-        st = path.stat()
+        st = os.stat(path)
+    except FileNotFoundError:
+        return _ABSENT
     except OSError:
-        return (-1, -1, -1)
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+        return (-2, -2, -2, -2)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
 
 
-def _rows_by_day(table: pa.Table) -> dict[dt.date | None, dict[str, int]]:
-    import pyarrow.compute as pc
+_MS_UTC = pa.timestamp("ms", tz="UTC")
 
+
+def _open_times_ms(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    # Few Arrow calls: each costs microseconds, and a verdict needs these arrays several times.
+    column = table["open_time"]
+    if column.type != _MS_UTC:
+        column = column.cast(_MS_UTC)  # safe cast: sub-millisecond times raise
+    times = column.to_numpy().astype("datetime64[ms]", copy=False).view(np.int64)
+    if not column.null_count:
+        return np.zeros(len(times), dtype=bool), times
+    null = column.is_null().to_numpy()
+    times = times.copy()
+    times[null] = 0
+    return null, times
+
+
+_SMALL = 512  # rows up to which counting in plain Python is faster than numpy
+
+
+def _rows_by_day(null: np.ndarray, times: np.ndarray, table: pa.Table) -> dict[dt.date | None, dict[str, int]]:
     from pytest_fcp.markets import DAY_MS
 
-    times = table["open_time"].cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
-    days = pc.divide(pc.subtract(times, pc.if_else(pc.less(times, 0), DAY_MS - 1, 0)), DAY_MS)
-    grouped = (
-        pa.table({"day": days, "source": table["source"].cast(pa.string())})
-        .group_by(["day", "source"], use_threads=False)
-        .aggregate([([], "count_all")])
-    )
+    if "source" in table.schema.names:
+        sources = table["source"]
+    else:  # untagged rows (the rows verdict says the column is missing)
+        sources = pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+    if sources.type != pa.string():
+        sources = sources.cast(pa.string())
+    days = times // DAY_MS  # floor: days before 1970 too
     epoch = dt.date(1970, 1, 1).toordinal()
     out: dict[dt.date | None, dict[str, int]] = {}
-    for day, source, count in zip(*(grouped[c].to_pylist() for c in ("day", "source", "count_all")), strict=True):
-        key = None if day is None else dt.date.fromordinal(epoch + day)
-        out.setdefault(key, {})[str(source)] = count
+    if len(days) <= _SMALL:  # a few days of bars: plain Python beats a chain of Arrow and numpy calls
+        day_keys = days.tolist()
+        if null.any():
+            day_keys = [None if n else d for n, d in zip(null.tolist(), day_keys, strict=True)]
+        for (day, source), count in Counter(zip(day_keys, sources.to_pylist(), strict=True)).items():
+            out.setdefault(None if day is None else dt.date.fromordinal(epoch + day), {})[str(source)] = count
+        return out
+    encoded = sources.combine_chunks().dictionary_encode(null_encoding="encode")
+    names = [str(name) for name in encoded.dictionary.to_pylist()]
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    low = int(days[~null].min()) if len(days) > null.sum() else 0
+    slots = np.where(null, 0, days - low + 1)  # slot 0: rows without a time
+    keys, counts = np.unique(slots * max(len(names), 1) + codes, return_counts=True)
+    for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+        slot, code = divmod(key, len(names))
+        out.setdefault(None if slot == 0 else dt.date.fromordinal(epoch + low - 1 + slot), {})[names[code]] = count
     return out

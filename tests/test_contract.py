@@ -1,0 +1,157 @@
+"""The rows verdict and the per-day row accounting, on results built by hand (no engine involved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pytest_fcp.contract import CHECKS, judge
+from pytest_fcp.faults import fault
+from pytest_fcp.world import FetchResult, World
+from pytest_fcp.world.cache import DayFileState
+from tests.conftest import utc
+
+NOW = utc(2024, 1, 10, 12)
+START, END = utc(2024, 1, 2), utc(2024, 1, 5)  # three old days of 1h bars: 72 rows
+PRICES = ("open", "high", "low", "close", "volume")
+
+
+@pytest.fixture
+def world(tmp_path: pathlib.Path) -> Iterator[World]:
+    with World(tmp_path / "cache", NOW, seed=3) as running:
+        yield running
+
+
+def result_table(world: World, start: dt.datetime = START, end: dt.datetime = END) -> pa.Table:
+    """The truth for [start, end) as an engine returns it: UTC open_time, prices, one source per row."""
+    truth = world.expected(start, end)
+    return pa.table(
+        {
+            "open_time": truth["open_time"].cast(pa.timestamp("ms", tz="UTC")),
+            **{name: truth[name] for name in PRICES},
+            "source": pa.array(["vision"] * truth.num_rows),
+        }
+    )
+
+
+def row_verdicts(world: World, table: pa.Table, start: dt.datetime = START, end: dt.datetime = END) -> list[str]:
+    result = FetchResult("BTCUSDT", "spot", "1h", start, end, world.now, table=table)
+    result.cache_before = {day: DayFileState("missing") for day in result.days}
+    return [v.reason for v in judge(world, result, skip=set(CHECKS) - {"rows"})]
+
+
+def with_value(table: pa.Table, column: str, row: int, value: object) -> pa.Table:
+    values = table[column].to_pylist()
+    values[row] = value
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
+
+
+def test_the_truth_passes_in_any_row_order(world):
+    table = result_table(world)
+    assert row_verdicts(world, table) == []
+    shuffled = table.take(pa.array(list(range(71, -1, -1))))  # rows in reverse: the contract asks no order
+    assert row_verdicts(world, shuffled) == []
+
+
+def test_gaps_duplicates_and_rows_outside_the_range(world):
+    table = result_table(world)
+    assert row_verdicts(world, pa.concat_tables([table.slice(0, 30), table.slice(31)])) == [
+        "1 bar(s) missing (gaps), first at 2024-01-03T06:00:00+00:00"
+    ]
+    doubled = pa.concat_tables([table.slice(40, 2), table])  # repeats ahead of their first sorted place
+    assert row_verdicts(world, doubled) == ["2 duplicated bar(s), first at 2024-01-03T16:00:00+00:00"]
+    next_day = result_table(world, START, END + dt.timedelta(hours=2))
+    assert row_verdicts(world, next_day) == ["2 row(s) outside [start, end), first at 2024-01-05T00:00:00+00:00"]
+
+
+def test_a_row_without_a_time_is_outside_the_range_and_leaves_a_gap(world):
+    table = with_value(result_table(world), "open_time", 5, None)
+    assert row_verdicts(world, table) == [
+        "1 row(s) outside [start, end), first at null",
+        "1 bar(s) missing (gaps), first at 2024-01-02T05:00:00+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("close", 1.0), ("volume", float("nan")), ("open", None)],
+    ids=["changed", "nan", "null"],
+)
+def test_a_value_that_is_not_the_source_data(world, column, value):
+    table = with_value(result_table(world), column, 50, value)
+    assert row_verdicts(world, table) == ["1 bar(s) differ from the source data, first at 2024-01-04T02:00:00+00:00"]
+
+
+def test_columns_of_the_wrong_kind(world):
+    table = result_table(world)
+    as_text = table.set_column(4, "close", table["close"].cast(pa.string()))
+    assert row_verdicts(world, as_text) == ["72 bar(s) differ from the source data, first at 2024-01-02T00:00:00+00:00"]
+    as_float32 = table.set_column(5, "volume", table["volume"].cast(pa.float32()))
+    assert "bar(s) differ from the source data" in row_verdicts(world, as_float32)[0]
+    naive = table.set_column(0, "open_time", table["open_time"].cast(pa.timestamp("ms")))
+    assert row_verdicts(world, naive) == ["open_time is timestamp[ms], not a UTC timestamp"]
+    sub_ms = pc.add(table["open_time"].cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()), 1)
+    fine = table.set_column(0, "open_time", sub_ms.cast(pa.timestamp("ns", tz="UTC")))
+    assert row_verdicts(world, fine)[0].startswith("open_time cannot be read as a time:")
+    assert row_verdicts(world, table.drop_columns(["volume"])) == ["result lacks column(s) volume"]
+
+
+def test_a_day_rest_may_read_as_empty_is_absent_whole_or_not_at_all(tmp_path):
+    start, end = utc(2024, 1, 9), utc(2024, 1, 10, 12)  # younger than 48 h: REST only, and REST is empty
+    with World(tmp_path / "cache", NOW, seed=3, faults=[fault("rest.empty_page")]) as world:
+        table = result_table(world, start, end)
+        second_day = pc.greater_equal(table["open_time"], pa.scalar(utc(2024, 1, 10), pa.timestamp("ms", tz="UTC")))
+        assert row_verdicts(world, table.filter(second_day), start, end) == []  # the 9th is absent as a whole
+        assert row_verdicts(world, table.slice(0, 30), start, end) == [  # the 10th only in part
+            "6 bar(s) missing (gaps), first at 2024-01-10T06:00:00+00:00"
+        ]
+
+
+def test_rows_by_day_and_source(world):
+    table = result_table(world)
+    sources = ["cache"] * 24 + ["vision"] * 20 + ["rest"] * 4 + ["vision"] * 24
+    table = table.set_column(6, "source", pa.array(sources).dictionary_encode())
+    table = with_value(table, "open_time", 0, None)
+    result = FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=table)
+    assert result.rows_by_day() == {
+        None: {"cache": 1},
+        dt.date(2024, 1, 2): {"cache": 23},
+        dt.date(2024, 1, 3): {"vision": 20, "rest": 4},
+        dt.date(2024, 1, 4): {"vision": 24},
+    }
+    assert result.rows_by_source() == {"cache": 24, "vision": 44, "rest": 4}
+    assert result.sources_by_day()[dt.date(2024, 1, 3)] == {"vision", "rest"}
+
+
+def test_rows_by_day_before_1970_untagged_and_timeless(world):
+    old = pa.array([-86_400_001, -1, 0], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    result = FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=pa.table({"open_time": old}))
+    days = [dt.date(1969, 12, 30), dt.date(1969, 12, 31), dt.date(1970, 1, 1)]
+    assert result.rows_by_day() == {day: {"None": 1} for day in days}
+    text = pa.table({"open_time": ["soon", "later"], "source": ["rest", "rest"]})
+    assert FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=text).rows_by_day() == {None: {"rest": 2}}
+
+
+@pytest.mark.parametrize("small", [10**9, 0], ids=["python", "numpy"])
+def test_rows_by_day_counts_alike_for_small_and_large_results(world, monkeypatch, small):
+    from pytest_fcp.world import world as world_module
+
+    monkeypatch.setattr(world_module, "_SMALL", small)  # the same answer on either path
+    start, end = utc(2023, 12, 31, 23), utc(2024, 1, 3)
+    times = pa.array(range(int(start.timestamp() * 1000), int(end.timestamp() * 1000), 60_000), pa.int64())
+    sources = ["rest" if i % 7 == 0 else "vision" for i in range(len(times))]
+    sources[3] = None
+    table = pa.table({"open_time": times.cast(pa.timestamp("ms", tz="UTC")), "source": sources})
+    table = with_value(table, "open_time", 10, None)
+    counts = FetchResult("BTCUSDT", "spot", "1m", start, end, NOW, table=table).rows_by_day()
+    assert counts == {
+        None: {"vision": 1},  # row 10
+        dt.date(2023, 12, 31): {"None": 1, "rest": 9, "vision": 49},  # rows 0-59 but 10; row 3 is untagged
+        dt.date(2024, 1, 1): {"rest": 206, "vision": 1234},  # rows 60-1499: every 7th is REST
+        dt.date(2024, 1, 2): {"rest": 205, "vision": 1235},
+    }
