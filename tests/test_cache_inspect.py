@@ -106,3 +106,18 @@ def test_the_same_bytes_against_the_same_truth_are_judged_once(tmp_path, truth, 
     write(tmp_path / "a.arrow", table.slice(0, 5))  # new content: judged afresh
     assert inspect_day_file(tmp_path / "a.arrow", truth).status == "partial"
     assert len(judged) == 3
+
+
+def test_judged_files_do_not_keep_truth_tables_alive(tmp_path, truth):
+    import gc
+    import weakref
+
+    table = truth_to_cache_table(truth)
+    write(tmp_path / "a.arrow", table)
+    copy = truth.slice(0)
+    assert inspect_day_file(tmp_path / "a.arrow", copy).valid
+    gone = weakref.ref(copy)
+    del copy
+    gc.collect()
+    assert gone() is None
+    assert inspect_day_file(tmp_path / "a.arrow", truth.slice(0, 3)).status == "extra"  # a new truth, judged anew

@@ -22,6 +22,7 @@ import random
 import stat
 import struct
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -151,18 +152,18 @@ def inspect_day_file(path: pathlib.Path, truth: pa.Table) -> DayFileState:
     key = (id(truth), hashlib.blake2b(data, digest_size=16).digest())
     with _JUDGED_LOCK:
         known = _JUDGED.get(key)
-        if known is not None and known[0] is truth:  # the table is kept with its state: its id is not reused
+        if known is not None and known[0]() is truth:  # a weak reference: an id alone can be reused
             _JUDGED.move_to_end(key)
             return known[1]
     state = _judge_bytes(data, truth)
     with _JUDGED_LOCK:
-        _JUDGED[key] = (truth, state)
+        _JUDGED[key] = (weakref.ref(truth), state)  # never keeps a truth table alive
         if len(_JUDGED) > _JUDGED_MAX:
             _JUDGED.popitem(last=False)
     return state
 
 
-_JUDGED: OrderedDict[tuple[int, bytes], tuple[pa.Table, DayFileState]] = OrderedDict()
+_JUDGED: OrderedDict[tuple[int, bytes], tuple[weakref.ref[pa.Table], DayFileState]] = OrderedDict()
 _JUDGED_LOCK = threading.Lock()
 _JUDGED_MAX = 2048
 
