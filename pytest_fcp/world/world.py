@@ -577,7 +577,8 @@ def _rows_by_day(null: np.ndarray, times: np.ndarray, table: pa.Table) -> dict[d
         day_keys = days.tolist()
         if null.any():
             day_keys = [None if n else d for n, d in zip(null.tolist(), day_keys, strict=True)]
-        for (day, source), count in Counter(zip(day_keys, sources.to_pylist(), strict=True)).items():
+        labels = sources.to_numpy(zero_copy_only=False).tolist()  # far cheaper than to_pylist()
+        for (day, source), count in Counter(zip(day_keys, labels, strict=True)).items():
             out.setdefault(None if day is None else dt.date.fromordinal(epoch + day), {})[str(source)] = count
         return out
     encoded = sources.combine_chunks().dictionary_encode(null_encoding="encode")
