@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Trace:
         self.events: list[Event] = []
         self._t0 = time.perf_counter()
         self._last_ns, self._last_text = -1, ""
+        self._lock = threading.Lock()  # engines fetch from worker threads: one index per event, in order
 
     def _virtual_now(self) -> str:
         """The virtual time as text; the world's clock stands still between sleeps, so it is cached."""
@@ -82,14 +84,16 @@ class Trace:
         return self._last_text
 
     def record(self, kind: str, **data: Any) -> Event:
-        event = Event(
-            index=len(self.events),
-            kind=kind,
-            virtual=self._virtual_now(),
-            real_ms=round((time.perf_counter() - self._t0) * 1000, 3),
-            data={k: v for k, v in data.items() if v is not None},
-        )
-        self.events.append(event)
+        kept = {k: v for k, v in data.items() if v is not None}
+        with self._lock:
+            event = Event(
+                index=len(self.events),
+                kind=kind,
+                virtual=self._virtual_now(),
+                real_ms=round((time.perf_counter() - self._t0) * 1000, 3),
+                data=kept,
+            )
+            self.events.append(event)
         return event
 
     def __iter__(self) -> Iterator[Event]:

@@ -397,3 +397,29 @@ def test_every_host_reaches_its_door(tmp_path):
             httpx.get("https://api.binance.com/api/v3/ping")  # a REST host, but not the klines path
         assert [e.data["source"] for e in world.trace.requests()] == ["vision", "rest", "rest", "rest"]
         assert world.violations == ["GET https://api.binance.com/api/v3/ping"]
+
+
+def test_trace_indexes_stay_unique_when_engine_threads_record(tmp_path):
+    # ckvd fetches Vision files from a thread pool: the handlers record events from several threads at once.
+    import sys
+    import threading
+
+    with World(tmp_path / "c", NOW) as world:
+
+        def busy() -> None:
+            for _ in range(2000):
+                world.trace.record("log", message="from a worker")
+                world.poll_cache()
+
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as possible
+        try:
+            workers = [threading.Thread(target=busy) for _ in range(6)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            sys.setswitchinterval(old)
+        assert [e.index for e in world.trace.events] == list(range(len(world.trace.events)))
+        assert len(world.trace.of_kind("log")) == 12_000

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import pathlib
 import stat
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -180,6 +181,7 @@ class World:
         self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
         self._env: dict[str, str | None] = {}
         self._mock: Any = None
+        self._observing = threading.RLock()
 
     # --- lifecycle --------------------------------------------------------------------------------
     @property
@@ -377,19 +379,20 @@ class World:
         path = self.cache_path(day, symbol, market, interval)
         rel = self.sandbox.relative(path)
         self._day_paths[rel] = (symbol, market, interval, day)
-        if self.observer is not None:
-            self.poll_cache()  # what the engine did before the harness looks
-        signature = _signature(path)
-        known = self._inspected.get(rel)
-        if known is not None and known[0] == signature and signature[0] >= 0:
-            state = known[1]  # the file has not changed since the harness last read it
-        elif signature == _ABSENT:
-            state = _MISSING
-        else:
-            state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
-            if self.observer is not None and state.status != "missing":
-                self.observer.ignore_own_reads({rel})
-            self._inspected[rel] = (signature, state)
+        with self._observing:  # no other thread's poll between the harness's own read and its dismissal
+            if self.observer is not None:
+                self.poll_cache()  # what the engine did before the harness looks
+            signature = _signature(path)
+            known = self._inspected.get(rel)
+            if known is not None and known[0] == signature and signature[0] >= 0:
+                state = known[1]  # the file has not changed since the harness last read it
+            elif signature == _ABSENT:
+                state = _MISSING
+            else:
+                state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+                if self.observer is not None and state.status != "missing":
+                    self.observer.ignore_own_reads({rel})
+                self._inspected[rel] = (signature, state)
         faulted = self._faulted.get(rel)
         if faulted is not None and faulted[1] in _FORMAT_FAULTS and faulted[0] == _signature(path):
             return DayFileState("corrupt", state.rows, state.size, f"as {faulted[1]} left it", state.fmt)
@@ -484,23 +487,24 @@ class World:
     def poll_cache(self, quiet: bool = False) -> None:
         if self.observer is None:
             return
-        inspected: set[str] = set()
-        for op, rel in self.observer.poll():
-            if quiet:
-                continue
-            path = self.sandbox.root / rel
-            signature = _signature(path)
-            size = signature[0] if signature[0] >= 0 and stat.S_ISREG(signature[3]) else None
-            valid = None
-            key = self._day_paths.get(rel)
-            if key is not None and op != "delete" and size is not None:
-                symbol, market, interval, day = key
-                state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
-                self._inspected[rel] = (signature, state)
-                valid = state.valid
-                inspected.add(rel)
-            self.trace.record("cache", op=op, path=rel, size=size, valid=valid)
-        self.observer.ignore_own_reads(inspected)
+        with self._observing:  # engine threads poll too (before each request and sleep)
+            inspected: set[str] = set()
+            for op, rel in self.observer.poll():
+                if quiet:
+                    continue
+                path = self.sandbox.root / rel
+                signature = _signature(path)
+                size = signature[0] if signature[0] >= 0 and stat.S_ISREG(signature[3]) else None
+                valid = None
+                key = self._day_paths.get(rel)
+                if key is not None and op != "delete" and size is not None:
+                    symbol, market, interval, day = key
+                    state = inspect_day_file(path, self.truth_day(day, symbol, market, interval))
+                    self._inspected[rel] = (signature, state)
+                    valid = state.valid
+                    inspected.add(rel)
+                self.trace.record("cache", op=op, path=rel, size=size, valid=valid)
+            self.observer.ignore_own_reads(inspected)
 
     def _on_sleep(self, seconds: float) -> None:
         self.poll_cache()
