@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -305,8 +306,19 @@ class FaultSchedule:
     def __init__(self, faults: Sequence[Fault] = ()) -> None:
         self.faults: list[Fault] = list(faults)
         self._attempts: dict[tuple[int, dt.date], int] = defaultdict(int)
-        self.last_attempt = 0  # the attempt number at which the last fired fault fired
-        self.last_day: dt.date | None = None  # and the day it fired on
+        # Engines may fetch from worker threads: counting is atomic, and what fired is kept per thread.
+        self._lock = threading.Lock()
+        self._fired = threading.local()
+
+    @property
+    def last_attempt(self) -> int:
+        """The attempt number at which the fault this thread's last strike fired, fired."""
+        return getattr(self._fired, "attempt", 0)
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """The day that fault fired on."""
+        return getattr(self._fired, "day", None)
 
     def add(self, item: Fault) -> None:
         self.faults.append(item)
@@ -328,18 +340,19 @@ class FaultSchedule:
         """Count one attempt at each of ``days`` for every fault in scope; the first fault that fires wins."""
         days = list(days)
         fired: Fault | None = None
-        for index, item in enumerate(self.faults):
-            if item.source != source or (item.door is not None and item.door != door):
-                continue
-            if obj is not None and obj not in item.kind.objects:
-                continue
-            hit = False
-            for day in days:
-                if not item.in_scope(market, symbol, interval, day):
+        with self._lock:
+            for index, item in enumerate(self.faults):
+                if item.source != source or (item.door is not None and item.door != door):
                     continue
-                self._attempts[index, day] += 1
-                if not hit and item.attempts.hits(self._attempts[index, day]):
-                    hit, attempt, at = True, self._attempts[index, day], day
-            if hit and fired is None:
-                fired, self.last_attempt, self.last_day = item, attempt, at
+                if obj is not None and obj not in item.kind.objects:
+                    continue
+                hit = False
+                for day in days:
+                    if not item.in_scope(market, symbol, interval, day):
+                        continue
+                    self._attempts[index, day] += 1
+                    if not hit and item.attempts.hits(self._attempts[index, day]):
+                        hit, attempt, at = True, self._attempts[index, day], day
+                if hit and fired is None:
+                    fired, self._fired.attempt, self._fired.day = item, attempt, at
         return fired

@@ -423,3 +423,23 @@ def test_trace_indexes_stay_unique_when_engine_threads_record(tmp_path):
             sys.setswitchinterval(old)
         assert [e.index for e in world.trace.events] == list(range(len(world.trace.events)))
         assert len(world.trace.of_kind("log")) == 12_000
+
+
+def test_sleeps_in_many_engine_threads_all_advance_the_clock(tmp_path):
+    import sys
+    import threading
+
+    with World(tmp_path / "c", NOW) as world:
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            sleepers = [threading.Thread(target=lambda: [time.sleep(1) for _ in range(200)]) for _ in range(6)]
+            delays = [threading.Thread(target=lambda: [world.clock.advance(1) for _ in range(2000)]) for _ in range(6)]
+            for thread in sleepers + delays:
+                thread.start()
+            for thread in sleepers + delays:
+                thread.join()
+        finally:
+            sys.setswitchinterval(old)
+        assert world.now == NOW + dt.timedelta(seconds=1200 + 12_000)  # no sleep or simulated delay lost
+        assert len(world.trace.of_kind("sleep")) == 1200

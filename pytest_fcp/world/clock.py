@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ class VirtualClock:
         self._on_sleep = on_sleep
         self._traveller: Any = None
         self._patched: list[tuple[object, str]] = []
+        self._shifting = threading.Lock()
         self.slept: list[float] = []
 
     @property
@@ -46,7 +48,8 @@ class VirtualClock:
     def advance(self, seconds: float) -> None:
         """Move virtual time forward (a simulated delay, not a sleep)."""
         if seconds > 0 and self._traveller is not None:
-            self._traveller.shift(dt.timedelta(seconds=seconds))
+            with self._shifting:  # sleeps in several engine threads: no shift is lost
+                self._traveller.shift(dt.timedelta(seconds=seconds))
 
     def sleep(self, seconds: float) -> None:
         seconds = float(seconds)

@@ -14,6 +14,7 @@ import bisect
 import datetime as dt
 import functools
 import json
+import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,7 @@ class RestApi:
     def __init__(self, world: World) -> None:
         self.world = world
         self._weight: dict[tuple[str, int], int] = defaultdict(int)
+        self._weighing = threading.Lock()  # requests may come from several engine threads at once
 
     @staticmethod
     def serves(host: str, path: str) -> bool:
@@ -131,8 +133,10 @@ class RestApi:
         days = [dt.date.fromordinal(o) for o in range(touched[0].toordinal(), touched[-1].toordinal() + 1)]
 
         minute = now_ms // 60_000
-        self._weight[market, minute] += self._weight_of(market, limit)
-        headers = {**_JSON, "X-MBX-USED-WEIGHT-1M": str(self._weight[market, minute])}
+        with self._weighing:
+            self._weight[market, minute] += self._weight_of(market, limit)
+            used = self._weight[market, minute]
+        headers = {**_JSON, "X-MBX-USED-WEIGHT-1M": str(used)}
 
         fired = self.world.faults.strike("rest", market, symbol, interval, days)
         if fired is not None:
