@@ -9,7 +9,7 @@ import pytest
 from pytest_fcp.engines import load_engine
 from pytest_fcp.faults import FAULTS, FaultSchedule, FaultSpecError, fault, faults_for_source
 from pytest_fcp.world import World
-from tests.conftest import ALT, utc
+from tests.conftest import ALT, run_in_threads, utc
 
 NOW = utc(2024, 1, 10, 12)
 DAY = dt.date(2024, 1, 3)
@@ -145,9 +145,6 @@ def test_every_fault_has_an_effect():
 def test_strikes_from_engine_threads_count_every_attempt_once():
     # ckvd asks for Vision files from a thread pool: attempts are counted atomically, and each thread
     # learns the attempt its own strike fired at.
-    import sys
-    import threading
-
     schedule = FaultSchedule([fault("rest.http500", attempts="first:300")])
     day = dt.date(2024, 1, 3)
     fired: list[int] = []
@@ -158,14 +155,5 @@ def test_strikes_from_engine_threads_count_every_attempt_once():
                 assert schedule.last_day == day
                 fired.append(schedule.last_attempt)
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=worker) for _ in range(6)]
-        for thread in workers:
-            thread.start()
-        for thread in workers:
-            thread.join()
-    finally:
-        sys.setswitchinterval(old)
+    run_in_threads(*[worker] * 6)
     assert sorted(fired) == list(range(1, 301))  # attempts 1..300 fired, each once; the other 900 did not

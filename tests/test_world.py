@@ -12,7 +12,7 @@ import pytest
 from pytest_fcp.engines import FETCH_SCHEMA, load_engine
 from pytest_fcp.faults import fault
 from pytest_fcp.world import World
-from tests.conftest import ALT, utc
+from tests.conftest import ALT, run_in_threads, utc
 
 MARKETS = [("spot", "BTCUSDT"), ("futures_usdt", "BTCUSDT"), ("futures_coin", "BTCUSD_PERP")]
 NOW = utc(2024, 1, 10, 12)
@@ -401,9 +401,6 @@ def test_every_host_reaches_its_door(tmp_path):
 
 def test_trace_indexes_stay_unique_when_engine_threads_record(tmp_path):
     # ckvd fetches Vision files from a thread pool: the handlers record events from several threads at once.
-    import sys
-    import threading
-
     with World(tmp_path / "c", NOW) as world:
 
         def busy() -> None:
@@ -411,35 +408,22 @@ def test_trace_indexes_stay_unique_when_engine_threads_record(tmp_path):
                 world.trace.record("log", message="from a worker")
                 world.poll_cache()
 
-        old = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)  # switch threads as often as possible
-        try:
-            workers = [threading.Thread(target=busy) for _ in range(6)]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-        finally:
-            sys.setswitchinterval(old)
+        run_in_threads(*[busy] * 6)
         assert [e.index for e in world.trace.events] == list(range(len(world.trace.events)))
         assert len(world.trace.of_kind("log")) == 12_000
 
 
 def test_sleeps_in_many_engine_threads_all_advance_the_clock(tmp_path):
-    import sys
-    import threading
-
     with World(tmp_path / "c", NOW) as world:
-        old = sys.getswitchinterval()
-        sys.setswitchinterval(1e-6)
-        try:
-            sleepers = [threading.Thread(target=lambda: [time.sleep(1) for _ in range(200)]) for _ in range(6)]
-            delays = [threading.Thread(target=lambda: [world.clock.advance(1) for _ in range(2000)]) for _ in range(6)]
-            for thread in sleepers + delays:
-                thread.start()
-            for thread in sleepers + delays:
-                thread.join()
-        finally:
-            sys.setswitchinterval(old)
+
+        def sleeper() -> None:
+            for _ in range(200):
+                time.sleep(1)
+
+        def delayed() -> None:
+            for _ in range(2000):
+                world.clock.advance(1)
+
+        run_in_threads(*[sleeper] * 6, *[delayed] * 6)
         assert world.now == NOW + dt.timedelta(seconds=1200 + 12_000)  # no sleep or simulated delay lost
         assert len(world.trace.of_kind("sleep")) == 1200
