@@ -415,10 +415,12 @@ def test_trace_indexes_stay_unique_when_engine_threads_record(tmp_path):
 
 def test_sleeps_in_many_engine_threads_all_advance_the_clock(tmp_path):
     with World(tmp_path / "c", NOW) as world:
+        sleep = time.sleep  # what an engine thread calls; checked first, so a real sleep never happens
+        assert sleep == world.clock.sleep
 
         def sleeper() -> None:
             for _ in range(200):
-                time.sleep(1)
+                sleep(1)
 
         def delayed() -> None:
             for _ in range(2000):
