@@ -59,7 +59,7 @@ def catalog_wall(engine: str, workers: str) -> float:
 
 # --- the hand-written comparison --------------------------------------------------------------------
 def _payloads(scenario):  # what a hand-written test would keep as fixture files
-    from pytest_fcp.markets import day_bounds_ms, vision_file_name, vision_key
+    from pytest_fcp.core.markets import day_bounds_ms, vision_file_name, vision_key
     from pytest_fcp.world.rest import kline_rows
     from pytest_fcp.world.truth import SyntheticTruth
     from pytest_fcp.world.vision import csv_bytes, zip_bytes
@@ -110,7 +110,7 @@ def hand_written(scenario, engine_factory, payloads, blocked_vision: bool, tmp: 
     import respx
     import time_machine
 
-    from pytest_fcp.markets import days_between
+    from pytest_fcp.core.markets import days_between
 
     files, rest_rows = payloads
     spec_host = {"spot": "api.binance.com", "futures_usdt": "fapi.binance.com", "futures_coin": "dapi.binance.com"}

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_fcp.markets import INTERVALS, MARKETS, day_bounds_ms, days_between, market_spec, to_ms
+from pytest_fcp.core.markets import INTERVALS, MARKETS, day_bounds_ms, days_between, market_spec, to_ms
 
 if TYPE_CHECKING:
     from rich.console import Console

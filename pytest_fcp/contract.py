@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.markets import DAY_MS, day_of_ms, ms_to_datetime, to_ms
-from pytest_fcp.world.cache import PRICE_COLUMNS
+from pytest_fcp.core.freshness import FRESHNESS
+from pytest_fcp.core.markets import DAY_MS, day_of_ms, ms_to_datetime, to_ms
+from pytest_fcp.core.schemas import PRICE_COLUMNS
 from pytest_fcp.world.vision import parse_key
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CHECKS", "DayPlan", "Verdict", "judge", "plan"]
 
-FRESHNESS = dt.timedelta(hours=48)
 _EPOCH = dt.date(1970, 1, 1)
 
 #: The default checks, by name (a scenario may switch any of them off with ``skip_checks``).

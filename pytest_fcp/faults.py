@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_fcp.core.sources import SOURCES
+
 __all__ = [
     "FAULTS",
     "Attempts",
@@ -34,8 +36,6 @@ __all__ = [
     "fault",
     "faults_for_source",
 ]
-
-SOURCES = ("vision", "rest", "cache")
 
 
 class FaultSpecError(ValueError):
@@ -293,7 +293,7 @@ def fault(
         if not day_tuple:
             raise FaultSpecError(f"fault {id!r}: days is empty; leave it out to hit every day")
     if market is not None:
-        from pytest_fcp.markets import MARKETS
+        from pytest_fcp.core.markets import MARKETS
 
         if market not in MARKETS:
             raise FaultSpecError(f"fault {id!r}: unknown market {market!r}; expected one of {', '.join(MARKETS)}")

@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.markets import DAY_MS, INTERVALS, MARKETS
+from pytest_fcp.core.markets import DAY_MS, INTERVALS, MARKETS
 
 __all__ = [
     "ISSUES",

@@ -169,7 +169,7 @@ def engine_names(config: pytest.Config) -> list[str]:
 
 def log_level(config: pytest.Config) -> str:
     """``--fcp-log-level`` / ini ``fcp_log_level`` (default INFO), checked: a bad one is a usage error."""
-    from pytest_fcp.trace import DEFAULT_LOG_LEVEL, LOG_LEVELS
+    from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
 
     given = config.getoption("fcp_log_level", None) or config.getini("fcp_log_level") or DEFAULT_LOG_LEVEL
     level = str(given).strip().upper()

@@ -31,12 +31,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_LOG_LEVEL", "LOG_LEVELS", "Event", "Trace", "TraceMismatch", "render_path", "render_table"]
+from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
 
-#: Log levels (loguru's names, lowest first) from which an engine's own log records are kept as ``log``
-#: events (``--fcp-log-level``; default INFO).
-LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-DEFAULT_LOG_LEVEL = "INFO"
+__all__ = ["DEFAULT_LOG_LEVEL", "LOG_LEVELS", "Event", "Trace", "TraceMismatch", "render_path", "render_table"]
 
 
 @dataclass(slots=True)

@@ -32,9 +32,9 @@ import pandas as pd
 import polars as pl
 from ckvd import Interval, MarketType
 
+from pytest_fcp.core.markets import INTERVALS, day_bounds_ms, vision_key
 from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, Engine, load_engine
 from pytest_fcp.engines import ckvd as adapter
-from pytest_fcp.markets import INTERVALS, day_bounds_ms, vision_key
 
 DAY = dt.date(2024, 1, 1)
 STEP_MS = 3_600_000

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pytest
 
 from pytest_fcp.cli import main
+from pytest_fcp.core.markets import day_bounds_ms
 from pytest_fcp.engines.reference import ReferenceEngine
 from pytest_fcp.faults import FAULTS, fault
-from pytest_fcp.markets import day_bounds_ms
 from pytest_fcp.world.cache import CacheSandbox, apply_cache_fault, truth_to_cache_table
 from pytest_fcp.world.truth import SyntheticTruth
 

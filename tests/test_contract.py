@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pytest
 
 from pytest_fcp.contract import CHECKS, judge
+from pytest_fcp.core.cache_states import DayFileState
 from pytest_fcp.faults import fault
 from pytest_fcp.world import FetchResult, World
-from pytest_fcp.world.cache import DayFileState
 from tests.conftest import utc
 
 NOW = utc(2024, 1, 10, 12)

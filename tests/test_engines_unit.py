@@ -25,9 +25,7 @@ import respx
 import time_machine
 from moto import mock_aws
 
-from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, Engine, error_kind
-from pytest_fcp.engines import reference as ref
-from pytest_fcp.markets import (
+from pytest_fcp.core.markets import (
     MARKETS,
     day_bounds_ms,
     interval_ms,
@@ -36,6 +34,8 @@ from pytest_fcp.markets import (
     vision_file_name,
     vision_key,
 )
+from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, Engine, error_kind
+from pytest_fcp.engines import reference as ref
 from tests.engines import alt_engine as alt
 
 NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)

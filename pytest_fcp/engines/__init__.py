@@ -29,7 +29,9 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from pytest_fcp.trace import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA
+from pytest_fcp.core.sources import SOURCES, error_kind
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -47,24 +49,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "pytest_fcp.engines"
-
-#: Where a returned row came from.
-SOURCES = ("cache", "vision", "rest")
-
-#: Columns of a table handed to ``write_cache`` (the fetch columns without ``source``).
-CACHE_SCHEMA = pa.schema(
-    [
-        pa.field("open_time", pa.timestamp("ms", tz="UTC")),
-        pa.field("open", pa.float64()),
-        pa.field("high", pa.float64()),
-        pa.field("low", pa.float64()),
-        pa.field("close", pa.float64()),
-        pa.field("volume", pa.float64()),
-    ]
-)
-
-#: Columns of the table ``fetch`` returns.
-FETCH_SCHEMA = CACHE_SCHEMA.append(pa.field("source", pa.string()))
 
 
 @runtime_checkable
@@ -138,13 +122,3 @@ def load_engine(name: str) -> EngineFactory:
             f"{'is' if len(missing) == 1 else 'are'} not installed (for ckvd: pip install 'pytest-fcp[ckvd]')"
         )
     return target  # type: ignore[return-value]
-
-
-def error_kind(exc: BaseException) -> str | None:
-    """``"RateLimitError"``, ``"DataSourceError"`` or ``None``: the contract error ``exc`` is, by MRO name."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "RateLimitError" in names:
-        return "RateLimitError"
-    if "DataSourceError" in names:
-        return "DataSourceError"
-    return None

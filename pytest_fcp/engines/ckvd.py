@@ -97,8 +97,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, SOURCES
-from pytest_fcp.markets import day_bounds_ms, market_spec
+from pytest_fcp.core.markets import day_bounds_ms, market_spec
+from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA, PRICE_COLUMNS
+from pytest_fcp.core.sources import SOURCES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,7 +123,6 @@ MARKET_TYPES = {"spot": "SPOT", "futures_usdt": "FUTURES_USDT", "futures_coin": 
 #: ckvd ``_data_source`` values -> FETCH_SCHEMA ``source`` values.
 SOURCE_NAMES = {"CACHE": "cache", "VISION": "vision", "REST": "rest"}
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 #: A log sink: receives ``{"level", "message", "module", "time"}`` for each ckvd log record.
 LogSink = Callable[[dict[str, Any]], None]

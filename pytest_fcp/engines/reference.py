@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA
-from pytest_fcp.markets import (
+from pytest_fcp.core.freshness import FRESHNESS_MS as VISION_MIN_AGE_MS
+from pytest_fcp.core.markets import (
     MarketSpec,
     bars_per_day,
     day_bounds_ms,
@@ -52,13 +52,13 @@ from pytest_fcp.markets import (
     vision_file_name,
     vision_key,
 )
+from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA, PRICE_COLUMNS
 
 __all__ = ["DataSourceError", "RateLimitError", "ReferenceEngine", "create"]
 
 log = logging.getLogger(__name__)
 
 VISION_URL = "https://data.binance.vision"
-VISION_MIN_AGE_MS = 48 * 3_600_000  # a day is on Vision (and cacheable) once it ended 48 h ago
 REST_RETRIES = 2  # extra attempts after a transient REST failure
 BACKOFF_SECONDS = 1.0  # first retry waits 1 s, the second 2 s
 TIMEOUT_SECONDS = 30.0
@@ -66,7 +66,6 @@ CSV_COLUMNS = [
     "open_time", "open", "high", "low", "close", "volume", "close_time",
     "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 ]  # fmt: skip
-PRICE_COLUMNS = ["open", "high", "low", "close", "volume"]
 TIME_TYPE = CACHE_SCHEMA.field("open_time").type
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

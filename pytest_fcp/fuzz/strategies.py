@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from pytest_fcp.contract import FRESHNESS
+from pytest_fcp.core.freshness import FRESHNESS
+from pytest_fcp.core.markets import MARKETS, days_between, interval_ms
 from pytest_fcp.faults import FAULTS, Fault, fault
-from pytest_fcp.markets import MARKETS, days_between, interval_ms
 from pytest_fcp.scenarios.model import Expect, Request, Scenario
 
 __all__ = [

@@ -25,13 +25,13 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_fcp.contract import CHECKS, FRESHNESS
+from pytest_fcp.contract import CHECKS
+from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
+from pytest_fcp.core.freshness import FRESHNESS
+from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between
+from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
-from pytest_fcp.markets import INTERVALS, MARKETS, days_between
 from pytest_fcp.scenarios.model import (
-    CACHE_STATES,
-    OUTCOMES,
-    SOURCES,
     Expect,
     Request,
     Scenario,

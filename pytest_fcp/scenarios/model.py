@@ -14,11 +14,8 @@ from typing import Any
 
 from pytest_fcp.faults import Fault
 
-__all__ = ["OUTCOMES", "Expect", "Request", "Scenario", "ScenarioError"]
+__all__ = ["Expect", "Request", "Scenario", "ScenarioError"]
 
-OUTCOMES = ("data", "DataSourceError", "RateLimitError")
-SOURCES = ("cache", "vision", "rest")
-CACHE_STATES = ("valid", "missing", "partial", "stale", "unreadable", "schema", "extra", "corrupt")
 _COUNT_RE = re.compile(r"^(==|>=|<=|>|<)?\s*(\d+)$")
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_fcp.contract import Verdict, judge
+from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.scenarios.model import Scenario, count_ok
-from pytest_fcp.trace import DEFAULT_LOG_LEVEL
 from pytest_fcp.world import FetchResult, World
 
 __all__ = ["ScenarioRun", "assert_scenario", "run_scenario"]

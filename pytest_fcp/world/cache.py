@@ -24,7 +24,6 @@ import struct
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pytest_fcp.engines import CACHE_SCHEMA
+from pytest_fcp.core.cache_states import DayFileState
+from pytest_fcp.core.schemas import CACHE_SCHEMA, PRICE_COLUMNS
 
 if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
@@ -48,8 +48,6 @@ __all__ = [
     "truth_to_cache_table",
 ]
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-
 
 def truth_to_cache_table(truth: pa.Table) -> pa.Table:
     """Truth rows (integer ms) as the table ``write_cache`` takes (CACHE_SCHEMA)."""
@@ -61,24 +59,6 @@ def truth_to_cache_table(truth: pa.Table) -> pa.Table:
 
 
 # --- judging a day file ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DayFileState:
-    """What a day's cache file holds, compared with the truth.
-
-    ``status`` is ``missing``, ``unreadable`` (not an Arrow file or stream, or cannot be opened),
-    ``schema`` (a needed column is missing or not numeric), ``partial`` (right values, bars missing),
-    ``stale`` (values differ from the truth), ``extra`` (bars outside the day or duplicated) or ``valid``.
-    """
-
-    status: str
-    rows: int = 0
-    size: int = 0
-    detail: str = ""
-    fmt: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return self.status == "valid"
 
 
 def read_arrow_any(path: pathlib.Path) -> tuple[pa.Table, str]:

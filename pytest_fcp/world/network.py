@@ -26,7 +26,7 @@ import httpx
 import httpx._transports.default as _transports  # where HTTPTransport looks up create_ssl_context
 import respx
 
-from pytest_fcp.markets import MARKETS
+from pytest_fcp.core.markets import MARKETS
 from pytest_fcp.world.vision import BUCKET, Answer
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pytest_fcp.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
+from pytest_fcp.core.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
 from pytest_fcp.world.vision import Answer
 
 if TYPE_CHECKING:

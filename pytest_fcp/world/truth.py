@@ -25,25 +25,10 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.markets import DAY_MS, day_bounds_ms, interval_ms, market_spec
+from pytest_fcp.core.markets import DAY_MS, day_bounds_ms, interval_ms, market_spec
+from pytest_fcp.core.schemas import KLINE_SCHEMA
 
 __all__ = ["KLINE_SCHEMA", "GoldenTruth", "SyntheticTruth", "Truth", "golden_dir"]
-
-KLINE_SCHEMA = pa.schema(
-    [
-        ("open_time", pa.int64()),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.float64()),
-        ("close_time", pa.int64()),
-        ("quote_volume", pa.float64()),
-        ("count", pa.int64()),
-        ("taker_buy_volume", pa.float64()),
-        ("taker_buy_quote_volume", pa.float64()),
-    ]
-)
 
 
 class Truth(Protocol):

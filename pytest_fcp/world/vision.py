@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pytest_fcp.markets import MARKETS, day_bounds_ms, interval_ms, vision_file_name
+from pytest_fcp.core.markets import MARKETS, day_bounds_ms, interval_ms, vision_file_name
 
 if TYPE_CHECKING:
     from pytest_fcp.faults import Fault

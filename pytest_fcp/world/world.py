@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.engines import Engine, error_kind
+from pytest_fcp.core.cache_states import PATH_WORDS, DayFileState
+from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.core.markets import day_bounds_ms, days_between, interval_ms, market_spec, to_ms
+from pytest_fcp.core.sources import error_kind
+from pytest_fcp.engines import Engine
 from pytest_fcp.faults import Fault, FaultSchedule
-from pytest_fcp.markets import day_bounds_ms, days_between, interval_ms, market_spec, to_ms
-from pytest_fcp.trace import DEFAULT_LOG_LEVEL, LOG_LEVELS, Trace
+from pytest_fcp.trace import Trace
 from pytest_fcp.world.cache import (
     CacheObserver,
     CacheSandbox,
-    DayFileState,
     apply_cache_fault,
     inspect_day_file,
     truth_to_cache_table,
@@ -42,16 +44,6 @@ from pytest_fcp.world.vision import VisionBucket
 
 __all__ = ["FetchResult", "World", "WorldError"]
 
-_CACHE_STATUS_TO_PATH = {
-    "valid": "hit",
-    "missing": "miss",
-    "partial": "partial",
-    "stale": "stale",
-    "unreadable": "corrupt",
-    "schema": "corrupt",
-    "extra": "corrupt",
-    "corrupt": "corrupt",
-}
 # Cache faults whose files a generous Arrow reader can still read: while the file is as the fault left it,
 # it is judged by the fault, not by its content.
 _FORMAT_FAULTS = {"cache.arrow_stream", "cache.wrong_types", "cache.ns_timestamps"}
@@ -420,7 +412,7 @@ class World:
             interval=interval,
             start=start.isoformat(),
             end=end.isoformat(),
-            cache_days={d.isoformat(): _CACHE_STATUS_TO_PATH[s.status] for d, s in result.cache_before.items()},
+            cache_days={d.isoformat(): PATH_WORDS[s.status] for d, s in result.cache_before.items()},
         )
         try:
             result.table = engine.fetch(symbol, market, interval, start, end)
@@ -566,7 +558,7 @@ _SMALL = 512  # rows up to which counting in plain Python is faster than numpy
 
 
 def _rows_by_day(null: np.ndarray, times: np.ndarray, table: pa.Table) -> dict[dt.date | None, dict[str, int]]:
-    from pytest_fcp.markets import DAY_MS
+    from pytest_fcp.core.markets import DAY_MS
 
     if "source" in table.schema.names:
         sources = table["source"]

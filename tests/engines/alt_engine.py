@@ -40,8 +40,7 @@ import pyarrow.feather as feather
 from botocore import UNSIGNED
 from botocore.config import Config
 
-from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA
-from pytest_fcp.markets import (
+from pytest_fcp.core.markets import (
     bars_per_day,
     day_bounds_ms,
     interval_ms,
@@ -49,6 +48,7 @@ from pytest_fcp.markets import (
     vision_file_name,
     vision_key,
 )
+from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA
 
 __all__ = ["AltEngine", "DataSourceError", "RateLimitError", "create"]
 

@@ -1,0 +1,32 @@
+"""Where rows come from, the doors to Vision, and the contract's two errors."""
+
+from __future__ import annotations
+
+__all__ = ["CONTRACT_ERRORS", "DOORS", "OUTCOMES", "SOURCES", "error_kind", "error_names"]
+
+#: Where a returned row came from, in FCP order.
+SOURCES = ("cache", "vision", "rest")
+
+#: The two ways into simulated Vision: HTTPS (httpx) and the S3 API (boto3).
+DOORS = ("https", "s3")
+
+#: The errors the contract documents, recognised by class name anywhere in an exception's MRO.
+CONTRACT_ERRORS = ("DataSourceError", "RateLimitError")
+
+#: What a fetch may end in: data, or one of the contract's errors.
+OUTCOMES = ("data", *CONTRACT_ERRORS)
+
+
+def error_names(exc: BaseException) -> set[str]:
+    """The class names in ``exc``'s MRO."""
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def error_kind(exc: BaseException) -> str | None:
+    """``"RateLimitError"``, ``"DataSourceError"`` or ``None``: the contract error ``exc`` is, by MRO name."""
+    names = error_names(exc)
+    if "RateLimitError" in names:
+        return "RateLimitError"
+    if "DataSourceError" in names:
+        return "DataSourceError"
+    return None
