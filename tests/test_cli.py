@@ -28,7 +28,8 @@ from pytest_fcp.cli import main
 from pytest_fcp.core.markets import day_bounds_ms
 from pytest_fcp.engines.reference import ReferenceEngine
 from pytest_fcp.faults import FAULTS, fault
-from pytest_fcp.world.cache import CacheSandbox, apply_cache_fault, truth_to_cache_table
+from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
+from pytest_fcp.world.cache_faults import apply_cache_fault
 from pytest_fcp.world.truth import SyntheticTruth
 
 NOW = "2024-01-20T12:00:00Z"

@@ -1,10 +1,9 @@
-"""The rows verdict and the per-day row accounting, on results built by hand (no engine involved)."""
+"""The rows verdict and the per-day row accounting, on observations built by hand: no engine, no world
+started (the contract is pure)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import pathlib
-from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -12,8 +11,11 @@ import pytest
 
 from pytest_fcp.contract import CHECKS, judge
 from pytest_fcp.core.cache_states import DayFileState
+from pytest_fcp.core.markets import to_ms
 from pytest_fcp.faults import fault
-from pytest_fcp.world import FetchResult, World
+from pytest_fcp.world.observation import FetchRequest, Observation, tally
+from pytest_fcp.world.spec import WorldSpec
+from pytest_fcp.world.truth import SyntheticTruth
 from tests.conftest import utc
 
 NOW = utc(2024, 1, 10, 12)
@@ -21,13 +23,33 @@ START, END = utc(2024, 1, 2), utc(2024, 1, 5)  # three old days of 1h bars: 72 r
 PRICES = ("open", "high", "low", "close", "volume")
 
 
+class Truth:
+    """The synthetic truth a world with seed 3 serves, as far as these checks need it."""
+
+    now = NOW
+    spec = WorldSpec(NOW, seed=3)
+
+    def expected(self, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        upper = min(to_ms(end), to_ms(NOW) + 1)
+        return SyntheticTruth.shared(3).klines("spot", "BTCUSDT", "1h", to_ms(start), upper)
+
+
 @pytest.fixture
-def world(tmp_path: pathlib.Path) -> Iterator[World]:
-    with World(tmp_path / "cache", NOW, seed=3) as running:
-        yield running
+def world() -> Truth:
+    return Truth()
 
 
-def result_table(world: World, start: dt.datetime = START, end: dt.datetime = END) -> pa.Table:
+def observe(world: Truth, table: pa.Table, start: dt.datetime, end: dt.datetime, interval: str = "1h") -> Observation:
+    """The observation of a fetch of [start, end) that returned ``table`` from an empty cache."""
+    request = FetchRequest("BTCUSDT", "spot", interval, start, end)
+    empty = {day: DayFileState("missing") for day in request.days}
+    times, by_day = tally(table)
+    return Observation(
+        request, NOW, table, None, (), (), (), (), empty, empty, world.expected(start, end), frozenset(), times, by_day
+    )
+
+
+def result_table(world: Truth, start: dt.datetime = START, end: dt.datetime = END) -> pa.Table:
     """The truth for [start, end) as an engine returns it: UTC open_time, prices, one source per row."""
     truth = world.expected(start, end)
     return pa.table(
@@ -39,10 +61,8 @@ def result_table(world: World, start: dt.datetime = START, end: dt.datetime = EN
     )
 
 
-def row_verdicts(world: World, table: pa.Table, start: dt.datetime = START, end: dt.datetime = END) -> list[str]:
-    result = FetchResult("BTCUSDT", "spot", "1h", start, end, world.now, table=table)
-    result.cache_before = {day: DayFileState("missing") for day in result.days}
-    return [v.reason for v in judge(world, result, skip=set(CHECKS) - {"rows"})]
+def row_verdicts(world: Truth, table: pa.Table, start: dt.datetime = START, end: dt.datetime = END) -> list[str]:
+    return [v.reason for v in judge(world.spec, observe(world, table, start, end), skip=set(CHECKS) - {"rows"})]
 
 
 def with_value(table: pa.Table, column: str, row: int, value: object) -> pa.Table:
@@ -101,15 +121,16 @@ def test_columns_of_the_wrong_kind(world):
     assert row_verdicts(world, table.drop_columns(["volume"])) == ["result lacks column(s) volume"]
 
 
-def test_a_day_rest_may_read_as_empty_is_absent_whole_or_not_at_all(tmp_path):
+def test_a_day_rest_may_read_as_empty_is_absent_whole_or_not_at_all():
     start, end = utc(2024, 1, 9), utc(2024, 1, 10, 12)  # younger than 48 h: REST only, and REST is empty
-    with World(tmp_path / "cache", NOW, seed=3, faults=[fault("rest.empty_page")]) as world:
-        table = result_table(world, start, end)
-        second_day = pc.greater_equal(table["open_time"], pa.scalar(utc(2024, 1, 10), pa.timestamp("ms", tz="UTC")))
-        assert row_verdicts(world, table.filter(second_day), start, end) == []  # the 9th is absent as a whole
-        assert row_verdicts(world, table.slice(0, 30), start, end) == [  # the 10th only in part
-            "6 bar(s) missing (gaps), first at 2024-01-10T06:00:00+00:00"
-        ]
+    world = Truth()
+    world.spec = WorldSpec(NOW, seed=3, faults=(fault("rest.empty_page"),))
+    table = result_table(world, start, end)
+    second_day = pc.greater_equal(table["open_time"], pa.scalar(utc(2024, 1, 10), pa.timestamp("ms", tz="UTC")))
+    assert row_verdicts(world, table.filter(second_day), start, end) == []  # the 9th is absent as a whole
+    assert row_verdicts(world, table.slice(0, 30), start, end) == [  # the 10th only in part
+        "6 bar(s) missing (gaps), first at 2024-01-10T06:00:00+00:00"
+    ]
 
 
 def test_rows_by_day_and_source(world):
@@ -117,7 +138,7 @@ def test_rows_by_day_and_source(world):
     sources = ["cache"] * 24 + ["vision"] * 20 + ["rest"] * 4 + ["vision"] * 24
     table = table.set_column(6, "source", pa.array(sources).dictionary_encode())
     table = with_value(table, "open_time", 0, None)
-    result = FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=table)
+    result = observe(world, table, START, END)
     assert result.rows_by_day() == {
         None: {"cache": 1},
         dt.date(2024, 1, 2): {"cache": 23},
@@ -130,16 +151,16 @@ def test_rows_by_day_and_source(world):
 
 def test_rows_by_day_before_1970_untagged_and_timeless(world):
     old = pa.array([-86_400_001, -1, 0], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-    result = FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=pa.table({"open_time": old}))
+    result = observe(world, pa.table({"open_time": old}), START, END)
     days = [dt.date(1969, 12, 30), dt.date(1969, 12, 31), dt.date(1970, 1, 1)]
     assert result.rows_by_day() == {day: {"None": 1} for day in days}
     text = pa.table({"open_time": ["soon", "later"], "source": ["rest", "rest"]})
-    assert FetchResult("BTCUSDT", "spot", "1h", START, END, NOW, table=text).rows_by_day() == {None: {"rest": 2}}
+    assert observe(world, text, START, END).rows_by_day() == {None: {"rest": 2}}
 
 
 @pytest.mark.parametrize("small", [10**9, 0], ids=["python", "numpy"])
 def test_rows_by_day_counts_alike_for_small_and_large_results(world, monkeypatch, small):
-    from pytest_fcp.world import world as world_module
+    from pytest_fcp.world import observation as world_module
 
     monkeypatch.setattr(world_module, "_SMALL", small)  # the same answer on either path
     start, end = utc(2023, 12, 31, 23), utc(2024, 1, 3)
@@ -148,7 +169,7 @@ def test_rows_by_day_counts_alike_for_small_and_large_results(world, monkeypatch
     sources[3] = None
     table = pa.table({"open_time": times.cast(pa.timestamp("ms", tz="UTC")), "source": sources})
     table = with_value(table, "open_time", 10, None)
-    counts = FetchResult("BTCUSDT", "spot", "1m", start, end, NOW, table=table).rows_by_day()
+    counts = observe(world, table, start, end, "1m").rows_by_day()
     assert counts == {
         None: {"vision": 1},  # row 10
         dt.date(2023, 12, 31): {"None": 1, "rest": 9, "vision": 49},  # rows 0-59 but 10; row 3 is untagged

@@ -10,9 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.faults import Fault
+
+if TYPE_CHECKING:
+    from pytest_fcp.world.spec import WorldSpec
 
 __all__ = ["Expect", "Request", "Scenario", "ScenarioError"]
 
@@ -91,13 +95,19 @@ class Scenario:
     def id(self) -> str:
         return f"{self.theme}/{self.name}"
 
-    def world_options(self) -> dict[str, Any]:
-        return {
-            "now": self.now,
-            "market": self.market,
-            "symbol": self.symbol,
-            "interval": self.interval,
-            "truth": self.truth,
-            "faults": list(self.faults),
-            "publish_delay_hours": self.publish_delay_hours,
-        }
+    def world_spec(self, seed: int = 0, log_level: str = DEFAULT_LOG_LEVEL) -> WorldSpec:
+        """The world this scenario runs in."""
+        from pytest_fcp.world.spec import WorldSpec
+
+        return WorldSpec(
+            now=self.now,
+            market=self.market,
+            symbol=self.symbol,
+            interval=self.interval,
+            truth=self.truth,
+            seed=seed,
+            faults=self.faults,
+            publish_delay=dt.timedelta(hours=self.publish_delay_hours),
+            log_level=log_level,
+            cached=self.cached,
+        )

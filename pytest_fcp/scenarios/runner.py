@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import pathlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +9,8 @@ from typing import Any
 from pytest_fcp.contract import Verdict, judge
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.scenarios.model import Scenario, count_ok
-from pytest_fcp.world import FetchResult, World
+from pytest_fcp.world.observation import Observation as FetchResult
+from pytest_fcp.world.world import World
 
 __all__ = ["ScenarioRun", "assert_scenario", "run_scenario"]
 
@@ -66,7 +66,7 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
             allowed = expect.cache_after.get(day.isoformat(), expect.cache_after.get("default"))
             if allowed is None:
                 continue
-            state = world.cache_state(day, result.symbol, result.market, result.interval)
+            state = result.cache_after[day]
             if state.status not in allowed:
                 out.append(
                     Verdict(
@@ -92,30 +92,17 @@ def run_scenario(
 
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
-    world = World(
-        cache_root,
-        scenario.now,
-        market=scenario.market,
-        symbol=scenario.symbol,
-        interval=scenario.interval,
-        truth=scenario.truth,
-        seed=seed,
-        faults=scenario.faults,
-        publish_delay=dt.timedelta(hours=scenario.publish_delay_hours),
-        log_level=log_level,
-    )
+    spec = scenario.world_spec(seed, log_level)
+    world = spec.build(cache_root)
     run = ScenarioRun(scenario, name, world)
     with world:
         world.create_engine(factory)
-        if scenario.cached:
-            world.seed_cache(scenario.cached)
-        first_event = 0
+        if spec.cached:
+            world.seed_cache(spec.cached)
         for request in scenario.requests:
             result = world.fetch(request.start, request.end)
-            events = [e for e in world.trace.events[first_event:] if e.kind == "http"]
-            first_event = len(world.trace.events)
             run.results.append(result)
-            run.verdicts.extend(judge(world, result, skip=scenario.expect.skip_checks, events=events))
+            run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
         run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
     return run
 

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["FetchResult", "World", "WorldError"]
+__all__ = ["FetchResult", "Observation", "World", "WorldError", "WorldSpec"]
 
 if TYPE_CHECKING:
-    from pytest_fcp.world.world import FetchResult, World, WorldError
+    from pytest_fcp.world.observation import Observation
+    from pytest_fcp.world.spec import WorldError, WorldSpec
+    from pytest_fcp.world.world import FetchResult, World
+
+_HOME = {
+    "FetchResult": "world",
+    "World": "world",
+    "Observation": "observation",
+    "WorldError": "spec",
+    "WorldSpec": "spec",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from pytest_fcp.world import world
+    if name in _HOME:
+        import importlib
 
-        return getattr(world, name)
+        return getattr(importlib.import_module(f"pytest_fcp.world.{_HOME[name]}"), name)
     raise AttributeError(f"module 'pytest_fcp.world' has no attribute {name!r}")

@@ -12,13 +12,11 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import fcntl
 import hashlib
 import os
 import pathlib
-import random
 import stat
 import struct
 import threading
@@ -35,15 +33,14 @@ from pytest_fcp.core.cache_states import DayFileState
 from pytest_fcp.core.schemas import CACHE_SCHEMA, PRICE_COLUMNS
 
 if TYPE_CHECKING:
-    from pytest_fcp.engines import Engine
-    from pytest_fcp.faults import Fault
+    pass
 
 __all__ = [
     "CacheObserver",
     "CacheSandbox",
     "DayFileState",
-    "apply_cache_fault",
     "inspect_day_file",
+    "open_time_ms",
     "read_arrow_any",
     "truth_to_cache_table",
 ]
@@ -74,7 +71,7 @@ def _arrow_any(data: pa.Buffer) -> tuple[pa.Table, str]:
         return pa.ipc.open_stream(data).read_all(), "stream"
 
 
-def _open_time_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def open_time_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_timestamp(column.type):
         factor = {"s": 1000, "ms": 1, "us": 1 / 1000, "ns": 1 / 1_000_000}[column.type.unit]
         raw = column.cast(pa.timestamp(column.type.unit)).cast(pa.int64())
@@ -101,7 +98,7 @@ def _open_time_numpy(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         unit = column.type.unit
         times = raw * 1000 if unit == "s" else raw // _PER_MS[unit]
         return np.zeros(len(column), dtype=bool), times
-    times = _open_time_ms(column).combine_chunks()
+    times = open_time_ms(column).combine_chunks()
     null = times.is_null().to_numpy(zero_copy_only=False)
     return null, times.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
@@ -196,22 +193,6 @@ def _first_repeat(values: np.ndarray) -> int:
     return int(np.argmax(repeat))
 
 
-# --- putting a day file into a faulty state -------------------------------------------------------
-def _rewrite(path: pathlib.Path, table: pa.Table, fmt: str = "file") -> None:
-    sink = pa.BufferOutputStream()
-    writer = pa.ipc.new_file(sink, table.schema) if fmt == "file" else pa.ipc.new_stream(sink, table.schema)
-    with writer:
-        writer.write_table(table)
-    path.write_bytes(sink.getvalue().to_pybytes())
-
-
-def _engine_table(path: pathlib.Path, fallback: pa.Table) -> pa.Table:
-    try:
-        return read_arrow_any(path)[0]
-    except (pa.ArrowException, OSError):
-        return fallback
-
-
 _FS_IOC_GETFLAGS = 0x80086601
 _FS_IOC_SETFLAGS = 0x40086602
 _FS_IMMUTABLE_FL = 0x00000010
@@ -243,74 +224,6 @@ def _writable_despite_mode(directory: pathlib.Path) -> bool:
         return False
     probe.unlink()
     return True
-
-
-def apply_cache_fault(
-    engine: Engine,
-    item: Fault,
-    symbol: str,
-    market: str,
-    interval: str,
-    day: dt.date,
-    truth_day: pa.Table,
-    sandbox: CacheSandbox,
-) -> None:
-    """Leave the engine's cache file for ``day`` in the state ``item`` names."""
-    fid = item.id
-    if fid == "cache.read_only_dir":
-        sandbox.make_read_only()
-        return
-    full = truth_to_cache_table(truth_day)
-    path = engine.cache_file(symbol, market, interval, day)
-    if fid == "cache.partial_day":
-        keep = max(1, int(full.num_rows * float(item.param("keep"))))
-        engine.write_cache(symbol, market, interval, day, full.slice(0, min(keep, full.num_rows - 1)))
-        return
-    if fid == "cache.stale_day":
-        stale = full
-        for name in ("open", "high", "low", "close"):
-            index = stale.schema.get_field_index(name)
-            stale = stale.set_column(index, name, pc.round(pc.multiply(stale[name], 0.97), 2))
-        engine.write_cache(symbol, market, interval, day, stale)
-        return
-    engine.write_cache(symbol, market, interval, day, full)  # the engine's own, valid file first
-    raw = path.read_bytes()
-    rng = random.Random(f"{symbol}/{interval}/{day}")
-    if fid == "cache.zero_byte":
-        path.write_bytes(b"")
-    elif fid == "cache.truncated":
-        path.write_bytes(raw[: int(len(raw) * float(item.param("keep")))])
-    elif fid == "cache.random_bytes":
-        path.write_bytes(bytes(rng.getrandbits(8) for _ in range(max(64, len(raw)))))
-    elif fid == "cache.arrow_stream":
-        _rewrite(path, _engine_table(path, full), "stream")
-    elif fid == "cache.missing_column":
-        table = _engine_table(path, full)
-        column = str(item.param("column"))
-        if column in table.column_names:
-            table = table.remove_column(table.schema.get_field_index(column))
-        _rewrite(path, table)
-    elif fid == "cache.wrong_types":
-        table = _engine_table(path, full)
-        for name in ("open", "high", "low", "close"):
-            if name in table.column_names:
-                index = table.schema.get_field_index(name)
-                table = table.set_column(index, name, table[name].cast(pa.string()))
-        _rewrite(path, table)
-    elif fid == "cache.ns_timestamps":
-        table = _engine_table(path, full)
-        index = table.schema.get_field_index("open_time")
-        ms = _open_time_ms(table["open_time"])
-        table = table.set_column(index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC")))
-        _rewrite(path, table)
-    elif fid == "cache.unreadable":
-        path.chmod(0)
-        if os.access(path, os.R_OK):  # running as root: permission bits do not bind; a directory does
-            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-            path.unlink()
-            path.mkdir()
-    else:  # pragma: no cover
-        raise AssertionError(f"cache fault {fid} has no effect defined")
 
 
 # --- the sandbox and the observer ------------------------------------------------------------------

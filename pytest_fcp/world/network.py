@@ -30,9 +30,14 @@ from pytest_fcp.core.markets import MARKETS
 from pytest_fcp.world.vision import BUCKET, Answer
 
 if TYPE_CHECKING:
-    from pytest_fcp.world.world import World
+    from collections.abc import Callable
 
-__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError"]
+    from pytest_fcp.world.clock import VirtualClock
+    from pytest_fcp.world.recorder import Recorder
+    from pytest_fcp.world.rest import RestApi
+    from pytest_fcp.world.vision import VisionBucket
+
+__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError", "active_network"]
 
 VISION_HOST = BUCKET
 REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
@@ -46,7 +51,7 @@ class UnservedRequestError(httpx.ConnectError):
     """The engine asked for a URL the simulated world does not serve."""
 
 
-_ACTIVE: list[World] = []
+_ACTIVE: list[SealedNetwork] = []
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
@@ -73,7 +78,8 @@ def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = 
     return context
 
 
-def active_world() -> World | None:
+def active_network() -> SealedNetwork | None:
+    """The sealed network of the world that is running, if one is."""
     return _ACTIVE[-1] if _ACTIVE else None
 
 
@@ -82,25 +88,25 @@ def _blocked(family: int) -> bool:
 
 
 def _guard_connect(sock: socket.socket, address: Any) -> None:
-    world = active_world()
-    if world is not None and _blocked(sock.family):
-        world.violation("socket", f"real socket connect to {address!r}")
+    network = active_network()
+    if network is not None and _blocked(sock.family):
+        network.recorder.violation("socket", f"real socket connect to {address!r}")
         raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     _real_connect(sock, address)
 
 
 def _guard_connect_ex(sock: socket.socket, address: Any) -> int:
-    world = active_world()
-    if world is not None and _blocked(sock.family):
-        world.violation("socket", f"real socket connect to {address!r}")
+    network = active_network()
+    if network is not None and _blocked(sock.family):
+        network.recorder.violation("socket", f"real socket connect to {address!r}")
         raise SealedNetworkError(f"pytest-fcp: real network access to {address!r} is blocked while the world is active")
     return _real_connect_ex(sock, address)
 
 
 def _guard_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-    world = active_world()
-    if world is not None and host not in (None, "localhost", "127.0.0.1", "::1"):
-        world.violation("dns", f"real DNS lookup of {host!r}")
+    network = active_network()
+    if network is not None and host not in (None, "localhost", "127.0.0.1", "::1"):
+        network.recorder.violation("dns", f"real DNS lookup of {host!r}")
         raise socket.gaierror(socket.EAI_NONAME, f"pytest-fcp: DNS lookup of {host!r} blocked (sealed network)")
     return _real_getaddrinfo(host, *args, **kwargs)
 
@@ -115,16 +121,31 @@ def _to_httpx(answer: Answer, request: httpx.Request, what: str) -> httpx.Respon
 
 
 class SealedNetwork:
-    def __init__(self, world: World) -> None:
-        self.world = world
+    """Routes every request to Vision or REST and records it. Ports: the two services, the ``recorder``, the
+    ``clock``, ``before_request`` (called before each request is answered: the world polls the cache then,
+    so cache operations and requests are recorded in the order they happened) and ``on_s3`` (called when a
+    botocore client first talks to the world: moto's mock starts then)."""
+
+    def __init__(
+        self,
+        vision: VisionBucket,
+        rest: RestApi,
+        recorder: Recorder,
+        clock: VirtualClock,
+        before_request: Callable[[], None],
+        on_s3: Callable[[], None],
+    ) -> None:
+        self.vision, self.rest, self.recorder, self.clock = vision, rest, recorder, clock
+        self.before_request, self.on_s3 = before_request, on_s3
         self.router: respx.MockRouter | None = None
 
     def start(self) -> None:
+        """Route httpx through respx, guard sockets and DNS, share TLS contexts."""
         router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
         router.route().mock(side_effect=self._dispatch)  # one route; the host picks the door (cheaper than patterns)
         router.start()
         self.router = router
-        _ACTIVE.append(self.world)
+        _ACTIVE.append(self)
         if len(_ACTIVE) == 1:
             socket.socket.connect = _guard_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
@@ -133,8 +154,9 @@ class SealedNetwork:
                 _transports.create_ssl_context = _shared_ssl_context
 
     def stop(self) -> None:
-        if self.world in _ACTIVE:
-            _ACTIVE.remove(self.world)
+        """Undo :meth:`start`."""
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         if not _ACTIVE:
             socket.socket.connect = _real_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
@@ -154,18 +176,36 @@ class SealedNetwork:
             return self._rest(request)
         return self._unserved(request)
 
-    def _timed(self, source: str, door: str, request_method: str, url: str, serve: Any) -> Any:
-        world = self.world
-        world.poll_cache()
-        v0, r0 = world.clock.now(), time.perf_counter()
+    def exchange(
+        self, source: str, door: str, method: str, url: str, ask: Callable[[], Answer], deliver: Callable[[Answer], Any]
+    ) -> Any:
+        """Answer one request (``ask`` the service, ``deliver`` in the client's terms) and record it."""
+        self.before_request()
+        v0, r0 = self.clock.now(), time.perf_counter()
+        answer: Answer | None = None
         try:
-            result = serve()
+            answer = ask()
+            result = deliver(answer)
         except Exception as exc:
-            world.record_http(source, door, request_method, url, error=type(exc).__name__, v0=v0, r0=r0)
+            target = answer.target if answer is not None else None
+            self.recorder.http(
+                source, door, method, url, target, error=type(exc).__name__, v0=v0, r0=r0, now=self.clock.now()
+            )
             raise
         status = getattr(result, "status_code", None) or getattr(result, "status", None)
         retry_after = result.headers.get("Retry-After") if status in (418, 429) else None
-        world.record_http(source, door, request_method, url, status=status, v0=v0, r0=r0, retry_after=retry_after)
+        self.recorder.http(
+            source,
+            door,
+            method,
+            url,
+            answer.target,
+            status=status,
+            v0=v0,
+            r0=r0,
+            now=self.clock.now(),
+            retry_after=retry_after,
+        )
         return result
 
     def _vision(self, request: httpx.Request) -> httpx.Response:
@@ -174,25 +214,32 @@ class SealedNetwork:
         if request.method not in ("GET", "HEAD"):
             return self._unserved(request)
 
-        def serve() -> httpx.Response:
-            return _to_httpx(self.world.vision.answer("https", key, url), request, "Vision")
-
-        return self._timed("vision", "https", request.method, url, serve)
+        return self.exchange(
+            "vision",
+            "https",
+            request.method,
+            url,
+            lambda: self.vision.answer("https", key, url),
+            lambda answer: _to_httpx(answer, request, "Vision"),
+        )
 
     def _rest(self, request: httpx.Request) -> httpx.Response:
         host, path, url = request.url.host, request.url.path, str(request.url)
-        if request.method != "GET" or not self.world.rest.serves(host, path):
+        if request.method != "GET" or not self.rest.serves(host, path):
             return self._unserved(request)
         params = dict(request.url.params.multi_items())
-
-        def serve() -> httpx.Response:
-            return _to_httpx(self.world.rest.answer(host, params, url), request, "REST")
-
-        return self._timed("rest", "https", request.method, url, serve)
+        return self.exchange(
+            "rest",
+            "https",
+            request.method,
+            url,
+            lambda: self.rest.answer(host, params, url),
+            lambda answer: _to_httpx(answer, request, "REST"),
+        )
 
     def _unserved(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
-        self.world.violation("unserved", f"{request.method} {url}")
+        self.recorder.violation("unserved", f"{request.method} {url}")
         raise UnservedRequestError(
             f"pytest-fcp: {request.method} {url} is not served by the simulated world "
             f"(it serves https://{VISION_HOST}/data/... and the klines paths of {', '.join(REST_HOSTS)})",
@@ -215,10 +262,10 @@ def _bucket_and_key(url: str) -> tuple[str, str] | None:
 
 def _s3_before_send(request: Any, **_: Any) -> Any:
     """botocore ``before-send`` handler: answers GetObject/HeadObject on the Vision bucket."""
-    world = active_world()
-    if world is None:
+    network = active_network()
+    if network is None:
         return None
-    world.ensure_aws()  # other AWS calls (ListObjects ...) are moto's
+    network.on_s3()  # other AWS calls (ListObjects ...) are moto's
     located = _bucket_and_key(request.url)
     if located is None or located[0] != BUCKET or not located[1] or request.method not in ("GET", "HEAD"):
         return None
@@ -229,8 +276,7 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
 
     url = request.url.split("?", 1)[0]
 
-    def serve() -> Any:
-        answer = world.vision.answer("s3", key, url)
+    def deliver(answer: Answer) -> Any:
         if answer.transport == "connect":
             raise EndpointConnectionError(endpoint_url=url)
         if answer.transport == "timeout":
@@ -249,7 +295,7 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
             body = b""
         return AWSResponse(url, status, headers, MockRawResponse(body))
 
-    return world.network._timed("vision", "s3", request.method, url, serve)
+    return network.exchange("vision", "s3", request.method, url, lambda: network.vision.answer("s3", key, url), deliver)
 
 
 def _install_s3_door() -> None:

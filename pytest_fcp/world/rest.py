@@ -16,18 +16,22 @@ import functools
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from pytest_fcp.core.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
+from pytest_fcp.world.recorder import Recorder, Target
 from pytest_fcp.world.vision import Answer
 
 if TYPE_CHECKING:
-    from pytest_fcp.faults import Fault
-    from pytest_fcp.world.world import World
+    from pytest_fcp.faults import Fault, FaultSchedule
+    from pytest_fcp.world.clock import VirtualClock
+    from pytest_fcp.world.truth import Truth
 
-__all__ = ["RestApi", "kline_rows"]
+__all__ = ["RestApi", "asked_days", "kline_rows"]
 
 _HOST_TO_MARKET = {spec.rest_host: (name, spec.rest_path) for name, spec in MARKETS.items()}
 _JSON = {"Content-Type": "application/json;charset=UTF-8"}
@@ -84,26 +88,51 @@ def _day_rows(
     return tuple(t for t, _ in rows), rows
 
 
+def asked_days(params: dict[str, str]) -> tuple[dt.date, ...]:
+    """The UTC days a klines request asks about: ``startTime`` .. ``endTime`` (none without ``startTime``)."""
+    try:
+        start = int(params["startTime"])
+        end = int(params.get("endTime", start))
+    except (KeyError, ValueError):
+        return ()
+    first, last = day_of_ms(start), day_of_ms(max(start, end))
+    return tuple(dt.date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1))
+
+
 class RestApi:
-    def __init__(self, world: World) -> None:
-        self.world = world
+    """The three klines endpoints. Ports: the market ``truth``, the ``clock``, the fault ``schedule``, the
+    ``recorder``."""
+
+    def __init__(self, truth: Truth, clock: VirtualClock, schedule: FaultSchedule, recorder: Recorder) -> None:
+        self.truth, self.clock, self.schedule, self.recorder = truth, clock, schedule, recorder
         self._weight: dict[tuple[str, int], int] = defaultdict(int)
         self._weighing = threading.Lock()  # requests may come from several engine threads at once
 
     @staticmethod
     def serves(host: str, path: str) -> bool:
+        """Whether ``host`` + ``path`` is one of the klines endpoints."""
         entry = _HOST_TO_MARKET.get(host)
         return entry is not None and entry[1] == path
 
-    def _weight_of(self, market: str, limit: int) -> int:
+    @staticmethod
+    def weight_of(market: str, limit: int) -> int:
+        """The request weight Binance counts for a klines request with ``limit``."""
         if market == "spot":
             return 2
         return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
     def answer(self, host: str, params: dict[str, str], url: str) -> Answer:
+        """Answer one klines request as Binance would, or as the fault in scope makes it."""
         market, _ = _HOST_TO_MARKET[host]
+        answer = self._answer(market, params, url)
+        limit = params.get("limit", "500")
+        weight = self.weight_of(market, min(int(limit), MARKETS[market].max_limit)) if limit.isdigit() else 0
+        target = Target(market, params.get("symbol"), params.get("interval"), asked_days(params), None, weight)
+        return replace(answer, target=target)
+
+    def _answer(self, market: str, params: dict[str, str], url: str) -> Answer:
         spec = MARKETS[market]
-        now_ms = to_ms(self.world.clock.now())
+        now_ms = to_ms(self.clock.now())
         symbol = params.get("symbol", "")
         interval = params.get("interval", "")
         # What Binance checks first: mandatory parameters, then their values.
@@ -112,7 +141,7 @@ class RestApi:
                 return _error(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
         if interval not in INTERVALS or interval not in spec.intervals:
             return _error(400, -1120, "Invalid interval.")
-        if not self.world.truth.has_symbol(market, symbol):
+        if not self.truth.has_symbol(market, symbol):
             return _error(400, -1121, "Invalid symbol.")
         try:
             limit = int(params.get("limit", "500"))
@@ -134,80 +163,83 @@ class RestApi:
 
         minute = now_ms // 60_000
         with self._weighing:
-            self._weight[market, minute] += self._weight_of(market, limit)
+            self._weight[market, minute] += self.weight_of(market, limit)
             used = self._weight[market, minute]
         headers = {**_JSON, "X-MBX-USED-WEIGHT-1M": str(used)}
 
-        fired = self.world.faults.strike("rest", market, symbol, interval, days)
+        fired = self.schedule.strike("rest", market, symbol, interval, days)
         if fired is not None:
-            self.world.record_fault(fired, "rest", days[0], url)
-            faulted = self._faulted(fired, headers)
-            if faulted is not None:
-                return faulted
+            day = self.schedule.last_day or days[0]
+            self.recorder.fault(fired.id, "rest", day, self.schedule.last_attempt, url)
+            effect = fired.kind.effect.kind
+            if effect in _ANSWERS:
+                return _ANSWERS[effect](self, fired, headers)
 
         rows: list[Row] = []
         for day in days if upper >= lo else []:
-            times, rendered = _day_rows(self.world.truth, market, symbol, interval, day)
+            times, rendered = _day_rows(self.truth, market, symbol, interval, day)
             first, last = bisect.bisect_left(times, lo), bisect.bisect_right(times, upper)
             rows += rendered[first : min(last, first + limit - len(rows))]
             if len(rows) >= limit:
                 break
         if fired is not None:
-            rows = self._spoil_rows(fired, rows, market, symbol, interval, lo, step)
+            rows = _PAGES[fired.kind.effect.kind](self, fired, rows, market, symbol, interval, lo, step)
         return Answer(200, b"[" + b",".join(text for _, text in rows) + b"]", headers)
 
-    def _faulted(self, fault: Fault, headers: dict[str, str]) -> Answer | None:
-        fid = fault.id
-        if fid in ("rest.http429", "rest.http418"):
-            status = 429 if fid == "rest.http429" else 418
-            retry = str(int(fault.param("retry_after")))
-            msg = (
-                "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the "
-                "websocket for live updates to avoid polling the API."
-                if status == 429
-                else "Way too many requests; IP(127.0.0.1) banned until further notice. Please use the websocket "
-                "for live updates to avoid bans."
-            )
-            return _error(status, -1003, msg, {**headers, "Retry-After": retry})
-        if fid == "rest.http500":
-            return _error(500, -1000, "An unknown error occurred while processing the request.", headers)
-        if fid == "rest.http503":
-            return _error(503, -1008, "Service Unavailable.", headers)
-        if fid in ("rest.http502", "rest.http504"):
-            status = 502 if fid == "rest.http502" else 504
-            title = "Bad Gateway" if status == 502 else "Gateway Timeout"
-            return Answer(status, f"<html><body><h1>{status} {title}</h1></body></html>".encode(), dict(_HTML))
-        if fid == "rest.connect_error":
-            return Answer(transport="connect")
-        if fid == "rest.read_timeout":
-            self.world.clock.advance(float(fault.param("timeout")))
-            return Answer(transport="timeout")
-        if fid == "rest.malformed_json":
-            return Answer(200, b'[[1704067200000,"42283.58000000","42554.5', headers)
-        return None  # a fault on the page's rows
+    # --- effects that replace the answer (one function per effect kind of the fault table) ----------
+    def _binance_error(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        effect = fault.kind.effect
+        extra = dict(headers)
+        if "retry_after" in fault.kind.params:
+            extra["Retry-After"] = str(int(fault.param("retry_after")))
+        return _error(effect.status, int(effect.code), effect.message, extra)
 
-    def _spoil_rows(
-        self,
-        fault: Fault,
-        rows: list[Row],
-        market: str,
-        symbol: str,
-        interval: str,
-        lo: int,
-        step: int,
+    def _html_error(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        effect = fault.kind.effect
+        body = f"<html><body><h1>{effect.status} {effect.message}</h1></body></html>".encode()
+        return Answer(effect.status, body, dict(_HTML))
+
+    def _connect(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        return Answer(transport="connect")
+
+    def _timeout(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        self.clock.advance(float(fault.param("timeout")))
+        return Answer(transport="timeout")
+
+    def _malformed_json(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        return Answer(200, b'[[1704067200000,"42283.58000000","42554.5', headers)
+
+    # --- effects that spoil the page's rows ----------------------------------------------------------
+    def _rows_empty(self, fault: Fault, rows: list[Row], *_: Any) -> list[Row]:
+        return []
+
+    def _rows_keep(self, fault: Fault, rows: list[Row], *_: Any) -> list[Row]:
+        return rows[: int(fault.param("keep"))]
+
+    def _rows_twice(self, fault: Fault, rows: list[Row], *_: Any) -> list[Row]:
+        return [row for row in rows for _ in range(2)]
+
+    def _rows_out_of_range(
+        self, fault: Fault, rows: list[Row], market: str, symbol: str, interval: str, lo: int, step: int
     ) -> list[Row]:
-        fid = fault.id
-        if fid == "rest.empty_page":
-            return []
-        if fid == "rest.short_page":
-            return rows[: int(fault.param("keep"))]
-        if fid == "rest.duplicate_rows":
-            return [row for row in rows for _ in range(2)]
-        if fid == "rest.out_of_range":
-            extra = int(fault.param("extra"))
-            first = -(-lo // step) * step
-            before = self.world.truth.klines(market, symbol, interval, first - extra * step, first)
-            last = rows[-1][0] if rows else first
-            after = self.world.truth.klines(market, symbol, interval, last + step, last + step * (extra + 1))
-            return _rendered(kline_rows(before, market)) + rows + _rendered(kline_rows(after, market))
-        raise AssertionError(f"rest fault {fid} has no effect defined")  # pragma: no cover
+        extra = int(fault.param("extra"))
+        first = -(-lo // step) * step
+        before = self.truth.klines(market, symbol, interval, first - extra * step, first)
+        last = rows[-1][0] if rows else first
+        after = self.truth.klines(market, symbol, interval, last + step, last + step * (extra + 1))
+        return _rendered(kline_rows(before, market)) + rows + _rendered(kline_rows(after, market))
+
+
+_ANSWERS: dict[str, Callable[[RestApi, Fault, dict[str, str]], Answer]] = {
+    "binance_error": RestApi._binance_error,
+    "html_error": RestApi._html_error,
+    "connect": RestApi._connect,
+    "timeout": RestApi._timeout,
+    "malformed_json": RestApi._malformed_json,
+}
+_PAGES: dict[str, Callable[..., list[Row]]] = {
+    "rows_empty": RestApi._rows_empty,
+    "rows_keep": RestApi._rows_keep,
+    "rows_twice": RestApi._rows_twice,
+    "rows_out_of_range": RestApi._rows_out_of_range,
+}

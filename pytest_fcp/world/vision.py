@@ -25,19 +25,33 @@ import io
 import re
 import threading
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pytest_fcp.core.freshness import day_end
 from pytest_fcp.core.markets import MARKETS, day_bounds_ms, interval_ms, vision_file_name
+from pytest_fcp.world.recorder import Recorder, Target
 
 if TYPE_CHECKING:
-    from pytest_fcp.faults import Fault
-    from pytest_fcp.world.world import World
+    from pytest_fcp.faults import Fault, FaultSchedule
+    from pytest_fcp.world.clock import VirtualClock
+    from pytest_fcp.world.truth import Truth
 
-__all__ = ["BUCKET", "REGION", "Answer", "VisionBucket", "VisionObject", "csv_bytes", "zip_bytes"]
+__all__ = [
+    "BUCKET",
+    "REGION",
+    "Answer",
+    "VisionBucket",
+    "VisionObject",
+    "checksum_of",
+    "csv_bytes",
+    "parse_key",
+    "zip_bytes",
+]
 
 BUCKET = "data.binance.vision"
 REGION = "ap-northeast-1"
@@ -68,7 +82,7 @@ class VisionObject:
         return vision_file_name(self.symbol, self.interval, self.day)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Answer:
     """A door-neutral answer: an HTTP status with headers and body, or a transport failure."""
 
@@ -76,6 +90,7 @@ class Answer:
     body: bytes = b""
     headers: dict[str, str] | None = None
     transport: str | None = None  # "connect" | "timeout"
+    target: Target | None = None  # what the request asked for, as the service understood it
 
 
 def parse_key(key: str) -> VisionObject | None:
@@ -149,12 +164,6 @@ def _s3_error(code: str, message: str, key: str | None = None) -> bytes:
 
 
 _XML = {"Content-Type": "application/xml"}
-_HTTP_FAULTS = {
-    "vision.http403": (403, "AccessDenied", "Access Denied"),
-    "vision.http404": (404, "NoSuchKey", "The specified key does not exist."),
-    "vision.http500": (500, "InternalError", "We encountered an internal error. Please try again."),
-    "vision.http503": (503, "SlowDown", "Please reduce your request rate."),
-}
 _NOT_A_ZIP = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center>"
     b"<hr><center>CloudFront</center></body></html>\n"
@@ -170,16 +179,49 @@ def _genuine_zip(truth: Any, market: str, symbol: str, interval: str, day: dt.da
     return zip_bytes(name.removesuffix(".zip") + ".csv", csv_bytes(table, market, interval, day))
 
 
-class VisionBucket:
-    """The bucket's content and the logic both doors share."""
+def checksum_of(payload: bytes, file_name: str) -> bytes:
+    """A ``.CHECKSUM`` object's bytes: ``<sha256>  <file name>``."""
+    return f"{hashlib.sha256(payload).hexdigest()}  {file_name}\n".encode()
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+
+def _ok(item: VisionObject, payload: bytes) -> Answer:
+    content_type = "application/zip" if item.obj == "zip" else "binary/octet-stream"
+    return Answer(
+        200,
+        payload,
+        {
+            "Content-Type": content_type,
+            "Content-Length": str(len(payload)),
+            "ETag": f'"{hashlib.md5(payload).hexdigest()}"',
+            "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
+            "Accept-Ranges": "bytes",
+        },
+    )
+
+
+class VisionBucket:
+    """The bucket's content and the logic both doors share.
+
+    Ports: the market ``truth``, the ``clock`` (now, simulated delays), the fault ``schedule`` and the
+    ``recorder``; ``publish_delay`` is how long after a day closes its file appears.
+    """
+
+    def __init__(
+        self,
+        truth: Truth,
+        clock: VirtualClock,
+        schedule: FaultSchedule,
+        recorder: Recorder,
+        publish_delay: dt.timedelta,
+    ) -> None:
+        self.truth, self.clock, self.schedule, self.recorder = truth, clock, schedule, recorder
+        self.publish_delay = publish_delay
         self._lock = threading.Lock()
         self.backend: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Create the bucket in moto's backend (its files appear lazily, when first asked for)."""
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.s3.models import s3_backends
 
@@ -196,28 +238,28 @@ class VisionBucket:
             s3_backends.bucket_accounts.pop(BUCKET, None)
 
     # --- content ---------------------------------------------------------------------------------
+    def has_day(self, market: str, symbol: str, interval: str, day: dt.date, now: dt.datetime) -> bool:
+        """Whether Vision has published ``day``'s file at ``now``."""
+        if interval not in MARKETS[market].intervals or not self.truth.has_symbol(market, symbol):
+            return False
+        if day_end(day) + self.publish_delay > now:
+            return False
+        return self.day_table(market, symbol, interval, day).num_rows > 0
+
     def published(self, item: VisionObject) -> bool:
-        """Whether Vision has this day's file at the world's current "now"."""
-        world = self.world
-        if item.interval not in MARKETS[item.market].intervals:
-            return False
-        if not world.truth.has_symbol(item.market, item.symbol):
-            return False
-        day_end = dt.datetime.combine(item.day, dt.time(), dt.UTC) + dt.timedelta(days=1)
-        if day_end + world.publish_delay > world.clock.now():
-            return False
-        return self.day_table(item.market, item.symbol, item.interval, item.day).num_rows > 0
+        """Whether Vision has this object's day at the world's current "now"."""
+        return self.has_day(item.market, item.symbol, item.interval, item.day, self.clock.now())
 
     def day_table(self, market: str, symbol: str, interval: str, day: dt.date) -> pa.Table:
+        """The day's true bars."""
         start, end = day_bounds_ms(day)
-        return self.world.truth.klines(market, symbol, interval, start, end)
+        return self.truth.klines(market, symbol, interval, start, end)
 
     def genuine_zip(self, market: str, symbol: str, interval: str, day: dt.date) -> bytes:
-        return _genuine_zip(self.world.truth, market, symbol, interval, day)
+        """The day's zip as Binance publishes it."""
+        return _genuine_zip(self.truth, market, symbol, interval, day)
 
-    @staticmethod
-    def checksum_of(payload: bytes, file_name: str) -> bytes:
-        return f"{hashlib.sha256(payload).hexdigest()}  {file_name}\n".encode()
+    checksum_of = staticmethod(checksum_of)
 
     def materialize(self, item: VisionObject) -> bool:
         """Put the day's zip and CHECKSUM into the bucket if Vision has published them; say whether it has."""
@@ -228,80 +270,82 @@ class VisionBucket:
             if zip_key not in self.backend.buckets[BUCKET].keys:
                 payload = self.genuine_zip(item.market, item.symbol, item.interval, item.day)
                 self.backend.put_object(BUCKET, zip_key, payload)
-                self.backend.put_object(BUCKET, zip_key + ".CHECKSUM", self.checksum_of(payload, item.file_name))
+                self.backend.put_object(BUCKET, zip_key + ".CHECKSUM", checksum_of(payload, item.file_name))
         return True
 
     def stored(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, if any."""
         obj = self.backend.buckets[BUCKET].keys.get(key) if self.backend else None
         return None if obj is None else bytes(obj.value)
 
     # --- the answer both doors give ----------------------------------------------------------------
     def answer(self, door: str, key: str, url: str) -> Answer:
+        """Answer a GET/HEAD of ``key`` through ``door``: a fault in scope, the file, or 404 NoSuchKey."""
         item = parse_key(key)
-        fired: Fault | None = None
-        if item is not None:
-            fired = self.world.faults.strike(
-                "vision", item.market, item.symbol, item.interval, [item.day], door=door, obj=item.obj
-            )
-            if fired is not None:
-                self.world.record_fault(fired, "vision", item.day, url)
-        if fired is not None and item is not None:
-            faulted = self._faulted(fired, item)
-            if faulted is not None:
-                return faulted
-        if item is None or not self.materialize(item):
+        if item is None:
             return Answer(404, _s3_error("NoSuchKey", "The specified key does not exist.", key), dict(_XML))
+        target = Target(item.market, item.symbol, item.interval, (item.day,), item.obj)
+        fired = self.schedule.strike(
+            "vision", item.market, item.symbol, item.interval, [item.day], door=door, obj=item.obj
+        )
+        if fired is not None:
+            day = self.schedule.last_day or item.day
+            self.recorder.fault(fired.id, "vision", day, self.schedule.last_attempt, url)
+            faulted = _EFFECTS[fired.kind.effect.kind](self, fired, item)
+            if faulted is not None:
+                return replace(faulted, target=target)
+        if not self.materialize(item):
+            answer = Answer(404, _s3_error("NoSuchKey", "The specified key does not exist.", key), dict(_XML))
+            return replace(answer, target=target)
         payload = self.stored(key)
         assert payload is not None
-        return self._ok(item, payload)
+        return replace(_ok(item, payload), target=target)
 
-    @staticmethod
-    def _ok(item: VisionObject, payload: bytes) -> Answer:
-        content_type = "application/zip" if item.obj == "zip" else "binary/octet-stream"
-        return Answer(
-            200,
-            payload,
-            {
-                "Content-Type": content_type,
-                "Content-Length": str(len(payload)),
-                "ETag": f'"{hashlib.md5(payload).hexdigest()}"',
-                "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
-                "Accept-Ranges": "bytes",
-            },
-        )
+    # --- effects (one function per effect kind of the fault table) ---------------------------------
+    def _s3_error(self, fault: Fault, item: VisionObject) -> Answer:
+        effect = fault.kind.effect
+        key = item.key if effect.status == 404 else None
+        return Answer(effect.status, _s3_error(effect.code, effect.message, key), dict(_XML))
 
-    def _faulted(self, fault: Fault, item: VisionObject) -> Answer | None:
-        fid = fault.id
-        if fid in _HTTP_FAULTS:
-            status, code, message = _HTTP_FAULTS[fid]
-            return Answer(status, _s3_error(code, message, item.key if status == 404 else None), dict(_XML))
-        if fid == "vision.connect_error":
-            return Answer(transport="connect")
-        if fid == "vision.read_timeout":
-            self.world.clock.advance(float(fault.param("timeout")))
-            return Answer(transport="timeout")
-        if fid == "vision.slow":
-            self.world.clock.advance(float(fault.param("delay")))
-            return None  # the normal answer, late
-        if fid == "vision.missing_checksum":
-            return Answer(404, _s3_error("NoSuchKey", "The specified key does not exist.", item.key), dict(_XML))
+    def _connect(self, fault: Fault, item: VisionObject) -> Answer:
+        return Answer(transport="connect")
+
+    def _timeout(self, fault: Fault, item: VisionObject) -> Answer:
+        self.clock.advance(float(fault.param("timeout")))
+        return Answer(transport="timeout")
+
+    def _delay(self, fault: Fault, item: VisionObject) -> None:
+        self.clock.advance(float(fault.param("delay")))
+        return None  # the normal answer, late
+
+    def _spoiled(self, fault: Fault, item: VisionObject) -> Answer | None:
         if not self.materialize(item):
             return None  # content faults need a published file to spoil
-        genuine = self.genuine_zip(item.market, item.symbol, item.interval, item.day)
-        if fid == "vision.truncated_zip":
-            return self._ok(item, genuine[: int(len(genuine) * float(fault.param("keep")))])
-        if fid == "vision.not_a_zip":
-            return self._ok(item, _NOT_A_ZIP)
-        if fid == "vision.checksum_mismatch":
+        kind = fault.kind.effect
+        if kind.kind == "truncate":
+            genuine = self.genuine_zip(item.market, item.symbol, item.interval, item.day)
+            return _ok(item, genuine[: int(len(genuine) * float(fault.param("keep")))])
+        if kind.kind == "html_page":
+            return _ok(item, _NOT_A_ZIP)
+        if kind.kind == "alter_values":
             table = self.day_table(item.market, item.symbol, item.interval, item.day)
             altered = table.set_column(4, "close", pc.multiply(table["close"], 1.01))
             member = item.file_name.removesuffix(".zip") + ".csv"
-            return self._ok(item, zip_bytes(member, csv_bytes(altered, item.market, item.interval, item.day)))
-        if fid in ("vision.wrong_symbol", "vision.wrong_interval"):
-            symbol = str(fault.param("other")) if fid == "vision.wrong_symbol" else item.symbol
-            interval = str(fault.param("other")) if fid == "vision.wrong_interval" else item.interval
-            wrong = self.genuine_zip(item.market, symbol, interval, item.day)
-            if item.obj == "zip":
-                return self._ok(item, wrong)
-            return self._ok(item, self.checksum_of(wrong, item.file_name))
-        raise AssertionError(f"vision fault {fid} has no effect defined")  # pragma: no cover
+            return _ok(item, zip_bytes(member, csv_bytes(altered, item.market, item.interval, item.day)))
+        # other_file: another symbol's or interval's genuine file, with a matching CHECKSUM
+        symbol = str(fault.param("other")) if kind.swap == "symbol" else item.symbol
+        interval = str(fault.param("other")) if kind.swap == "interval" else item.interval
+        wrong = self.genuine_zip(item.market, symbol, interval, item.day)
+        return _ok(item, wrong if item.obj == "zip" else checksum_of(wrong, item.file_name))
+
+
+_EFFECTS: dict[str, Callable[[VisionBucket, Fault, VisionObject], Answer | None]] = {
+    "s3_error": VisionBucket._s3_error,
+    "connect": VisionBucket._connect,
+    "timeout": VisionBucket._timeout,
+    "delay": VisionBucket._delay,
+    "truncate": VisionBucket._spoiled,
+    "html_page": VisionBucket._spoiled,
+    "alter_values": VisionBucket._spoiled,
+    "other_file": VisionBucket._spoiled,
+}

@@ -1,0 +1,184 @@
+"""The default checks other than the rows: one small function each, registered by name in FCP order.
+
+Each takes a :class:`~pytest_fcp.contract.verdict.Case` and returns its verdicts (empty: kept).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+
+from pytest_fcp.contract.rows import check_rows
+from pytest_fcp.contract.verdict import Case, Verdict
+from pytest_fcp.core.sources import error_names
+from pytest_fcp.world.recorder import RequestRecord
+
+__all__ = ["CHECKS", "Check"]
+
+Check = Callable[[Case], list[Verdict]]
+
+
+def _days(days: list[dt.date]) -> str:
+    return ", ".join(d.isoformat() for d in days)
+
+
+def _served_rate_limit(case: Case) -> bool:
+    return any(r.status in (429, 418) for r in case.obs.requests)
+
+
+def check_outcome(case: Case) -> list[Verdict]:
+    """Data when every day can be had; else the documented error, with a clear message."""
+    obs, plans = case.obs, case.plans
+    impossible = [d for d, p in plans.items() if p.obtainable == "impossible"]
+    certain = all(p.obtainable == "certain" for p in plans.values())
+    served_rate_limit = _served_rate_limit(case)
+    if obs.error is None:
+        if not impossible:
+            return []
+        either = " or RateLimitError" if served_rate_limit else ""
+        return [
+            Verdict(
+                "outcome",
+                f"returned data although day(s) {_days(impossible)} could not be obtained from any source "
+                f"(expected DataSourceError{either})",
+            )
+        ]
+    names = error_names(obs.error)
+    name, message = type(obs.error).__name__, str(obs.error).strip()
+    if certain:
+        return [Verdict("outcome", f"raised {name} ({message[:120]}) although every day was obtainable")]
+    if not ({"DataSourceError", "RateLimitError"} & names):
+        reason = f"raised {name} ({message[:120]}), not the documented DataSourceError / RateLimitError"
+        return [Verdict("outcome", reason)]
+    if "RateLimitError" in names and "DataSourceError" not in names and not served_rate_limit:
+        return [Verdict("outcome", "raised RateLimitError although no 429/418 was served")]
+    if len(message) < 8:
+        return [Verdict("outcome", f"{name} has no clear message ({message!r})")]
+    return []
+
+
+def check_sources(case: Case) -> list[Verdict]:
+    """Each day's rows are tagged with a source that may serve it."""
+    if case.obs.table is None:
+        return []
+    out: list[Verdict] = []
+    for day, sources in sorted(case.obs.sources_by_day().items()):
+        day_plan = case.plans.get(day)
+        if day_plan is None:
+            continue
+        bad = sources - day_plan.allowed_sources
+        if bad:
+            allowed = " or ".join(sorted(day_plan.allowed_sources)) or "nothing"
+            out.append(Verdict("sources", f"{day}: rows tagged {', '.join(sorted(bad))}; expected {allowed}"))
+    return out
+
+
+def _asked(case: Case, source: str) -> dict[dt.date, list[int]]:
+    """Day -> indexes of the requests of ``source`` that asked about it."""
+    asked: dict[dt.date, list[int]] = {}
+    for record in case.obs.requests:
+        if record.source == source:
+            for day in record.days:
+                asked.setdefault(day, []).append(record.index)
+    return asked
+
+
+def check_order(case: Case) -> list[Verdict]:
+    """Cache -> Vision -> REST, and Vision only for days older than 48 h."""
+    vision_days, rest_days, plans = _asked(case, "vision"), _asked(case, "rest"), case.plans
+    out: list[Verdict] = []
+    for day, indexes in sorted(vision_days.items()):
+        if day in rest_days and min(rest_days[day]) < max(indexes) and day in plans:
+            out.append(Verdict("order", f"{day}: asked Vision after REST (FCP order is cache -> Vision -> REST)"))
+    for day, plan_ in sorted(plans.items()):
+        if day in vision_days and not plan_.old and not plan_.cached:
+            out.append(Verdict("order", f"{day}: asked Vision for a day younger than 48 h (Vision is for older days)"))
+    return out
+
+
+def check_needed_only(case: Case) -> list[Verdict]:
+    """No request for days outside the request, days already cached, or days Vision served."""
+    plans, out = case.plans, []
+    rest_days = _asked(case, "rest")
+    for label, touched in (("Vision", _asked(case, "vision")), ("REST", rest_days)):
+        extra = sorted(d for d in touched if d not in plans)
+        if extra:
+            out.append(Verdict("needed_only", f"asked {label} for day(s) outside the request: {_days(extra)}"))
+        cached = sorted(d for d in touched if d in plans and plans[d].cached)
+        if cached:
+            out.append(Verdict("needed_only", f"asked {label} for day(s) already valid in the cache: {_days(cached)}"))
+    needless = sorted(d for d in rest_days if d in plans and plans[d].vision == "certain" and not plans[d].cached)
+    if needless:
+        out.append(Verdict("needed_only", "asked REST for day(s) Vision had served: " + _days(needless)))
+    return out
+
+
+def check_rate_limit(case: Case) -> list[Verdict]:
+    """After a 429 / 418, no REST request before Retry-After has passed."""
+    rest: list[RequestRecord] = [r for r in case.obs.requests if r.source == "rest"]
+    for answered, following in itertools.pairwise(rest):
+        if answered.status not in (429, 418):
+            continue
+        retry_after = answered.retry_after or 0.0
+        waited = (following.started - answered.virtual).total_seconds()
+        if waited + 1e-6 < retry_after:
+            return [
+                Verdict(
+                    "rate_limit",
+                    f"sent a REST request {waited:g}s after a {answered.status} "
+                    f"with Retry-After {retry_after:g}s (hammering)",
+                )
+            ]
+    return []
+
+
+def check_cache(case: Case) -> list[Verdict]:
+    """The cache holds only valid complete old days afterwards, and loses none."""
+    obs, out = case.obs, []
+    served = obs.sources_by_day()
+    read_only = any(f.kind.effect.kind == "read_only" for f in case.spec.faults)
+    unreadable = any(f.kind.effect.kind == "unreadable" for f in case.spec.faults)
+    for day, day_plan in sorted(case.plans.items()):
+        after = obs.cache_after[day]
+        before = obs.cache_before.get(day)
+        if before is not None and before.valid and not after.valid:
+            out.append(Verdict("cache", f"{day}: a valid cached day was lost ({after.status} afterwards)"))
+            continue
+        if after.status == "missing":
+            if day_plan.old and served.get(day) == {"vision"} and not read_only:
+                out.append(Verdict("cache", f"{day}: a complete old day served by Vision was not cached"))
+            continue
+        if not day_plan.old and (before is None or before.status == "missing"):
+            out.append(Verdict("cache", f"{day}: cached a day younger than 48 h ({after.status})"))
+            continue
+        if after.valid:
+            continue
+        unchanged = before is not None and before.status == after.status and before.size == after.size
+        if unchanged and (served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"):
+            continue  # left alone; the engine may not cache REST days, or could not write
+        if unchanged and "unreadable" in after.status and unreadable:
+            continue  # an unreadable file cannot always be replaced
+        reason = f"{day}: the cache holds a {after.status} file afterwards ({after.detail})".rstrip(" ()")
+        out.append(Verdict("cache", reason))
+    return out
+
+
+def check_network(case: Case) -> list[Verdict]:
+    """Every request stayed inside the simulated world."""
+    if not case.obs.violations:
+        return []
+    return [Verdict("network", "left the simulated world: " + "; ".join(case.obs.violations[:3]))]
+
+
+#: The default checks, by name, in the order they run (a scenario may switch any off with ``skip_checks``).
+CHECKS: dict[str, Check] = {
+    "outcome": check_outcome,
+    "rows": lambda case: check_rows(case) if case.obs.table is not None else [],
+    "sources": check_sources,
+    "order": check_order,
+    "needed_only": check_needed_only,
+    "rate_limit": check_rate_limit,
+    "cache": check_cache,
+    "network": check_network,
+}

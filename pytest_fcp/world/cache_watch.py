@@ -1,0 +1,121 @@
+"""The cache watch: each day file's state and every cache operation, seen from outside the engine.
+
+It judges a day's file against the truth (once per content; a file the harness itself just read is not
+reported as the engine's read), reports the engine's reads, writes, replaces and deletes to the recorder as
+they happen, and remembers which files a cache fault left, so that a file still as a format fault left it
+is judged by the fault, not by its content.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+import stat
+import threading
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from pytest_fcp.core.cache_states import DayFileState
+from pytest_fcp.faults import FAULTS
+from pytest_fcp.world.cache import CacheObserver, CacheSandbox, inspect_day_file
+from pytest_fcp.world.recorder import Recorder
+
+__all__ = ["CacheWatch", "Series"]
+
+#: (symbol, market, interval)
+Series = tuple[str, str, str]
+
+_ABSENT = (-1, -1, -1, -1)
+_MISSING = DayFileState("missing")
+
+
+def _signature(path: pathlib.Path) -> tuple[int, int, int, int]:
+    """``(size, mtime_ns, inode, mode)`` of a file: all -1 when it does not exist, -2 when it cannot be seen."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return _ABSENT
+    except OSError:
+        return (-2, -2, -2, -2)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode)
+
+
+class CacheWatch:
+    """Ports: the ``sandbox``, the ``recorder``, ``truth_day(day, series)`` and ``path_of(series, day)``
+    (where the engine keeps a day)."""
+
+    def __init__(
+        self,
+        sandbox: CacheSandbox,
+        recorder: Recorder,
+        truth_day: Callable[[dt.date, Series], pa.Table],
+        path_of: Callable[[Series, dt.date], pathlib.Path],
+    ) -> None:
+        self.sandbox, self.recorder, self.truth_day, self.path_of = sandbox, recorder, truth_day, path_of
+        self.observer: CacheObserver | None = None
+        self._day_paths: dict[str, tuple[Series, dt.date]] = {}
+        self._faulted: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
+        self._lock = threading.RLock()  # engine threads poll too (before each request and sleep)
+
+    def open(self) -> None:
+        """Start watching the sandbox."""
+        self.observer = CacheObserver(self.sandbox)
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self.observer is not None:
+            self.observer.close()
+
+    def remember_fault(self, fault_id: str, path: pathlib.Path) -> None:
+        """A cache fault just left ``path`` as it is now."""
+        self._faulted[self.sandbox.relative(path)] = (_signature(path), fault_id)
+
+    def state(self, series: Series, day: dt.date) -> DayFileState:
+        """The state of the engine's file for ``day`` of ``series``, judged against the truth."""
+        path = self.path_of(series, day)
+        rel = self.sandbox.relative(path)
+        self._day_paths[rel] = (series, day)
+        with self._lock:  # no other thread's poll between the harness's own read and its dismissal
+            if self.observer is not None:
+                self.poll()  # what the engine did before the harness looks
+            signature = _signature(path)
+            known = self._inspected.get(rel)
+            if known is not None and known[0] == signature and signature[0] >= 0:
+                state = known[1]  # the file has not changed since the harness last read it
+            elif signature == _ABSENT:
+                state = _MISSING
+            else:
+                state = inspect_day_file(path, self.truth_day(day, series))
+                if self.observer is not None and state.status != "missing":
+                    self.observer.ignore_own_reads({rel})
+                self._inspected[rel] = (signature, state)
+        faulted = self._faulted.get(rel)
+        if faulted is not None and FAULTS[faulted[1]].format_fault and faulted[0] == _signature(path):
+            return DayFileState("corrupt", state.rows, state.size, f"as {faulted[1]} left it", state.fmt)
+        return state
+
+    def poll(self, quiet: bool = False) -> None:
+        """Record the cache operations since the last poll (``quiet``: drop them, they are the harness's)."""
+        if self.observer is None:
+            return
+        with self._lock:
+            inspected: set[str] = set()
+            for op, rel in self.observer.poll():
+                if quiet:
+                    continue
+                path = self.sandbox.root / rel
+                signature = _signature(path)
+                size = signature[0] if signature[0] >= 0 and stat.S_ISREG(signature[3]) else None
+                valid = None
+                key = self._day_paths.get(rel)
+                if key is not None and op != "delete" and size is not None:
+                    series, day = key
+                    state = inspect_day_file(path, self.truth_day(day, series))
+                    self._inspected[rel] = (signature, state)
+                    valid = state.valid
+                    inspected.add(rel)
+                self.recorder.event("cache", op=op, path=rel, size=size, valid=valid)
+            self.observer.ignore_own_reads(inspected)

@@ -1,0 +1,180 @@
+"""The recorder: the one port through which the world's services report what happened.
+
+Services (Vision, REST, the sealed network, the clock, the cache watch) never see the world; they get a
+:class:`Recorder` and call it. It keeps the decision trace (:class:`~pytest_fcp.trace.Trace`) and, beside it,
+structured records the contract reads instead of re-parsing URLs: one :class:`RequestRecord` a request, one
+:class:`FaultFiring` a fault that answered, and the violations. :meth:`Recorder.mark` and
+:meth:`Recorder.since` cut them per fetch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_fcp.trace import Event, Trace
+
+__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request asked for, as the service that answered it understood it."""
+
+    market: str | None = None
+    symbol: str | None = None
+    interval: str | None = None
+    days: tuple[dt.date, ...] = ()  # the UTC days the request asked about
+    obj: str | None = None  # Vision: "zip" or "checksum"
+    weight: int = 0  # REST: the request weight Binance counts
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the engine sent and how it was answered."""
+
+    index: int  # the trace event's index
+    source: str  # vision | rest
+    door: str  # https | s3
+    method: str
+    url: str
+    target: Target
+    attempt: int  # the how-manieth request of this source for the same (symbol, interval, first day, object)
+    status: int | None
+    error: str | None
+    retry_after: float | None
+    virtual: dt.datetime  # when the answer arrived (virtual time, millisecond precision)
+    duration_s: float  # virtual seconds the answer took
+    fault: str | None  # the id of the fault that answered, if one did
+
+    @property
+    def days(self) -> tuple[dt.date, ...]:
+        """The UTC days the request asked about."""
+        return self.target.days
+
+    @property
+    def started(self) -> dt.datetime:
+        """When the request was sent (virtual time)."""
+        return self.virtual - dt.timedelta(seconds=self.duration_s)
+
+
+@dataclass(frozen=True)
+class FaultFiring:
+    """A fault that answered a request (or, for cache faults, set a day's file before the fetch)."""
+
+    id: str
+    source: str
+    day: dt.date | None
+    attempt: int
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A position in everything recorded so far."""
+
+    events: int
+    requests: int
+    firings: int
+    violations: int
+
+
+class Recorder:
+    """The trace plus structured request, fault and violation records; safe to call from engine threads."""
+
+    def __init__(self) -> None:
+        self.trace = Trace()
+        self.requests: list[RequestRecord] = []
+        self.firings: list[FaultFiring] = []
+        self.violations: list[str] = []
+        self._lock = threading.Lock()
+        self._attempts: dict[tuple[Any, ...], int] = {}
+        self._pending = threading.local()  # the fault that answered this thread's request in progress
+
+    def event(self, kind: str, **data: Any) -> Event:
+        """Record a trace event."""
+        return self.trace.record(kind, **data)
+
+    def fault(self, fault_id: str, source: str, day: dt.date | None, attempt: int = 0, url: str | None = None) -> None:
+        """Record that a fault fired (Vision and REST: on the request this thread is answering)."""
+        self.trace.record(
+            "fault", id=fault_id, source=source, day=day.isoformat() if day else None, attempt=attempt or None, url=url
+        )
+        with self._lock:
+            self.firings.append(FaultFiring(fault_id, source, day, attempt, url))
+        if url is not None:
+            self._pending.fault = fault_id
+
+    def http(
+        self,
+        source: str,
+        door: str,
+        method: str,
+        url: str,
+        target: Target | None,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        v0: dt.datetime,
+        r0: float,
+        now: dt.datetime,
+        retry_after: str | None = None,
+    ) -> None:
+        """Record a request and its answer (a status, or the exception the engine saw)."""
+        fault, self._pending.fault = getattr(self._pending, "fault", None), None
+        duration = round((now - v0).total_seconds(), 3)
+        wait = float(retry_after) if retry_after else None
+        event = self.trace.record(
+            "http",
+            source=source,
+            door=door,
+            method=method,
+            url=url,
+            status=status,
+            error=error,
+            retry_after=wait,
+            duration_s=duration,
+            took_ms=round((time.perf_counter() - r0) * 1000, 3),
+        )
+        target = target or Target()
+        key = (source, target.symbol, target.interval, target.days[:1], target.obj)
+        with self._lock:
+            attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+            virtual = dt.datetime.fromisoformat(event.virtual.replace("Z", "+00:00"))
+            self.requests.append(
+                RequestRecord(
+                    event.index,
+                    source,
+                    door,
+                    method,
+                    url,
+                    target,
+                    attempt,
+                    status,
+                    error,
+                    wait,
+                    virtual,
+                    duration,
+                    fault,
+                )
+            )
+
+    def violation(self, what: str, detail: str) -> None:
+        """Record something the world forbids (an unserved URL, a real socket or DNS lookup)."""
+        with self._lock:
+            self.violations.append(detail)
+        self.trace.record("violation", what=what, detail=detail)
+
+    def mark(self) -> Mark:
+        """The current position (see :meth:`since`)."""
+        with self._lock:
+            return Mark(len(self.trace.events), len(self.requests), len(self.firings), len(self.violations))
+
+    def since(self, mark: Mark) -> tuple[tuple[Event, ...], tuple[RequestRecord, ...], tuple[FaultFiring, ...]]:
+        """Events, requests and fault firings recorded after ``mark``, each in order."""
+        with self._lock:
+            requests = sorted(self.requests[mark.requests :], key=lambda r: r.index)
+            return tuple(self.trace.events[mark.events :]), tuple(requests), tuple(self.firings[mark.firings :])
