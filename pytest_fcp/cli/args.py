@@ -23,6 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (no usage block) and exits 2."""
 
     def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line and exit 2."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -64,11 +64,17 @@ class Engine(Protocol):
     ``cache_file`` and ``write_cache`` let the harness reach the engine's real cache files.
     """
 
-    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table: ...
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """The bars with ``start <= open_time < end``, or a raised error."""
+        ...
 
-    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path: ...
+    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
+        """Where the engine keeps ``day``'s bars."""
+        ...
 
-    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None: ...
+    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None:
+        """Store ``table`` as ``day``'s cache file, as the engine itself would."""
+        ...
 
 
 EngineFactory = Callable[[pathlib.Path], Engine]

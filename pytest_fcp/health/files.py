@@ -39,9 +39,11 @@ class FileReport:
 
     @property
     def status(self) -> str:
+        """The headline issue, or ``ok``."""
         return self.issues[0] if self.issues else "ok"
 
     def to_dict(self) -> dict[str, Any]:
+        """The file as JSON."""
         return {
             "day": self.day.isoformat(),
             "path": self.path,

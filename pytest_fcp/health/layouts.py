@@ -10,7 +10,15 @@ from pytest_fcp.engines.ckvd import CACHE_LAYOUT as CKVD_LAYOUT
 from pytest_fcp.engines.ckvd import default_cache_dir
 from pytest_fcp.engines.reference import CACHE_LAYOUT as REFERENCE_LAYOUT
 
-__all__ = ["CACHE_LAYOUTS", "LAYOUTS", "default_cache_dir", "expected_series_dir", "layout", "series_of"]
+__all__ = [
+    "CACHE_LAYOUTS",
+    "LAYOUTS",
+    "default_cache_dir",
+    "expected_series_dir",
+    "guess_layouts",
+    "layout",
+    "series_of",
+]
 
 #: The recognised layouts by name, in the order a directory is matched against them.
 CACHE_LAYOUTS: dict[str, CacheLayout] = {CKVD_LAYOUT.name: CKVD_LAYOUT, REFERENCE_LAYOUT.name: REFERENCE_LAYOUT}

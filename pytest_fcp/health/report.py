@@ -39,21 +39,26 @@ class SeriesReport:
 
     @property
     def key(self) -> tuple[str, str, str, str]:
+        """(market, symbol, interval, layout)."""
         return (self.market, self.symbol, self.interval, self.layout)
 
     @property
     def total_bytes(self) -> int:
+        """The size of the day files."""
         return sum(f.size for f in self.files)
 
     @property
     def days(self) -> list[dt.date]:
+        """The days with a file, in order."""
         return sorted(f.day for f in self.files)
 
     @property
     def bad_files(self) -> list[FileReport]:
+        """The files with an issue."""
         return [f for f in self.files if f.issues]
 
     def issue_counts(self) -> dict[str, int]:
+        """Files per issue, in precedence order."""
         counts: dict[str, int] = {}
         for report in self.files:
             for issue in report.issues:
@@ -101,6 +106,7 @@ class SeriesReport:
         return out
 
     def to_dict(self, verbose: bool = True) -> dict[str, Any]:
+        """The series as JSON."""
         days = self.days
         bad = self.bad_files
         return {
@@ -128,6 +134,8 @@ class SeriesReport:
 
 @dataclass
 class HealthReport:
+    """What a scan of one cache directory found."""
+
     root: str
     root_source: str
     now: dt.datetime
@@ -140,13 +148,16 @@ class HealthReport:
 
     @property
     def files(self) -> int:
+        """The number of day files judged."""
         return sum(len(s.files) for s in self.series)
 
     @property
     def bad_files(self) -> int:
+        """The number of day files with an issue."""
         return sum(len(s.bad_files) for s in self.series)
 
     def issue_counts(self) -> dict[str, int]:
+        """Files per issue, in precedence order."""
         counts: dict[str, int] = {}
         for series in self.series:
             for name, n in series.issue_counts().items():
@@ -155,13 +166,16 @@ class HealthReport:
 
     @property
     def healthy(self) -> bool:
+        """No problem anywhere (and the cache dir is writable)."""
         return self.root_writable is not False and not any(s.problems() for s in self.series)
 
     @property
     def exit_status(self) -> int:
+        """0 healthy, 1 problems."""
         return 0 if self.healthy else 1
 
     def verdict(self) -> str:
+        """One line: HEALTHY or PROBLEMS, and what."""
         n_series = len(self.series)
         size = human_bytes(sum(s.total_bytes for s in self.series))
         base = f"{self.files:,} day file(s), {size}, {n_series} series"
@@ -187,6 +201,7 @@ class HealthReport:
         return f"PROBLEMS: {base}: " + "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` report."""
         return {
             "cache_dir": self.root,
             "cache_dir_source": self.root_source,
@@ -212,6 +227,7 @@ class HealthReport:
 
 
 def human_bytes(n: int) -> str:
+    """``n`` bytes for people: ``512 B``, ``1.5 KiB``, ... ``GiB``."""
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":

@@ -204,6 +204,7 @@ class _Runner:
         return min(os.cpu_count() or 1, 8) if len(self.jobs) >= POOL_THRESHOLD else 1
 
     def add(self, job: Job) -> None:
+        """Queue a day file; submit a chunk to the pool once it is full."""
         self.jobs.append(job)
         if len(self.jobs) - self.submitted >= self.CHUNK and (self.pool is not None or self._pool_size() > 1):
             self._submit(len(self.jobs))
@@ -221,6 +222,7 @@ class _Runner:
             self.submitted = stop
 
     def results(self, hook: ProgressHook | None) -> list[Verdict]:
+        """Every job's verdict, in job order (``hook(done, total)`` as they come)."""
         total = len(self.jobs)
         if self.pool is None and (self._pool_size() <= 1 or total < 2):
             out: list[Verdict] = []
