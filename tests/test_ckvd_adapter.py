@@ -299,6 +299,22 @@ def test_cache_file_uses_ckvds_layout(engine: adapter.CkvdEngine) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("symbol", "market", "interval"),
+    [("btcusdt", "spot", "1h"), ("ETHUSDT", "futures_usdt", "5m"), ("BTCUSD_PERP", "futures_coin", "1d"),
+     ("BTCUSD", "futures_coin", "1h")],
+)  # fmt: skip
+def test_cache_file_agrees_with_the_declared_layout(
+    engine: adapter.CkvdEngine, symbol: str, market: str, interval: str
+) -> None:
+    """What a cache scan reads (CACHE_LAYOUT) is where ckvd's own path function puts the file."""
+    declared = adapter.CACHE_LAYOUT.path(engine.cache_dir, symbol, market, interval, DAY)
+    assert engine.cache_file(symbol, market, interval, DAY) == declared
+    series = adapter.CACHE_LAYOUT.series_of(declared.parent.as_posix())
+    assert series is not None and series[0] == market and series[2] == interval
+    assert adapter.CACHE_LAYOUT.day_of_file(declared.name, series[1], interval) == DAY
+
+
 @pytest.mark.parametrize("market", ["spot", "futures_usdt", "futures_coin"])
 def test_fetch_from_vision_and_cache_file_is_the_file_ckvd_wrote(
     engine: adapter.CkvdEngine, binance: FakeBinance, market: str

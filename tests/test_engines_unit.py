@@ -641,3 +641,14 @@ def test_sub_millisecond_bounds_are_exact(engine: Any, binance: Binance) -> None
     )
     hours = [utc(RECENT, 22), utc(RECENT, 23), utc(RECENT + dt.timedelta(days=1))]
     assert table["open_time"].to_pylist() == hours
+
+
+def test_reference_cache_file_follows_its_declared_layout(tmp_path: Any) -> None:
+    engine = ref.ReferenceEngine(tmp_path)
+    try:
+        path = engine.cache_file("BTCUSDT", "futures_usdt", "4h", OLD)
+    finally:
+        engine.close()
+    assert path == tmp_path / "futures_usdt" / "BTCUSDT" / "4h" / f"{OLD.isoformat()}.arrow"
+    assert ref.CACHE_LAYOUT.series_of(path.parent.as_posix()) == ("futures_usdt", "BTCUSDT", "4h")
+    assert ref.CACHE_LAYOUT.day_of_file(path.name, "BTCUSDT", "4h") == OLD

@@ -23,7 +23,9 @@ import functools
 import importlib
 import importlib.util
 import pathlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Protocol, runtime_checkable
 
@@ -40,6 +42,7 @@ __all__ = [
     "FETCH_SCHEMA",
     "LOG_LEVELS",
     "SOURCES",
+    "CacheLayout",
     "Engine",
     "EngineFactory",
     "EngineLoadError",
@@ -61,14 +64,100 @@ class Engine(Protocol):
     ``cache_file`` and ``write_cache`` let the harness reach the engine's real cache files.
     """
 
-    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table: ...
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """The bars with ``start <= open_time < end``, or a raised error."""
+        ...
 
-    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path: ...
+    def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
+        """Where the engine keeps ``day``'s bars."""
+        ...
 
-    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None: ...
+    def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None:
+        """Store ``table`` as ``day``'s cache file, as the engine itself would."""
+        ...
 
 
 EngineFactory = Callable[[pathlib.Path], Engine]
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """Where and how an engine keeps its day files: what a cache scan needs to know, declared, not imported.
+
+    ``series_dir`` and ``file_name`` are templates with the fields ``{market}`` (the entry of ``market_dirs``),
+    ``{symbol}``, ``{interval}`` and ``{day}`` (``YYYY-MM-DD``). ``time_unit`` is the unit of the stored
+    ``open_time``; ``schema`` the exact schema of a file, or ``None`` when the engine keeps extra columns.
+    ``symbol_suffixes`` are appended per market to a symbol that lacks them (ckvd's ``_PERP``), and
+    ``app_subdir`` is the directory an app root keeps the cache dir in (scanning the app root works too).
+    """
+
+    name: str
+    market_dirs: Mapping[str, str]
+    series_dir: str
+    file_name: str
+    time_unit: str
+    schema: pa.Schema | None = None
+    upper_symbols: bool = False
+    symbol_suffixes: Mapping[str, str] = field(default_factory=dict)
+    sorted_bars: bool = False
+    app_subdir: str | None = None
+
+    @functools.cached_property
+    def _dir_pattern(self) -> re.Pattern[str]:
+        markets = "|".join(re.escape(d) for d in self.market_dirs.values())
+        pattern = re.escape(self.series_dir)
+        for name, group in (("market", f"({markets})"), ("symbol", "([^/]+)"), ("interval", "([^/]+)")):
+            pattern = pattern.replace(re.escape("{" + name + "}"), group)
+        return re.compile(f"(?:^|/){pattern}$")
+
+    @functools.cached_property
+    def _market_of_dir(self) -> dict[str, str]:
+        return {d: m for m, d in self.market_dirs.items()}
+
+    def symbol_dir(self, market: str, symbol: str) -> str:
+        """The directory name of ``symbol`` on ``market``, as the engine spells it."""
+        if self.upper_symbols:
+            symbol = symbol.upper()
+        suffix = self.symbol_suffixes.get(market, "")
+        return symbol if not suffix or symbol.endswith(suffix) else symbol + suffix
+
+    def series_path(self, root: pathlib.Path, market: str, symbol: str, interval: str) -> pathlib.Path:
+        """The directory of a series' day files under the cache dir ``root``."""
+        rel = self.series_dir.format(
+            market=self.market_dirs[market], symbol=self.symbol_dir(market, symbol), interval=interval
+        )
+        return root.joinpath(*rel.split("/"))
+
+    def day_file_name(self, market: str, symbol: str, interval: str, day: dt.date) -> str:
+        """The name of a day file in its series directory."""
+        return self.file_name.format(symbol=self.symbol_dir(market, symbol), interval=interval, day=day.isoformat())
+
+    def path(self, root: pathlib.Path, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
+        """The day file of ``day`` under the cache dir ``root`` (the arguments of an engine's ``cache_file``)."""
+        return self.series_path(root, market, symbol, interval) / self.day_file_name(market, symbol, interval, day)
+
+    def series_of(self, directory: str) -> tuple[str, str, str] | None:
+        """``(market, symbol, interval)`` if the ``/``-separated ``directory`` ends like a series directory."""
+        match = self._dir_pattern.search(directory)
+        if match is None:
+            return None
+        return self._market_of_dir[match.group(1)], match.group(2), match.group(3)
+
+    def day_of_file(self, name: str, symbol_dir: str, interval: str) -> dt.date | None:
+        """The day a file named ``name`` in the directory of ``symbol_dir``/``interval`` holds, if it is one."""
+        prefix, _, suffix = self.file_name.format(symbol=symbol_dir, interval=interval, day="\0").partition("\0")
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            return None
+        text = name[len(prefix) : len(name) - len(suffix)]
+        if not _ISO_DAY.fullmatch(text):
+            return None
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            return None
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class EngineLoadError(LookupError):

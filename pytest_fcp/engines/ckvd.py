@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import pathlib
 import sys
 from collections.abc import Callable, Iterator
@@ -100,22 +101,43 @@ import pyarrow as pa
 from pytest_fcp.core.markets import day_bounds_ms, market_spec
 from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA, PRICE_COLUMNS
 from pytest_fcp.core.sources import SOURCES
+from pytest_fcp.engines import CacheLayout
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CACHE_LAYOUT",
     "INSTALL_HINT",
     "MARKET_TYPES",
     "CkvdConversionError",
     "CkvdEngine",
     "LogSink",
     "create",
+    "default_cache_dir",
     "frame_to_table",
     "real_cache_root",
 ]
 
 INSTALL_HINT = "pip install 'pytest-fcp[ckvd]'"
+
+#: ckvd 4.x's day files (read from its ``vision_path_mapper`` and ``ckvd_cache_utils``): the Vision URL mirrored
+#: below the cache dir, Arrow IPC files written by polars, ``open_time`` in nanoseconds plus ckvd's extra columns.
+CACHE_LAYOUT = CacheLayout(
+    name="ckvd",
+    market_dirs={"spot": "spot", "futures_usdt": "futures/um", "futures_coin": "futures/cm"},
+    series_dir="data/{market}/daily/klines/{symbol}/{interval}",
+    file_name="{symbol}-{interval}-{day}.arrow",
+    time_unit="ns",
+    schema=None,
+    upper_symbols=True,
+    symbol_suffixes={"futures_coin": "_PERP"},
+    app_subdir="data",
+)
+
+#: ckvd's platformdirs application name and author (``ckvd.utils.app_paths``).
+APP_NAME = "crypto-kline-vision-data"
+APP_AUTHOR = "eon-labs"
 
 #: pytest-fcp market name -> name of the ckvd ``MarketType`` member.
 MARKET_TYPES = {"spot": "SPOT", "futures_usdt": "FUTURES_USDT", "futures_coin": "FUTURES_COIN"}
@@ -176,6 +198,27 @@ create.requires = ("ckvd", "orjson")  # type: ignore[attr-defined]
 def real_cache_root() -> pathlib.Path:
     """The cache root a default ``CryptoKlineVisionData`` uses (``get_cache_dir() / "data"``), not created."""
     return pathlib.Path(_ckvd().get_cache_dir()) / "data"
+
+
+def default_cache_dir() -> tuple[pathlib.Path, str]:
+    """ckvd's default cache directory, as ckvd itself resolves it, and a sentence saying how.
+
+    The same as :func:`real_cache_root` but importing only ``ckvd.utils.app_paths`` (all of ckvd takes
+    seconds); without ckvd installed, its rule (``$CKVD_CACHE_DIR``, else platformdirs) is applied here.
+    """
+    env = os.environ.get("CKVD_CACHE_DIR")
+    how = f"$CKVD_CACHE_DIR={env}" if env else "platformdirs user cache dir"
+    try:
+        from ckvd.utils.app_paths import get_cache_dir
+    except Exception:  # ckvd not installed (or broken): apply its rule ourselves
+        import platformdirs
+
+        base = pathlib.Path(env) if env else pathlib.Path(platformdirs.user_cache_path(APP_NAME, APP_AUTHOR))
+        return base / "data", f"ckvd's default cache dir ({how}; ckvd itself is not installed)"
+    return (
+        pathlib.Path(get_cache_dir()) / "data",
+        f"ckvd's default cache dir: ckvd.utils.app_paths.get_cache_dir() / 'data' ({how})",
+    )
 
 
 # --- DataFrame -> FETCH_SCHEMA -----------------------------------------------------------------------------

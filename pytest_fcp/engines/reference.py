@@ -42,6 +42,7 @@ import pyarrow.csv as pa_csv
 
 from pytest_fcp.core.freshness import FRESHNESS_MS as VISION_MIN_AGE_MS
 from pytest_fcp.core.markets import (
+    MARKETS,
     MarketSpec,
     bars_per_day,
     day_bounds_ms,
@@ -53,10 +54,23 @@ from pytest_fcp.core.markets import (
     vision_key,
 )
 from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA, PRICE_COLUMNS
+from pytest_fcp.engines import CacheLayout
 
-__all__ = ["DataSourceError", "RateLimitError", "ReferenceEngine", "create"]
+__all__ = ["CACHE_LAYOUT", "DataSourceError", "RateLimitError", "ReferenceEngine", "create"]
 
 log = logging.getLogger(__name__)
+
+#: The cache files: ``{cache_dir}/{market}/{symbol}/{interval}/{YYYY-MM-DD}.arrow``, Arrow IPC file format with
+#: exactly CACHE_SCHEMA, bars in time order.
+CACHE_LAYOUT = CacheLayout(
+    name="reference",
+    market_dirs={market: market for market in MARKETS},
+    series_dir="{market}/{symbol}/{interval}",
+    file_name="{day}.arrow",
+    time_unit="ms",
+    schema=CACHE_SCHEMA,
+    sorted_bars=True,
+)
 
 VISION_URL = "https://data.binance.vision"
 REST_RETRIES = 2  # extra attempts after a transient REST failure
@@ -221,7 +235,8 @@ class ReferenceEngine:
     # --- cache ---------------------------------------------------------------------------------------
 
     def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
-        return self.cache_dir / market / symbol / interval / f"{day.isoformat()}.arrow"
+        """The day's cache file (see :data:`CACHE_LAYOUT`)."""
+        return CACHE_LAYOUT.path(self.cache_dir, symbol, market, interval, day)
 
     def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None:
         """Write ``table`` as the day's cache file, atomically; raises ``OSError`` if that is impossible."""
