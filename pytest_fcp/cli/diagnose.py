@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from pytest_fcp.engines import EngineFactory
     from pytest_fcp.faults import Fault
     from pytest_fcp.trace import Event
-    from pytest_fcp.world import FetchResult, World
+    from pytest_fcp.world.observation import Observation
+    from pytest_fcp.world.spec import WorldSpec
 
 __all__ = [
     "FRESHNESS_HOURS",
@@ -234,28 +235,18 @@ def _parse_faults(names: list[str] | None) -> list[Fault]:
 def diagnose_simulated(args: argparse.Namespace, factory: EngineFactory, faults: list[Fault]) -> Diagnosis:
     """Run the fetch offline in the simulated world with ``faults``, judged by the contract."""
     from pytest_fcp.faults import fault
-    from pytest_fcp.world import World
-    from pytest_fcp.world.world import WorldError
+    from pytest_fcp.world.spec import WorldError, WorldSpec
 
     now = args.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     start, end = fetch_range(now, args.days)
     days = days_between(start, end)
     # Cache faults describe files, so they need days: every day of the range (read_only_dir: the directory).
-    scoped = [
-        fault(f.id, days=days, **dict(f.params)) if f.source == "cache" and f.id != "cache.read_only_dir" else f
-        for f in faults
-    ]
+    scoped = [fault(f.id, days=days, **dict(f.params)) if f.kind.needs_days else f for f in faults]
     faulted_days = {d for f in scoped if f.source == "cache" and f.days for d in f.days}
     with tempfile.TemporaryDirectory(prefix="fcp-diagnose-") as tmp:
         try:
-            world = World(
-                pathlib.Path(tmp) / "cache",
-                now,
-                market=args.market,
-                symbol=args.symbol,
-                interval=args.interval,
-                faults=scoped,
-            )
+            spec = WorldSpec(now, args.market, args.symbol, args.interval, faults=tuple(scoped))
+            world = spec.build(pathlib.Path(tmp) / "cache")
         except WorldError as exc:
             raise UsageError(str(exc)) from None
         diagnosis = Diagnosis(
@@ -279,13 +270,11 @@ def diagnose_simulated(args: argparse.Namespace, factory: EngineFactory, faults:
             t0 = time.perf_counter()
             result = world.fetch(start, end)
             diagnosis.wall_ms = (time.perf_counter() - t0) * 1000
-            after = {d.isoformat(): world.cache_state(d).status for d in days}
-            expected = world.expected(start, end).num_rows
-            diagnosis.verdicts = _contract_verdicts(world, result)
+            diagnosis.verdicts = _contract_verdicts(spec, result)
+        diagnosis.cache_after = {d.isoformat(): s.status for d, s in result.cache_after.items()}
+        diagnosis.expected_rows = result.expected.num_rows
         diagnosis.events = list(world.trace.events)
         diagnosis.cache_before = {d.isoformat(): s.status for d, s in result.cache_before.items()}
-        diagnosis.cache_after = after
-        diagnosis.expected_rows = expected
         fill_outcome(diagnosis, result.table, result.error)
         world.sandbox.restore()
     return diagnosis
@@ -329,11 +318,11 @@ def fill_outcome(diagnosis: Diagnosis, table: Any, error: BaseException | None) 
         }
 
 
-def _contract_verdicts(world: World, result: FetchResult) -> list[tuple[str, str]]:
+def _contract_verdicts(spec: WorldSpec, result: Observation) -> list[tuple[str, str]]:
     """The contract's verdicts on one simulated fetch as ``(check, reason)``: the one call into the contract."""
     from pytest_fcp.contract import judge
 
-    return [(verdict.check, verdict.reason) for verdict in judge(world, result)]
+    return [(verdict.check, verdict.reason) for verdict in judge(spec, result)]
 
 
 def show(diagnosis: Diagnosis, args: argparse.Namespace) -> int:
