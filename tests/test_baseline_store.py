@@ -34,7 +34,14 @@ from pytest_fcp.baseline import (
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def day(date: str, before="miss", vision="https 200 x2", rest="", rows="vision 24", after="valid") -> DayRow:
+def day(
+    date: str,
+    before: str = "miss",
+    vision: str = "https 200 x2",
+    rest: str = "",
+    rows: str = "vision 24",
+    after: str = "valid",
+) -> DayRow:
     """A day row with the defaults of a cold day fetched from Vision."""
     return DayRow(date, before, vision, rest, rows, after)
 
@@ -246,7 +253,11 @@ MALFORMED = [
         "this is the old expectations format ([expected_failures]); rerun with --fcp-update-baselines",
     ),
     ("format_missing", edit("format = 1\n", ""), "field format: missing; allowed: format = 1"),
-    ("format_unknown", edit("format = 1", "format = 2"), "field format: version 2 is not supported; this pytest-fcp "),
+    (
+        "format_unknown",
+        edit("format = 1", "format = 2"),
+        "field format: version 2 is not supported; this pytest-fcp reads format 1 only",
+    ),
     ("format_string", edit("format = 1", 'format = "1"'), 'field format: is "1" (string); allowed: format = 1'),
     ("engine_missing", edit('engine = "ckvd"\n', ""), "field engine: missing; allowed: the engine's name"),
     ("engine_type", edit('engine = "ckvd"', "engine = 7"), "field engine: is 7 (integer); allowed: the engine's name"),

@@ -127,7 +127,9 @@ def load_baseline(path: os.PathLike[str] | str, engine: str | None = None) -> Ba
         got = "missing" if "format" not in doc else f"is {describe(version)}"
         raise BaselineError(path, None, "format", f"{got}; allowed: format = {FORMAT}")
     if version != FORMAT:
-        raise BaselineError(path, None, "format", f"version {version} is not supported; this pytest-fcp reads {FORMAT}")
+        raise BaselineError(
+            path, None, "format", f"version {version} is not supported; this pytest-fcp reads format {FORMAT} only"
+        )
     name = doc.get("engine")
     if not isinstance(name, str) or not name:
         got = "missing" if "engine" not in doc else f"is {describe(name)}"
