@@ -59,7 +59,7 @@ TRICKY = Record.single(
         'outcome: raised DataSourceError ("quoted" \\ back\\slash) although every day was obtainable',
         "rows: ünïcödé ✓ 日本 bar(s)\ttab\nnewline \x01 control \x7f del",
     ],
-    Totals(vision=3, rest=3, rest_weight=6, retries=2, slept_s=0.1 + 0.2),
+    Totals(vision=3, rest=3, rest_weight=6, retries=2, sleeps=3),
 )
 TWICE = Record(
     (
@@ -68,7 +68,7 @@ TWICE = Record(
         FetchRecord("data"),
     ),
     ("outcome: raised RuntimeError although every day was obtainable",),
-    Totals(vision=4, slept_s=600),
+    Totals(vision=4, sleeps=600),
 )
 RECORDS = {"basics/cold_fetch_from_vision": COLD, 'rest_errors/tricky "id" ü': TRICKY, "basics/twice": TWICE}
 
@@ -81,7 +81,7 @@ def test_round_trip_equals_the_records(tmp_path: pathlib.Path) -> None:
     loaded = load_baseline(path, engine="ckvd")
     assert loaded == Baseline("ckvd", RECORDS)
     assert loaded.records["basics/twice"].outcomes == ("data", "RuntimeError", "data")
-    assert loaded.records["basics/twice"].totals.slept_s == 600.0
+    assert loaded.records["basics/twice"].totals.sleeps == 600
     assert tomllib.loads(path.read_text(encoding="utf-8"))['rest_errors/tricky "id" ü'] == TRICKY.to_data()
     assert [p.name for p in tmp_path.iterdir()] == ["ckvd.toml"]  # no temporary file left behind
 
@@ -94,7 +94,7 @@ def test_file_shape_is_one_line_per_day_in_a_fixed_key_order(tmp_path: pathlib.P
         '["basics/cold_fetch_from_vision"]\n'
         'outcome = "data"\n'
         'failures = ["needed_only: asked Vision for day(s) outside the request: 2024-01-05"]\n'
-        "totals = { vision = 8, rest = 0, rest_weight = 0, retries = 0, slept_s = 0.0 }\n"
+        "totals = { vision = 8, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }\n"
         '["basics/cold_fetch_from_vision".days]\n'
         + "".join(
             f'2024-01-0{d} = {{ cache_before = "miss", vision = "https 200 x2", rest = "", rows = "vision 24", '
@@ -104,7 +104,7 @@ def test_file_shape_is_one_line_per_day_in_a_fixed_key_order(tmp_path: pathlib.P
         + '\n["basics/twice"]\n'
         'outcome = ["data", "RuntimeError", "data"]\n'
         'failures = ["outcome: raised RuntimeError although every day was obtainable"]\n'
-        "totals = { vision = 4, rest = 0, rest_weight = 0, retries = 0, slept_s = 600.0 }\n"
+        "totals = { vision = 4, rest = 0, rest_weight = 0, retries = 0, sleeps = 600 }\n"
         '["basics/twice".days]\n'
         '2024-01-02 = { cache_before = "miss", vision = "https 200 x2", rest = "", rows = "vision 24", '
         'cache_after = "valid" }\n'
@@ -230,7 +230,7 @@ engine = "ckvd"
 ["basics/a"]
 outcome = "data"
 failures = []
-totals = { vision = 1, rest = 0, rest_weight = 0, retries = 0, slept_s = 0.0 }
+totals = { vision = 1, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
 ["basics/a".days]
 2024-01-02 = { cache_before = "miss", vision = "https 200 x1", rest = "", rows = "vision 24", cache_after = "valid" }
 """
@@ -289,15 +289,15 @@ MALFORMED = [
     ("totals_negative", edit("rest = 0,", "rest = -1,"), f"{SCN} totals.rest: is -1 (integer); allowed: a non-neg"),
     ("totals_float", edit("retries = 0", "retries = 0.5"), f"{SCN} totals.retries: is 0.5 (float); allowed: a non-"),
     (
-        "slept_negative",
-        edit("slept_s = 0.0", "slept_s = -0.5"),
-        f"{SCN} totals.slept_s: is -0.5 (float); allowed: non-negative virtual seconds",
+        "sleeps_negative",
+        edit("sleeps = 0", "sleeps = -1"),
+        f"{SCN} totals.sleeps: is -1 (integer); allowed: a non-negative integer",
     ),
-    ("slept_nan", edit("slept_s = 0.0", "slept_s = nan"), f"{SCN} totals.slept_s: is nan (float); allowed: "),
+    ("sleeps_not_integer", edit("sleeps = 0", "sleeps = 1.5"), f"{SCN} totals.sleeps: is 1.5 (float); allowed: "),
     (
         "totals_unknown",
-        edit("slept_s = 0.0", "slept_s = 0.0, sleeps = 1"),
-        f"{SCN} totals.sleeps: unknown key; allowed: vision, rest, rest_weight, retries, slept_s",
+        edit("sleeps = 0", "sleeps = 0, slept_s = 1"),
+        f"{SCN} totals.slept_s: unknown key; allowed: vision, rest, rest_weight, retries, sleeps",
     ),
     ("totals_missing", edit("retries = 0, ", ""), f"{SCN} totals.retries: missing; allowed: a table {{ vision = 0"),
     (
@@ -431,13 +431,13 @@ def test_compare_changed_when_behaviour_differs_with_the_same_failures() -> None
     slower = Record(
         (FetchRecord("data", (BASE.fetches[0].days[0], day("2024-01-04", vision="https 500 x1, https 200 x1"))),),
         BASE.failures,
-        Totals(vision=3, rest=3, rest_weight=6, retries=1, slept_s=1.5),
+        Totals(vision=3, rest=3, rest_weight=6, retries=1, sleeps=2),
     )
     assert compare(BASE, slower) == Change(
         "changed",
         [
             "2024-01-04: vision https 200 x2 -> https 500 x1, https 200 x1",
-            "totals: vision 2 -> 3, retries 0 -> 1, slept_s 0.0 -> 1.5",
+            "totals: vision 2 -> 3, retries 0 -> 1, sleeps 0 -> 2",
         ],
     )
     dropped = Record((FetchRecord("data", BASE.fetches[0].days[:1]),), BASE.failures, BASE.totals)

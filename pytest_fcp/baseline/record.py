@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ __all__ = ["DAY_FIELDS", "TOTAL_FIELDS", "DayRow", "FetchRecord", "Record", "Rec
 
 #: A day's fields, in file and diff order.
 DAY_FIELDS = ("cache_before", "vision", "rest", "rows", "cache_after")
-#: The totals' fields, in file and diff order (all counted, never timed; ``slept_s`` is virtual seconds).
-TOTAL_FIELDS = ("vision", "rest", "rest_weight", "retries", "slept_s")
+#: The totals' fields, in file and diff order (all counted, never timed: how long an engine sleeps is its own
+#: random jitter; the contract's rule on waiting, >= Retry-After, is a check of its own).
+TOTAL_FIELDS = ("vision", "rest", "rest_weight", "retries", "sleeps")
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _OUTCOME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -103,25 +103,22 @@ class DayRow:
 
 @dataclass(frozen=True)
 class Totals:
-    """A scenario's counts: requests to Vision and to REST, REST weight, retries and virtual seconds slept."""
+    """A scenario's counts: requests to Vision and to REST, REST weight, retries (a request sent again) and
+    sleeps."""
 
     vision: int = 0
     rest: int = 0
     rest_weight: int = 0
     retries: int = 0
-    slept_s: float = 0.0
+    sleeps: int = 0
 
     def __post_init__(self) -> None:
-        for name in TOTAL_FIELDS[:-1]:
+        for name in TOTAL_FIELDS:
             value = getattr(self, name)
             if type(value) is not int or value < 0:
                 raise RecordError(f"totals.{name}", f"is {describe(value)}", "allowed: a non-negative integer")
-        slept = self.slept_s
-        if type(slept) not in (int, float) or not math.isfinite(slept) or slept < 0:
-            raise RecordError("totals.slept_s", f"is {describe(slept)}", "allowed: non-negative virtual seconds")
-        object.__setattr__(self, "slept_s", float(slept))
 
-    def to_data(self) -> dict[str, int | float]:
+    def to_data(self) -> dict[str, int]:
         """The totals as a plain dict, in :data:`TOTAL_FIELDS` order."""
         return {name: getattr(self, name) for name in TOTAL_FIELDS}
 

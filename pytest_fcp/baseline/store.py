@@ -11,7 +11,7 @@ order, one line per day)::
     failures = [
       "needed_only: asked Vision for day(s) outside the request: 2024-01-05",
     ]
-    totals = { vision = 6, rest = 0, rest_weight = 0, retries = 0, slept_s = 0.0 }
+    totals = { vision = 6, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
 
     ["basics/second_fetch_from_cache".days]      # the first fetch, one line per UTC day of its request
     2024-01-02 = { cache_before = "miss", vision = "s3 200 x2", rest = "", rows = "vision 24", cache_after = "valid" }

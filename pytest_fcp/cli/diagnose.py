@@ -236,6 +236,7 @@ def diagnose_simulated(args: argparse.Namespace, factory: EngineFactory, faults:
     """Run the fetch offline in the simulated world with ``faults``, judged by the contract."""
     from pytest_fcp.faults import fault
     from pytest_fcp.world.spec import WorldError, WorldSpec
+    from pytest_fcp.world.world import World
 
     now = args.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     start, end = fetch_range(now, args.days)
@@ -246,7 +247,7 @@ def diagnose_simulated(args: argparse.Namespace, factory: EngineFactory, faults:
     with tempfile.TemporaryDirectory(prefix="fcp-diagnose-") as tmp:
         try:
             spec = WorldSpec(now, args.market, args.symbol, args.interval, faults=tuple(scoped))
-            world = spec.build(pathlib.Path(tmp) / "cache")
+            world = World.from_spec(spec, pathlib.Path(tmp) / "cache")
         except WorldError as exc:
             raise UsageError(str(exc)) from None
         diagnosis = Diagnosis(

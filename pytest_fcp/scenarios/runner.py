@@ -93,7 +93,7 @@ def run_scenario(
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
     spec = scenario.world_spec(seed, log_level)
-    world = spec.build(cache_root)
+    world = World.from_spec(spec, cache_root)
     run = ScenarioRun(scenario, name, world)
     with world:
         world.create_engine(factory)

@@ -4,7 +4,6 @@ fuzzer and the ``fcp`` command all build their worlds through it."""
 from __future__ import annotations
 
 import datetime as dt
-import pathlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,6 @@ from pytest_fcp.faults import Fault
 
 if TYPE_CHECKING:
     from pytest_fcp.world.truth import Truth
-    from pytest_fcp.world.world import World
 
 __all__ = ["TRUTHS", "WorldError", "WorldSpec", "default_symbol"]
 
@@ -84,9 +82,3 @@ class WorldSpec:
         if not truth.has_symbol(self.market, self.symbol):
             raise WorldError(f"symbol {self.symbol!r} does not trade on {self.market} in this world")
         return truth
-
-    def build(self, cache_root: pathlib.Path) -> World:
-        """A world of this spec (not started) whose cache sandbox is ``cache_root``."""
-        from pytest_fcp.world.world import World
-
-        return World.from_spec(self, cache_root)

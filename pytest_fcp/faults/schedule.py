@@ -1,0 +1,250 @@
+"""Scheduled faults: a fault id from the table plus its scope, and the schedule that decides which request a
+fault answers.
+
+A fault is a stable id (``vision.http403``, ``rest.http429``, ``cache.zero_byte`` ...) plus a scope: which
+market / symbol / interval / UTC days it hits and which attempts. Attempts are counted per fault and per
+UTC day: every Vision request for a day's zip or ``.CHECKSUM`` and every REST request whose range touches
+the day is one attempt at that day. ``attempts`` is one of ``"always"`` (every attempt), ``"first:N"`` (the
+first N attempts fail, then the source recovers) or ``"nth:N"`` (only the Nth attempt fails). The first
+fault in schedule order that fires on a request answers it. Cache faults are not attempts: they describe the
+state of a day's cache file before the fetch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_fcp.core.sources import SOURCES
+from pytest_fcp.faults.table import FAULTS, FaultKind, FaultSpecError, faults_for_source
+
+__all__ = ["Attempts", "Fault", "FaultSchedule", "fault"]
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """Which attempts a fault hits: ``always``, ``first:N`` or ``nth:N``."""
+
+    mode: str = "always"
+    n: int = 0
+
+    @classmethod
+    def parse(cls, text: str | Attempts) -> Attempts:
+        if isinstance(text, Attempts):
+            return text
+        mode, _, number = str(text).partition(":")
+        if mode == "always" and not number:
+            return cls()
+        if mode in ("first", "nth") and number.isdigit() and int(number) >= 1:
+            return cls(mode, int(number))
+        raise FaultSpecError(
+            f"bad attempts {text!r}: expected 'always', 'first:N' (fail the first N attempts, then recover) "
+            f"or 'nth:N' (fail only the Nth attempt), with N >= 1"
+        )
+
+    def hits(self, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` (1-based) fails."""
+        if self.mode == "always":
+            return True
+        if self.mode == "first":
+            return attempt <= self.n
+        return attempt == self.n
+
+    @property
+    def recovers(self) -> bool:
+        return self.mode != "always"
+
+    def __str__(self) -> str:
+        return "always" if self.mode == "always" else f"{self.mode}:{self.n}"
+
+
+def _as_day(value: object, what: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise FaultSpecError(f"bad day {value!r} in {what}: expected a date like 2024-01-02") from None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scheduled fault: a library id plus its scope and parameters."""
+
+    id: str
+    days: tuple[dt.date, ...] | None = None
+    attempts: Attempts = Attempts()
+    market: str | None = None
+    symbol: str | None = None
+    interval: str | None = None
+    door: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> FaultKind:
+        return FAULTS[self.id]
+
+    @property
+    def source(self) -> str:
+        return self.kind.source
+
+    def param(self, name: str) -> Any:
+        return self.params.get(name, self.kind.params[name])
+
+    def in_scope(self, market: str, symbol: str, interval: str, day: dt.date) -> bool:
+        return (
+            (self.market is None or self.market == market)
+            and (self.symbol is None or self.symbol == symbol)
+            and (self.interval is None or self.interval == interval)
+            and (self.days is None or day in self.days)
+        )
+
+    def describe(self) -> str:
+        scope = []
+        if self.days is not None:
+            scope.append("days " + ",".join(d.isoformat() for d in self.days))
+        if self.attempts.mode != "always":
+            scope.append(f"attempts {self.attempts}")
+        for name in ("market", "symbol", "interval", "door"):
+            if getattr(self, name) is not None:
+                scope.append(f"{name} {getattr(self, name)}")
+        if self.params:
+            scope.append(", ".join(f"{k}={v}" for k, v in sorted(self.params.items())))
+        return self.id + (f" [{'; '.join(scope)}]" if scope else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        if self.days is not None:
+            out["days"] = [d.isoformat() for d in self.days]
+        if self.attempts.mode != "always":
+            out["attempts"] = str(self.attempts)
+        for name in ("market", "symbol", "interval", "door"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        out.update(self.params)
+        return out
+
+
+def fault(
+    id: str,
+    *,
+    days: Iterable[dt.date | str] | dt.date | str | None = None,
+    attempts: str | Attempts = "always",
+    market: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+    door: str | None = None,
+    **params: Any,
+) -> Fault:
+    """Build a validated :class:`Fault`; raises :class:`FaultSpecError` saying what is wrong and allowed."""
+    if id not in FAULTS:
+        close = difflib.get_close_matches(str(id), FAULTS, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        source = str(id).split(".", 1)[0]
+        known = faults_for_source(source) if source in SOURCES else list(FAULTS)
+        raise FaultSpecError(f"unknown fault id {id!r}.{hint} Known faults: {', '.join(known)}")
+    kind = FAULTS[id]
+    unknown = sorted(set(params) - set(kind.params))
+    if unknown:
+        allowed = ", ".join(kind.params) or "none"
+        raise FaultSpecError(f"fault {id!r} takes no parameter {', '.join(map(repr, unknown))}; parameters: {allowed}")
+    for name, value in params.items():
+        default = kind.params[name]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise FaultSpecError(f"fault {id!r}: {name} must be a number >= 0, got {value!r}")
+        elif not isinstance(value, type(default)):
+            raise FaultSpecError(f"fault {id!r}: {name} must be a {type(default).__name__}, got {value!r}")
+    if door is not None and (kind.source != "vision" or door not in ("https", "s3")):
+        raise FaultSpecError(
+            f"fault {id!r}: door {door!r} is not allowed; only Vision faults take a door, 'https' or 's3'"
+        )
+    parsed_attempts = Attempts.parse(attempts)
+    if not kind.takes_attempts and parsed_attempts.mode != "always":
+        raise FaultSpecError(
+            f"fault {id!r}: cache faults describe a file's state before the fetch and take no attempts"
+        )
+    day_tuple: tuple[dt.date, ...] | None
+    if days is None and kind.needs_days:
+        raise FaultSpecError(
+            f"fault {id!r}: cache faults describe given days' files; say which, e.g. days=['2024-01-03']"
+        )
+    if days is None:
+        day_tuple = None
+    elif isinstance(days, (str, dt.date)):
+        day_tuple = (_as_day(days, id),)
+    else:
+        day_tuple = tuple(sorted({_as_day(d, id) for d in days}))
+        if not day_tuple:
+            raise FaultSpecError(f"fault {id!r}: days is empty; leave it out to hit every day")
+    if market is not None:
+        from pytest_fcp.core.markets import MARKETS
+
+        if market not in MARKETS:
+            raise FaultSpecError(f"fault {id!r}: unknown market {market!r}; expected one of {', '.join(MARKETS)}")
+    return Fault(id, day_tuple, parsed_attempts, market, symbol, interval, door, dict(params))
+
+
+class FaultSchedule:
+    """The faults of one world, with the per-(fault, day) attempt counters."""
+
+    def __init__(self, faults: Sequence[Fault] = ()) -> None:
+        self.faults: list[Fault] = list(faults)
+        self._attempts: dict[tuple[int, dt.date], int] = defaultdict(int)
+        # Engines may fetch from worker threads: counting is atomic, and what fired is kept per thread.
+        self._lock = threading.Lock()
+        self._fired = threading.local()
+
+    @property
+    def last_attempt(self) -> int:
+        """The attempt number at which the fault this thread's last strike fired, fired."""
+        return getattr(self._fired, "attempt", 0)
+
+    @property
+    def last_day(self) -> dt.date | None:
+        """The day that fault fired on."""
+        return getattr(self._fired, "day", None)
+
+    def add(self, item: Fault) -> None:
+        self.faults.append(item)
+
+    def of_source(self, source: str) -> list[Fault]:
+        return [f for f in self.faults if f.source == source]
+
+    def strike(
+        self,
+        source: str,
+        market: str,
+        symbol: str,
+        interval: str,
+        days: Iterable[dt.date],
+        *,
+        door: str | None = None,
+        obj: str | None = None,
+    ) -> Fault | None:
+        """Count one attempt at each of ``days`` for every fault in scope; the first fault that fires wins."""
+        days = list(days)
+        fired: Fault | None = None
+        with self._lock:
+            for index, item in enumerate(self.faults):
+                if item.source != source or (item.door is not None and item.door != door):
+                    continue
+                if obj is not None and obj not in item.kind.objects:
+                    continue
+                hit = False
+                for day in days:
+                    if not item.in_scope(market, symbol, interval, day):
+                        continue
+                    self._attempts[index, day] += 1
+                    if not hit and item.attempts.hits(self._attempts[index, day]):
+                        hit, attempt, at = True, self._attempts[index, day], day
+                if hit and fired is None:
+                    fired, self._fired.attempt, self._fired.day = item, attempt, at
+        return fired
