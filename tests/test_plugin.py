@@ -190,12 +190,13 @@ create.requires = ("no_such_module_fcp",)
     ("modules", "absent"),
     [
         pytest.param(
-            "pytest_fcp, pytest_fcp.plugin, pytest_fcp.reporting, pytest_fcp.fuzz.plugin",
-            ("moto", "pyarrow", "respx", "boto3", "time_machine", "numpy"),
+            "pytest_fcp, pytest_fcp.plugin, pytest_fcp.plugin.reporting, pytest_fcp.plugin.fuzz_items, "
+            "pytest_fcp.plugin.xdist",
+            ("moto", "pyarrow", "respx", "boto3", "time_machine", "numpy", "hypothesis"),
             id="plugin",
         ),
         pytest.param(  # what the controller of an xdist run imports to collect the catalog
-            "pytest_fcp.scenarios, pytest_fcp.scenarios.collect, pytest_fcp.contract, pytest_fcp.world",
+            "pytest_fcp.scenarios, pytest_fcp.plugin.items, pytest_fcp.contract, pytest_fcp.world",
             ("moto", "respx", "boto3", "time_machine", "httpx"),
             id="collection",
         ),
