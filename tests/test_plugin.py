@@ -190,12 +190,13 @@ create.requires = ("no_such_module_fcp",)
     ("modules", "absent"),
     [
         pytest.param(
-            "pytest_fcp, pytest_fcp.plugin, pytest_fcp.reporting, pytest_fcp.fuzz.plugin",
-            ("moto", "pyarrow", "respx", "boto3", "time_machine", "numpy"),
+            "pytest_fcp, pytest_fcp.plugin, pytest_fcp.plugin.reporting, pytest_fcp.plugin.fuzz_items, "
+            "pytest_fcp.plugin.xdist",
+            ("moto", "pyarrow", "respx", "boto3", "time_machine", "numpy", "hypothesis"),
             id="plugin",
         ),
         pytest.param(  # what the controller of an xdist run imports to collect the catalog
-            "pytest_fcp.scenarios, pytest_fcp.scenarios.collect, pytest_fcp.contract, pytest_fcp.world",
+            "pytest_fcp.scenarios, pytest_fcp.plugin.items, pytest_fcp.contract, pytest_fcp.world",
             ("moto", "respx", "boto3", "time_machine", "httpx"),
             id="collection",
         ),
@@ -240,3 +241,146 @@ def test_log_level_ini_is_the_default(pytester: pytest.Pytester) -> None:
     )
     pytester.makeini("[pytest]\nfcp_log_level = warning\n")
     pytester.runpytest("-p", "no:xdist").assert_outcomes(passed=1)
+
+
+TINY_SCENARIOS = """
+[defaults]
+now = "2024-01-10T12:00:00Z"
+
+[[scenario]]
+name = "my_403"
+description = "Vision blocked: REST serves the old day."
+faults = ["vision.http403"]
+request = { start = "2024-01-03", end = "2024-01-04" }
+[scenario.expect]
+outcome = "data"
+sources = { default = "rest" }
+
+[[scenario]]
+name = "wrong_source"
+description = "Expects Vision where REST serves: a known failure (listed in the expectations)."
+faults = ["vision.http403"]
+request = { start = "2024-01-03", end = "2024-01-04" }
+[scenario.expect]
+outcome = "data"
+sources = { default = "vision" }
+"""
+
+SEED_PROBE = """
+from pytest_fcp.plugin import settings
+
+
+def pytest_sessionstart(session):
+    name = getattr(session.config, "workerinput", {}).get("workerid", "controller")
+    (session.config.rootpath / f"seed-{name}.txt").write_text(str(settings(session.config).seed))
+"""
+
+
+def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester) -> None:
+    directory = pytester.path / "tiny"
+    directory.mkdir()
+    (directory / "mine.toml").write_text(TINY_SCENARIOS)
+    expectations = pytester.path / "exp"
+    expectations.mkdir()
+    (expectations / "reference.toml").write_text('[expected_failures]\n"mine/wrong_source" = "listed"\n')
+    pytester.makeconftest(SEED_PROBE)
+    base = ["-p", "xdist", "--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled"]
+    base += ["--fcp-engine=reference", f"--fcp-expectations-dir={expectations}"]
+    summaries = {}
+    for workers in ("0", "2"):
+        for old in pytester.path.glob("seed-*.txt"):
+            old.unlink()
+        result = pytester.runpytest(*base, "-n", workers)
+        result.assert_outcomes(passed=1, xfailed=1)
+        out = result.stdout.str()
+        assert out.count("FCP conformance") == 1, out  # the controller's summary only
+        summary = [line for line in out[out.index("FCP conformance") :].splitlines() if line.strip()]
+        summaries[workers] = summary[1:3]
+        seed = out.split("fcp: seed=", 1)[1].split(" ", 1)[0]  # no --fcp-seed: a random one, handed to workers
+        seeds = {p.name: p.read_text() for p in pytester.path.glob("seed-*.txt")}
+        assert len(seeds) == (1 if workers == "0" else 3), seeds
+        assert set(seeds.values()) == {seed}, seeds
+    assert summaries["0"] == summaries["2"]
+    assert (
+        summaries["0"][0]
+        == "reference: 1 passed, 1 expected failures, 0 regressions, 0 unexpected passes (2 scenarios)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fcp-log-level=loud"], "--fcp-log-level 'loud' is not a log level; use one of TRACE, DEBUG, INFO*"),
+        (["--fcp-now=yesterday"], "--fcp-now: 'yesterday' is not an ISO 8601 time like 2024-01-10T12:00:00Z"),
+        (["--fcp-scenarios", "--fcp-scenarios-dir=nowhere"], "--fcp-scenarios-dir nowhere: no such directory"),
+    ],
+    ids=["log-level", "now", "scenarios-dir"],
+)
+def test_bad_settings_are_one_usage_error_line_at_start_up(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile("def test_never_runs(): raise AssertionError")
+    result = pytester.runpytest("-p", "xdist", "-n", "2", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1, result.stderr.str()
+    result.stderr.fnmatch_lines([f"ERROR: pytest-fcp: {message}"])
+    assert "test_never_runs" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """pytest_fcp's modules -> the pytest_fcp modules (and 'pytest') each imports at run time (in any function)."""
+    import ast
+
+    def runtime_nodes(tree: ast.AST) -> list[ast.AST]:  # all nodes but those under ``if TYPE_CHECKING:``
+        out: list[ast.AST] = []
+        todo = [tree]
+        while todo:
+            node = todo.pop()
+            out.append(node)
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+                todo += node.orelse
+                continue
+            todo += ast.iter_child_nodes(node)
+        return out
+
+    root = pathlib.Path(__file__).resolve().parent.parent / "pytest_fcp"
+    paths = {
+        ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in root.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        edges: set[str] = set()
+        for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names} & set(paths)
+                edges |= subs or {node.module}
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+        graph[module] = {e for e in edges if e in paths or e == "pytest"}
+    return graph
+
+
+def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
+    graph = _import_graph()
+    plugin = {m for m in graph if m == "pytest_fcp.plugin" or m.startswith("pytest_fcp.plugin.")}
+    assert plugin >= {f"pytest_fcp.plugin.{p}" for p in ("settings", "options", "fixtures", "items", "reporting")}
+    for module in set(graph) - plugin:
+        assert not graph[module] & plugin, f"{module} imports the plugin: {sorted(graph[module] & plugin)}"
+        if module.startswith(("pytest_fcp.scenarios", "pytest_fcp.fuzz")):
+            assert "pytest" not in graph[module], f"{module} imports pytest"
+    assert not graph["pytest_fcp.plugin.settings"] & plugin, "settings must be a leaf of the plugin"
+    for part in plugin - {"pytest_fcp.plugin"}:
+        assert "pytest_fcp.plugin" not in graph[part], f"{part} imports the plugin's hooks module"
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), set()) - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert not cycles, f"modules in an import cycle: {cycles}"

@@ -1,5 +1,6 @@
 """Property-based fault schedules: Hypothesis strategies that build FCP scenarios, a TOML writer for the
-shrunk counterexamples, and the ``--fcp-fuzz`` pytest items (see ``docs/fuzz.md``)."""
+shrunk counterexamples, and the search the ``--fcp-fuzz`` items run (``pytest_fcp.plugin.fuzz_items``; see
+``docs/fuzz.md``)."""
 
 from __future__ import annotations
 

@@ -24,17 +24,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from pytest_fcp.contract import Verdict
+from pytest_fcp.core.fuzz_profiles import PROFILES
 from pytest_fcp.fuzz.save import render_scenario, save_scenario
 from pytest_fcp.fuzz.strategies import scenarios
 from pytest_fcp.scenarios.model import Scenario
 
 __all__ = ["PROFILES", "FuzzResult", "fuzz_engine", "run_once"]
-
-#: ``ci``: derandomized (the same examples every run), bounded; ``deep``: 10x the examples, seeded.
-PROFILES: dict[str, dict[str, Any]] = {
-    "ci": {"derandomize": True, "examples_factor": 1.0, "budget": 120.0},
-    "deep": {"derandomize": False, "examples_factor": 10.0, "budget": None},
-}
 
 
 class _Broken(AssertionError):

@@ -20,6 +20,10 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
+
+__all__ = ["Reporter", "replay_command"]
+
 SUMMARY_LIMIT = 60_000  # bytes of Markdown added to $GITHUB_STEP_SUMMARY at most
 
 
@@ -31,29 +35,32 @@ def _version(dist: str) -> str | None:
 
 
 def replay_command(seed: int, nodeid: str) -> str:
+    """The command line that reruns ``nodeid`` with the same seed."""
     return f"pytest --fcp-seed={seed} {shlex.quote(nodeid)}"
 
 
 class Reporter:
-    def __init__(self, config: pytest.Config) -> None:
+    """Each traced test's report sections and record; at the end (controller only) the JSONL and summaries."""
+
+    def __init__(self, config: pytest.Config, run: RunSettings) -> None:
         self.config = config
+        self.run = run
         self.run_id = uuid.uuid4().hex[:12]
         self.records: list[dict[str, Any]] = []
-        self.is_worker = hasattr(config, "workerinput")
-        self.trace_dir = config.getoption("fcp_trace_dir", None) or config.getini("fcp_trace_dir")
+        self.is_worker = run.worker
+        self.trace_dir = run.trace_dir
+        self.written: pathlib.Path | None = None
 
     @property
     def seed(self) -> int:
-        from pytest_fcp.plugin import SEED_KEY
-
-        return self.config.stash[SEED_KEY]
+        """The run's seed."""
+        return self.run.seed
 
     # --- on the process running the test ------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        """Add the decision trace and replay sections, JUnit properties and ``report.fcp_trace``."""
         report = yield
-        from pytest_fcp.plugin import ENGINE_NAME_KEY, WORLD_KEY
-
         world = item.stash.get(WORLD_KEY, None)
         if world is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return report
@@ -87,6 +94,7 @@ class Reporter:
 
     # --- on the controller ------------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep the last record of each traced test (on the controller)."""
         record = getattr(report, "fcp_trace", None)
         if record is None or self.is_worker:
             return
@@ -96,13 +104,12 @@ class Reporter:
         self.records.append(record)
 
     def header(self) -> dict[str, Any]:
-        from pytest_fcp.plugin import engine_names
-
+        """The JSONL file's first line: run id, seed, engines, time and versions."""
         return {
             "type": "header",
             "run_id": self.run_id,
             "seed": self.seed,
-            "engines": engine_names(self.config),
+            "engines": list(self.run.engines),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "versions": {
                 "pytest-fcp": _version("pytest-fcp"),
@@ -113,6 +120,7 @@ class Reporter:
         }
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the JSONL traces and the GitHub step summary (controller only)."""
         if self.is_worker:
             return
         if self.trace_dir and self.records:
@@ -122,6 +130,7 @@ class Reporter:
             self.write_step_summary(pathlib.Path(summary))
 
     def write_jsonl(self, directory: pathlib.Path) -> pathlib.Path:
+        """Write ``fcp-trace-<run id>.jsonl`` in ``directory`` (atomically) and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"fcp-trace-{self.run_id}.jsonl"
         lines = [json.dumps(self.header())]
@@ -134,6 +143,7 @@ class Reporter:
         return target
 
     def write_step_summary(self, target: pathlib.Path) -> None:
+        """Append a Markdown table of the traced tests (failures first) to ``target``, within the size limit."""
         rows = [
             "## pytest-fcp",
             "",
@@ -158,6 +168,6 @@ class Reporter:
             handle.write(text + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        path = getattr(self, "written", None)
-        if path is not None:
-            terminalreporter.write_line(f"fcp: traces written to {path}")
+        """Say where the traces were written."""
+        if self.written is not None:
+            terminalreporter.write_line(f"fcp: traces written to {self.written}")

@@ -1,0 +1,95 @@
+"""pytest-fcp's pytest plugin (the ``pytest11`` entry point ``fcp``): hooks, each a call into one part.
+
+The parts: :mod:`~pytest_fcp.plugin.settings` (the run's settings, read once), ``options``, ``fixtures``
+(marker, fixtures, engine parametrisation), ``reporting``, ``items`` and ``conformance`` (``--fcp-scenarios``),
+``fuzz_items`` (``--fcp-fuzz``) and ``xdist``. Importing this package imports pytest and the standard library
+only; the simulated world, pyarrow, moto, respx and Hypothesis load when a test or an option asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from pytest_fcp.plugin import fixtures, options
+from pytest_fcp.plugin.fixtures import fcp_engine, fcp_engine_name, fcp_trace, fcp_world
+from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings
+
+__all__ = [
+    "fcp_engine",
+    "fcp_engine_name",
+    "fcp_trace",
+    "fcp_world",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "pytest_report_header",
+    "pytest_runtest_call",
+    "settings",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register pytest-fcp's options and ini keys."""
+    options.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the run's settings once, decide what to collect, and register the parts this run needs."""
+    _register_parts(config, _store(config, build_settings(config)))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The seed (with its replay option), the engines and where traces go."""
+    return [_header(settings(config))]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise tests that use ``fcp_engine_name`` over the run's engines."""
+    fixtures.parametrize_engines(metafunc)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Fail a test whose engine left the simulated world."""
+    return (yield from fixtures.after_call(item))
+
+
+# --- wiring --------------------------------------------------------------------------------------------
+def _store(config: pytest.Config, run: RunSettings) -> RunSettings:
+    config.stash[SETTINGS_KEY] = run
+    return run
+
+
+def _header(run: RunSettings) -> str:
+    line = f"fcp: seed={run.seed} (replay with --fcp-seed={run.seed}), engines={','.join(run.engines)}"
+    return line + (f", traces -> {run.trace_dir}" if run.trace_dir else "")
+
+
+def _register_parts(config: pytest.Config, run: RunSettings) -> None:
+    from pytest_fcp.plugin.reporting import Reporter
+
+    config.addinivalue_line("markers", fixtures.MARKER_DOC)
+    args = run.collection_args()
+    if args is not None:  # the one place that decides what a --fcp-scenarios / --fcp-fuzz run collects
+        config.args[:] = args
+    manager = config.pluginmanager
+    if manager.hasplugin("xdist"):
+        from pytest_fcp.plugin.xdist import XdistHooks
+
+        manager.register(XdistHooks(), "fcp-xdist")
+    manager.register(Reporter(config, run), "fcp-reporter")
+    if run.fuzz.enabled:
+        from pytest_fcp.plugin.fuzz_items import FuzzPlugin
+
+        manager.register(FuzzPlugin(run), "fcp-fuzz")
+        config.addinivalue_line("markers", "fcp_fuzz: a property-based FCP fuzz item")
+    if run.scenarios:
+        from pytest_fcp.plugin.conformance import Conformance
+        from pytest_fcp.plugin.items import COLLECTOR_NAME, ScenarioCollector
+
+        manager.register(ScenarioCollector(run), COLLECTOR_NAME)
+        manager.register(Conformance(run), "fcp-conformance")
+        config.addinivalue_line("markers", "fcp_scenario: an item generated from an FCP scenario file")

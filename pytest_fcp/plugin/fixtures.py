@@ -1,0 +1,196 @@
+"""The ``@pytest.mark.fcp`` marker and the fixtures ``fcp_world``, ``fcp_engine``, ``fcp_engine_name``, ``fcp_trace``.
+
+Also the engine parametrisation of tests that use ``fcp_engine_name`` and the check, after each test's call,
+that the engine stayed inside the simulated world. The world, pyarrow, moto and respx load when a test first
+asks for a world.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_fcp.plugin.settings import DEFAULT_ENGINES, ENGINE_NAME_KEY, WORLD_KEY, RunSettings, parse_now, settings
+
+if TYPE_CHECKING:
+    from pytest_fcp.engines import Engine
+    from pytest_fcp.trace import Trace
+    from pytest_fcp.world import World
+
+__all__ = [
+    "MARKER_DOC",
+    "MARKER_KEYS",
+    "after_call",
+    "build_world",
+    "fcp_engine",
+    "fcp_engine_name",
+    "fcp_trace",
+    "fcp_world",
+    "load_factory",
+    "marker_kwargs",
+    "parametrize_engines",
+    "world_arguments",
+]
+
+MARKER_DOC = (
+    "fcp(*, faults=(), now=None, market='spot', symbol=None, interval='1h', truth='synthetic', "
+    "cached=(), publish_delay_hours=24, engines=None): run the test's engine (fixture fcp_engine) in a "
+    "simulated Binance world. faults: fault ids or pytest_fcp.fault(...) objects (see pytest_fcp.FAULTS); "
+    "now: the world's UTC now (ISO string or aware datetime; default --fcp-now); market: spot | "
+    "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
+    "truth: synthetic | golden; engines: restrict the engines this test runs on."
+)
+MARKER_KEYS = (
+    "faults",
+    "now",
+    "market",
+    "symbol",
+    "interval",
+    "truth",
+    "cached",
+    "publish_delay_hours",
+    "engines",
+)
+
+
+# --- engine parametrisation -------------------------------------------------------------------------
+def parametrize_engines(metafunc: pytest.Metafunc) -> None:
+    """Run a test that asks for ``fcp_engine_name`` once per engine (the marker's ``engines`` narrow them)."""
+    if "fcp_engine_name" not in metafunc.fixturenames:
+        return
+    if any(m.name == "parametrize" and "fcp_engine_name" in str(m.args[0]) for m in metafunc.definition.iter_markers()):
+        return
+    names = list(settings(metafunc.config).engines)
+    marker = metafunc.definition.get_closest_marker("fcp")
+    wanted = marker.kwargs.get("engines") if marker else None
+    if wanted:
+        names = [n for n in names if n in wanted] or list(wanted)
+    metafunc.parametrize("fcp_engine_name", names, ids=names)
+
+
+def load_factory(name: str) -> Any:
+    """The engine factory named ``name``; an unavailable bundled engine skips the test, any other fails it."""
+    from pytest_fcp.engines import EngineLoadError, load_engine
+
+    try:
+        return load_engine(name)
+    except EngineLoadError as exc:
+        if name in DEFAULT_ENGINES and "cannot be loaded" in str(exc):
+            pytest.skip(f"pytest-fcp: {exc}")
+        pytest.fail(f"pytest-fcp: {exc}", pytrace=False)
+
+
+# --- the world ----------------------------------------------------------------------------------------
+def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    """The ``@pytest.mark.fcp`` keyword arguments of ``item``; misuse fails the test clearly."""
+    marker = item.get_closest_marker("fcp")
+    if marker is None:
+        return {}
+    if marker.args:
+        pytest.fail(f"@pytest.mark.fcp takes keyword arguments only ({', '.join(MARKER_KEYS)})", pytrace=False)
+    unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.fcp: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(MARKER_KEYS)}",
+            pytrace=False,
+        )
+    return dict(marker.kwargs)
+
+
+def world_arguments(options: dict[str, Any], run: RunSettings) -> dict[str, Any]:
+    """``World(cache_root, **...)`` keyword arguments from marker-style options and the run's settings."""
+    from pytest_fcp.faults import Fault, FaultSpecError, fault
+
+    now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
+    faults = []
+    for entry in options.get("faults", ()) or ():
+        if isinstance(entry, Fault):
+            faults.append(entry)
+        elif isinstance(entry, dict):  # the scenario files' form: {"id": ..., "days": [...], ...}
+            spec = dict(entry)
+            if "id" not in spec:
+                raise FaultSpecError(f"fault {entry!r} has no 'id'; e.g. {{'id': 'vision.http403'}}")
+            faults.append(fault(str(spec.pop("id")), **spec))
+        else:
+            faults.append(fault(str(entry)))
+    market = options.get("market", "spot")
+    return {
+        "now": now,
+        "market": market,
+        "symbol": options.get("symbol") or ("BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"),
+        "interval": options.get("interval", "1h"),
+        "truth": options.get("truth", "synthetic"),
+        "seed": run.seed,
+        "faults": faults,
+        "publish_delay": dt.timedelta(hours=float(options.get("publish_delay_hours", 24))),
+        "log_level": run.log_level,
+    }
+
+
+def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> World:
+    """A started world for ``item`` from marker-style options; misuse fails the test at setup, clearly."""
+    from pytest_fcp.faults import FaultSpecError
+    from pytest_fcp.world import World, WorldError
+
+    try:
+        world = World(cache_root, **world_arguments(options, settings(item.config)))
+    except (FaultSpecError, WorldError, ValueError) as exc:
+        pytest.fail(f"pytest-fcp: bad world for {item.nodeid}: {exc}", pytrace=False)
+    world.start()
+    item.stash[WORLD_KEY] = world
+    return world
+
+
+def after_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Wrap a test's call: fail it if its engine sent a request the simulated world does not serve."""
+    result = yield
+    world = item.stash.get(WORLD_KEY, None)
+    if world is not None and world.violations:
+        listed = "\n  ".join(world.violations)
+        pytest.fail(
+            f"pytest-fcp: the engine left the simulated world:\n  {listed}\n"
+            "Every request must go to data.binance.vision or the Binance klines endpoints.",
+            pytrace=False,
+        )
+    return result
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture
+def fcp_world(request: pytest.FixtureRequest, tmp_path: Any) -> Generator[World, None, None]:
+    """A started simulated Binance world (Vision, REST, sealed network, cache sandbox, virtual clock).
+
+    Configured by ``@pytest.mark.fcp(...)``; ``fcp_world.fetch(start, end)`` runs the attached engine.
+    """
+    world = build_world(request.node, tmp_path / "fcp-cache", marker_kwargs(request.node))
+    try:
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture
+def fcp_engine_name() -> str:
+    """The engine under test (parametrised from --fcp-engine / ini fcp_engine)."""
+    return DEFAULT_ENGINES[0]
+
+
+@pytest.fixture
+def fcp_engine(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name: str) -> Engine:
+    """The engine under test, created on the world's cache sandbox, with the marker's cache state applied."""
+    factory = load_factory(fcp_engine_name)
+    engine = fcp_world.create_engine(factory)
+    cached = marker_kwargs(request.node).get("cached") or ()
+    if cached:
+        fcp_world.seed_cache([dt.date.fromisoformat(str(d)) for d in cached])
+    request.node.stash[ENGINE_NAME_KEY] = fcp_engine_name
+    return engine
+
+
+@pytest.fixture
+def fcp_trace(fcp_world: World) -> Trace:
+    """The decision trace of this test's world (``.path()``, ``.assert_path(...)``, ``.table()``)."""
+    return fcp_world.trace

@@ -1,0 +1,124 @@
+"""pytest-fcp's command-line options and ini keys (all of them, fuzzing's too); read once by ``settings``."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_fcp.plugin.settings import DEFAULT_EXAMPLES, DEFAULT_NOW
+
+__all__ = ["addoption"]
+
+
+def addoption(parser: pytest.Parser) -> None:
+    """Register every ``--fcp-*`` option and ``fcp_*`` ini key (from ``pytest_addoption``)."""
+    group = parser.getgroup("fcp", "pytest-fcp (Failover Control Protocol harness)")
+    group.addoption(
+        "--fcp-engine",
+        action="append",
+        dest="fcp_engine",
+        metavar="NAME",
+        help="engine to test: an entry point of group 'pytest_fcp.engines' (bundled: reference, ckvd) or "
+        "'package.module:factory'. Repeat for several. Default: ini fcp_engine, else reference and ckvd.",
+    )
+    parser.addini("fcp_engine", type="linelist", default=[], help="default engines (one name a line)")
+    group.addoption(
+        "--fcp-seed",
+        type=int,
+        dest="fcp_seed",
+        metavar="N",
+        help="seed of the synthetic market truth and of fuzzing; shown in the header; replays a run",
+    )
+    group.addoption(
+        "--fcp-log-level",
+        dest="fcp_log_level",
+        metavar="LEVEL",
+        help="lowest level of the engine's own log records kept in each trace: TRACE, DEBUG, INFO, SUCCESS, "
+        "WARNING, ERROR or CRITICAL (default: ini fcp_log_level, else INFO; DEBUG keeps everything but costs "
+        "ckvd about a tenth of its time)",
+    )
+    parser.addini("fcp_log_level", default="", help="lowest engine log level kept in traces (like --fcp-log-level)")
+    group.addoption("--fcp-now", dest="fcp_now", metavar="ISO", help=f"default world 'now' (default {DEFAULT_NOW})")
+    parser.addini("fcp_now", default="", help="default world 'now' (ISO 8601, UTC)")
+    group.addoption(
+        "--fcp-trace-dir",
+        dest="fcp_trace_dir",
+        metavar="DIR",
+        help="write every test's decision trace as JSON Lines to DIR/fcp-trace-<run id>.jsonl",
+    )
+    parser.addini("fcp_trace_dir", default="", help="directory for JSON Lines traces (like --fcp-trace-dir)")
+    _add_scenario_options(parser, group)
+    _add_fuzz_options(parser, group)
+    group.addoption(
+        "--fcp-update-expectations",
+        action="store_true",
+        dest="fcp_update_expectations",
+        help="rewrite each engine's expectation file from this run's scenario results",
+    )
+
+
+def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--fcp-scenarios",
+        action="store_true",
+        dest="fcp_scenarios",
+        help="collect and run the FCP scenario catalog (bundled + --fcp-scenarios-dir) on every engine",
+    )
+    group.addoption(
+        "--fcp-scenarios-dir",
+        action="append",
+        dest="fcp_scenarios_dirs",
+        metavar="DIR",
+        help="extra directory of scenario TOML files (repeatable); with --fcp-scenarios",
+    )
+    parser.addini("fcp_scenarios_dirs", type="paths", default=[], help="extra scenario directories")
+    group.addoption(
+        "--fcp-no-bundled",
+        action="store_true",
+        dest="fcp_no_bundled",
+        help="with --fcp-scenarios: leave out the bundled catalog (run only --fcp-scenarios-dir)",
+    )
+    group.addoption(
+        "--fcp-expectations-dir",
+        dest="fcp_expectations_dir",
+        metavar="DIR",
+        help="directory of <engine>.toml expectation files (default: the bundled scenarios/expectations)",
+    )
+    parser.addini("fcp_expectations_dir", default="", help="directory of <engine>.toml expectation files")
+
+
+def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--fcp-fuzz",
+        action="store_true",
+        dest="fcp_fuzz",
+        help="add one property-based test per engine: generated fault schedules judged by the FCP contract",
+    )
+    group.addoption(
+        "--fcp-fuzz-examples",
+        type=int,
+        dest="fcp_fuzz_examples",
+        metavar="N",
+        help=f"generated scenarios per engine (default: ini fcp_fuzz_examples, else {DEFAULT_EXAMPLES})",
+    )
+    parser.addini("fcp_fuzz_examples", default=str(DEFAULT_EXAMPLES), help="generated scenarios per engine")
+    group.addoption(
+        "--fcp-fuzz-budget",
+        type=float,
+        dest="fcp_fuzz_budget",
+        metavar="SECONDS",
+        help="wall-time budget of the search per engine (default: ini fcp_fuzz_budget, else the profile's)",
+    )
+    parser.addini("fcp_fuzz_budget", default="", help="wall-time budget of the fuzz search per engine (s)")
+    group.addoption(
+        "--fcp-fuzz-save",
+        dest="fcp_fuzz_save",
+        metavar="DIR",
+        help="save each shrunk counterexample as a scenario TOML file in DIR",
+    )
+    group.addoption(
+        "--fcp-fuzz-profile",
+        dest="fcp_fuzz_profile",
+        choices=("ci", "deep"),
+        default=None,
+        help="ci: derandomized and bounded (120 s budget); deep: 10x the examples, seeded by --fcp-seed",
+    )
