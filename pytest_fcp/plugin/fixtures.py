@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
     from pytest_fcp.trace import Trace
     from pytest_fcp.world import World
+    from pytest_fcp.world.spec import WorldSpec
 
 __all__ = [
     "MARKER_DOC",
@@ -32,7 +33,7 @@ __all__ = [
     "load_factory",
     "marker_kwargs",
     "parametrize_engines",
-    "world_arguments",
+    "world_spec",
 ]
 
 MARKER_DOC = (
@@ -100,9 +101,10 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     return dict(marker.kwargs)
 
 
-def world_arguments(options: dict[str, Any], run: RunSettings) -> dict[str, Any]:
-    """``World(cache_root, **...)`` keyword arguments from marker-style options and the run's settings."""
+def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
+    """The world a marker asks for (marker-style options), in this run's settings."""
     from pytest_fcp.faults import Fault, FaultSpecError, fault
+    from pytest_fcp.world.spec import WorldSpec, default_symbol
 
     now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
     faults = []
@@ -117,17 +119,18 @@ def world_arguments(options: dict[str, Any], run: RunSettings) -> dict[str, Any]
         else:
             faults.append(fault(str(entry)))
     market = options.get("market", "spot")
-    return {
-        "now": now,
-        "market": market,
-        "symbol": options.get("symbol") or ("BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"),
-        "interval": options.get("interval", "1h"),
-        "truth": options.get("truth", "synthetic"),
-        "seed": run.seed,
-        "faults": faults,
-        "publish_delay": dt.timedelta(hours=float(options.get("publish_delay_hours", 24))),
-        "log_level": run.log_level,
-    }
+    return WorldSpec(
+        now=now,
+        market=market,
+        symbol=options.get("symbol") or default_symbol(market),
+        interval=options.get("interval", "1h"),
+        truth=options.get("truth", "synthetic"),
+        seed=run.seed,
+        faults=tuple(faults),
+        publish_delay=dt.timedelta(hours=float(options.get("publish_delay_hours", 24))),
+        log_level=run.log_level,
+        cached=tuple(dt.date.fromisoformat(str(d)) for d in options.get("cached") or ()),
+    )
 
 
 def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> World:
@@ -136,7 +139,7 @@ def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> 
     from pytest_fcp.world import World, WorldError
 
     try:
-        world = World(cache_root, **world_arguments(options, settings(item.config)))
+        world = World.from_spec(world_spec(options, settings(item.config)), cache_root)
     except (FaultSpecError, WorldError, ValueError) as exc:
         pytest.fail(f"pytest-fcp: bad world for {item.nodeid}: {exc}", pytrace=False)
     world.start()
@@ -183,9 +186,8 @@ def fcp_engine(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name
     """The engine under test, created on the world's cache sandbox, with the marker's cache state applied."""
     factory = load_factory(fcp_engine_name)
     engine = fcp_world.create_engine(factory)
-    cached = marker_kwargs(request.node).get("cached") or ()
-    if cached:
-        fcp_world.seed_cache([dt.date.fromisoformat(str(d)) for d in cached])
+    if fcp_world.spec.cached:
+        fcp_world.seed_cache(fcp_world.spec.cached)
     request.node.stash[ENGINE_NAME_KEY] = fcp_engine_name
     return engine
 
