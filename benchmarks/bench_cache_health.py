@@ -29,9 +29,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from pytest_fcp.core.markets import DAY_MS, INTERVALS
 from pytest_fcp.engines import CACHE_SCHEMA
 from pytest_fcp.health import scan_cache
-from pytest_fcp.core.markets import DAY_MS, INTERVALS
 
 #: Interval of each series, in rotation: 40 % 1h, 30 % 15m, 20 % 5m, 10 % 1m.
 SLOTS = ("1h",) * 4 + ("15m",) * 3 + ("5m",) * 2 + ("1m",)

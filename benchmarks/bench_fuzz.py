@@ -25,7 +25,7 @@ def main() -> None:
     logging.disable(logging.WARNING)  # the engines' own warnings (unwritable caches ...) are expected here
 
     from pytest_fcp.engines import load_engine
-    from pytest_fcp.fuzz.runner import fuzz_engine
+    from pytest_fcp.fuzz.search import fuzz_engine
 
     print(f"pytest-fcp fuzz benchmark · {os.cpu_count()} cores · {args.examples} examples · seed {args.seed}\n")
     print("| engine | result | distinct scenarios run | search time | examples/s |\n|---|---|---|---|---|")

@@ -142,16 +142,16 @@ def test_every_fault_has_an_effect():
     assert len(faults_for_source("cache")) >= 11
 
 
-def test_strikes_from_engine_threads_count_every_attempt_once():
+def test_requests_from_engine_threads_count_every_attempt_once():
     # ckvd asks for Vision files from a thread pool: attempts are counted atomically, and each thread
-    # learns the attempt its own strike fired at.
+    # learns the attempt its own request was answered at.
     schedule = FaultSchedule([fault("rest.http500", attempts="first:300")])
     day = dt.date(2024, 1, 3)
     fired: list[int] = []
 
     def worker() -> None:
         for _ in range(200):
-            if schedule.strike("rest", "spot", "BTCUSDT", "1h", [day]) is not None:
+            if schedule.answering_fault("rest", "spot", "BTCUSDT", "1h", [day]) is not None:
                 assert schedule.last_day == day
                 fired.append(schedule.last_attempt)
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from pytest_fcp.core.markets import days_between
 from pytest_fcp.engines import CACHE_SCHEMA
 from pytest_fcp.engines.reference import DataSourceError, RateLimitError, ReferenceEngine, _SourceFailed
-from pytest_fcp.fuzz.runner import fuzz_engine, run_once
 from pytest_fcp.fuzz.save import render_scenario, save_scenario
+from pytest_fcp.fuzz.search import fuzz_engine, run_once
 from pytest_fcp.fuzz.strategies import scenarios
 from pytest_fcp.scenarios.loader import load_file, parse_file
 from pytest_fcp.scenarios.model import Scenario

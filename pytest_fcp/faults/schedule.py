@@ -204,7 +204,7 @@ class FaultSchedule:
 
     @property
     def last_attempt(self) -> int:
-        """The attempt number at which the fault this thread's last strike fired, fired."""
+        """The attempt number at which the fault that answered this thread's last request fired."""
         return getattr(self._fired, "attempt", 0)
 
     @property
@@ -218,7 +218,7 @@ class FaultSchedule:
     def of_source(self, source: str) -> list[Fault]:
         return [f for f in self.faults if f.source == source]
 
-    def strike(
+    def answering_fault(
         self,
         source: str,
         market: str,

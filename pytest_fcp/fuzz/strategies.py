@@ -39,7 +39,7 @@ __all__ = [
     "EXCLUDED_FAULTS",
     "HEADLINE_FAULTS",
     "NETWORK_FAULTS",
-    "World",
+    "DrawnWorld",
     "cache_states",
     "fault_schedules",
     "requests",
@@ -68,7 +68,7 @@ _MAIN_INTERVALS = ("1h", "4h", "1d")
 
 
 @dataclass(frozen=True)
-class World:
+class DrawnWorld:
     """The world part of a scenario."""
 
     now: dt.datetime
@@ -82,7 +82,7 @@ def _default_symbol(market: str) -> str:
 
 
 @st.composite
-def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> World:
+def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> DrawnWorld:
     """A world: ``now`` within ~1.5 years of 2024-01-10 (shrinks to it), 01:15-22:45 UTC; market; interval.
 
     ``now`` never lies within 75 minutes of midnight, so no day end can come near the 48 h or 24 h edges.
@@ -95,7 +95,7 @@ def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> World:
         interval = "1m"
     else:
         interval = draw(st.sampled_from(_MAIN_INTERVALS))
-    return World(now, market, _default_symbol(market), interval)
+    return DrawnWorld(now, market, _default_symbol(market), interval)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -103,7 +103,7 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 @st.composite
-def requests(draw: st.DrawFn, world: World, *, max_days: int = 7) -> tuple[Request, ...]:
+def requests(draw: st.DrawFn, world: DrawnWorld, *, max_days: int = 7) -> tuple[Request, ...]:
     """One request (sometimes a second one, repeating it or not) within the last few weeks before ``now``.
 
     Lengths: one bar, some hours, or 1..``max_days`` days (rarely up to a month); starts at midnight, on a
@@ -116,7 +116,7 @@ def requests(draw: st.DrawFn, world: World, *, max_days: int = 7) -> tuple[Reque
 
 
 @st.composite
-def _one_request(draw: st.DrawFn, world: World, max_days: int) -> Request:
+def _one_request(draw: st.DrawFn, world: DrawnWorld, max_days: int) -> Request:
     now, step = world.now, dt.timedelta(milliseconds=interval_ms(world.interval))
     small = world.interval == "1m"
     back = draw(st.sampled_from(range(6 if small else 20)))
@@ -207,7 +207,7 @@ def fault_schedules(
     return st.lists(_network_fault(days, interval), max_size=max_faults).map(tuple)
 
 
-def _describe(world: World, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]) -> str:
+def _describe(world: DrawnWorld, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]) -> str:
     spans = ", ".join(f"[{r.start:%Y-%m-%d %H:%M}, {r.end:%Y-%m-%d %H:%M})" for r in reqs)
     what = "; ".join(f.describe() for f in faults) or "no faults"
     held = ", ".join(d.isoformat() for d in cached) or "none"

@@ -16,7 +16,7 @@ from pytest_fcp.core.markets import DAY_MS, INTERVALS, day_bounds_ms
 from pytest_fcp.core.schemas import PRICE_COLUMNS
 from pytest_fcp.health.layouts import layout as layout_of
 
-__all__ = ["NEEDED_COLUMNS", "FileReport", "Job", "Verdict", "check_day_file", "check_many"]
+__all__ = ["NEEDED_COLUMNS", "FileReport", "FileVerdict", "Job", "check_day_file", "check_many"]
 
 #: The columns a day file must have, whatever its layout.
 NEEDED_COLUMNS = ("open_time", *PRICE_COLUMNS)
@@ -309,10 +309,10 @@ def _usable(times: np.ndarray, day_start: int, day_end: int, step: int) -> int:
 
 Job = tuple[str, dt.date, str, str]  # path, day, interval, layout
 #: What a worker sends back per file: size, issues, rows, detail, first open, last close.
-Verdict = tuple[int, tuple[str, ...], int, str, float | None, float | None]
+FileVerdict = tuple[int, tuple[str, ...], int, str, float | None, float | None]
 
 
-def _check_one(path: str, day: dt.date, interval: str, layout: str, now_ms: int) -> Verdict:
+def _check_one(path: str, day: dt.date, interval: str, layout: str, now_ms: int) -> FileVerdict:
     try:
         size = os.stat(path).st_size
     except OSError as exc:
@@ -321,6 +321,6 @@ def _check_one(path: str, day: dt.date, interval: str, layout: str, now_ms: int)
     return size, tuple(r.issues), r.rows, r.detail, r.first_open, r.last_close
 
 
-def check_many(jobs: Sequence[Job], now_ms: int) -> list[Verdict]:
+def check_many(jobs: Sequence[Job], now_ms: int) -> list[FileVerdict]:
     """Judge a batch of day files (what a scan worker runs)."""
     return [_check_one(path, day, interval, layout, now_ms) for path, day, interval, layout in jobs]

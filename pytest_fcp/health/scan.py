@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_fcp.health.files import FileReport, Job, Verdict, check_many
+from pytest_fcp.health.files import FileReport, FileVerdict, Job, check_many
 from pytest_fcp.health.layouts import expected_series_dir, guess_layouts, layout, series_of
 from pytest_fcp.health.report import HealthReport, SeriesReport, last_cacheable_day
 
@@ -194,7 +194,7 @@ class _Runner:
         self.workers = workers
         self.jobs: list[Job] = []
         self.pieces: list[tuple[int, int]] = []  # [start, end) of each submitted chunk
-        self.futures: dict[concurrent.futures.Future[list[Verdict]], int] = {}
+        self.futures: dict[concurrent.futures.Future[list[FileVerdict]], int] = {}
         self.pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.submitted = 0
 
@@ -221,11 +221,11 @@ class _Runner:
             self.pieces.append((self.submitted, stop))
             self.submitted = stop
 
-    def results(self, hook: ProgressHook | None) -> list[Verdict]:
+    def results(self, hook: ProgressHook | None) -> list[FileVerdict]:
         """Every job's verdict, in job order (``hook(done, total)`` as they come)."""
         total = len(self.jobs)
         if self.pool is None and (self._pool_size() <= 1 or total < 2):
-            out: list[Verdict] = []
+            out: list[FileVerdict] = []
             for start in range(0, total, 500):
                 out.extend(check_many(self.jobs[start : start + 500], self.now_ms))
                 if hook is not None:
@@ -233,7 +233,7 @@ class _Runner:
             return out
         self._submit(total)
         assert self.pool is not None
-        results: list[list[Verdict]] = [[] for _ in self.pieces]
+        results: list[list[FileVerdict]] = [[] for _ in self.pieces]
         done = 0
         try:
             for future in concurrent.futures.as_completed(self.futures):

@@ -63,7 +63,7 @@ class FuzzItem(pytest.Item):
 
     def runtest(self) -> None:
         """Search for a contract break; record the summary and rate; fail with the shrunk scenario."""
-        from pytest_fcp.fuzz.runner import fuzz_engine
+        from pytest_fcp.fuzz.search import fuzz_engine
 
         run = settings(self.config)
         factory = load_factory(self.engine)  # skips an unavailable bundled engine, names any other

@@ -27,7 +27,8 @@ import httpx._transports.default as _transports  # where HTTPTransport looks up 
 import respx
 
 from pytest_fcp.core.markets import MARKETS
-from pytest_fcp.world.vision import BUCKET, Answer
+from pytest_fcp.world.answer import Answer
+from pytest_fcp.world.vision import BUCKET
 
 if TYPE_CHECKING:
     from collections.abc import Callable

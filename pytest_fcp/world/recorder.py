@@ -16,20 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_fcp.trace import Event, Trace
+from pytest_fcp.world.answer import Target
 
 __all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a request asked for, as the service that answered it understood it."""
-
-    market: str | None = None
-    symbol: str | None = None
-    interval: str | None = None
-    days: tuple[dt.date, ...] = ()  # the UTC days the request asked about
-    obj: str | None = None  # Vision: "zip" or "checksum"
-    weight: int = 0  # REST: the request weight Binance counts
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from pytest_fcp.core.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
-from pytest_fcp.world.recorder import Recorder, Target
-from pytest_fcp.world.vision import Answer
+from pytest_fcp.world.answer import Answer, Target
+from pytest_fcp.world.recorder import Recorder
 
 if TYPE_CHECKING:
     from pytest_fcp.faults import Fault, FaultSchedule
@@ -167,7 +167,7 @@ class RestApi:
             used = self._weight[market, minute]
         headers = {**_JSON, "X-MBX-USED-WEIGHT-1M": str(used)}
 
-        fired = self.schedule.strike("rest", market, symbol, interval, days)
+        fired = self.schedule.answering_fault("rest", market, symbol, interval, days)
         if fired is not None:
             day = self.schedule.last_day or days[0]
             self.recorder.fault(fired.id, "rest", day, self.schedule.last_attempt, url)

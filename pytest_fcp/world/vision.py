@@ -34,7 +34,8 @@ import pyarrow.compute as pc
 
 from pytest_fcp.core.freshness import day_end
 from pytest_fcp.core.markets import MARKETS, day_bounds_ms, interval_ms, vision_file_name
-from pytest_fcp.world.recorder import Recorder, Target
+from pytest_fcp.world.answer import Answer, Target
+from pytest_fcp.world.recorder import Recorder
 
 if TYPE_CHECKING:
     from pytest_fcp.faults import Fault, FaultSchedule
@@ -80,17 +81,6 @@ class VisionObject:
     @property
     def file_name(self) -> str:
         return vision_file_name(self.symbol, self.interval, self.day)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A door-neutral answer: an HTTP status with headers and body, or a transport failure."""
-
-    status: int = 200
-    body: bytes = b""
-    headers: dict[str, str] | None = None
-    transport: str | None = None  # "connect" | "timeout"
-    target: Target | None = None  # what the request asked for, as the service understood it
 
 
 def parse_key(key: str) -> VisionObject | None:
@@ -285,7 +275,7 @@ class VisionBucket:
         if item is None:
             return Answer(404, _s3_error("NoSuchKey", "The specified key does not exist.", key), dict(_XML))
         target = Target(item.market, item.symbol, item.interval, (item.day,), item.obj)
-        fired = self.schedule.strike(
+        fired = self.schedule.answering_fault(
             "vision", item.market, item.symbol, item.interval, [item.day], door=door, obj=item.obj
         )
         if fired is not None:
