@@ -51,6 +51,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     fixtures.parametrize_engines(metafunc)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Reseed ``random`` for the test (the engine's retry jitter replays with the seed)."""
+    fixtures.reseed(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     """Fail a test whose engine left the simulated world."""
@@ -90,6 +95,7 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
         from pytest_fcp.plugin.conformance import Conformance
         from pytest_fcp.plugin.items import COLLECTOR_NAME, ScenarioCollector
 
-        manager.register(ScenarioCollector(run), COLLECTOR_NAME)
-        manager.register(Conformance(run), "fcp-conformance")
+        collector = ScenarioCollector(run)
+        manager.register(collector, COLLECTOR_NAME)
+        manager.register(Conformance(run, collector.baselines), "fcp-conformance")
         config.addinivalue_line("markers", "fcp_scenario: an item generated from an FCP scenario file")

@@ -1,15 +1,16 @@
-"""Scenario expectations and the FCP conformance summary of a ``--fcp-scenarios`` run.
+"""The FCP conformance summary of a ``--fcp-scenarios`` run, and the baselines' rewrite.
 
-Per-engine expectation files (``<engine>.toml`` in the expectations directory) list known contract failures:
-such a scenario is reported as an expected failure, and fails if it passes ("now conforms: remove it").
-:class:`Conformance` gathers each scenario item's outcome (on the controller, under pytest-xdist), rewrites the
-files with ``--fcp-update-expectations`` and prints the summary per engine and theme.
+:class:`Conformance` gathers each scenario item's outcome and behaviour record (on the controller, under
+pytest-xdist): per engine and theme how many conform, are known failures unchanged, changed (worse, better
+or otherwise), or fail with no baseline entry; one line per changed scenario with its first difference. The
+same goes to the GitHub step summary and, as ``fcp.baseline``, to JUnit properties. With
+``--fcp-update-baselines`` it rewrites each engine's baseline from the run.
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
-import tomllib
 from collections import defaultdict
 from typing import Any
 
@@ -17,125 +18,106 @@ import pytest
 
 from pytest_fcp.plugin.settings import RunSettings
 
-__all__ = ["Conformance", "Expectations", "load_expectations", "write_expectations"]
+__all__ = ["KINDS", "Conformance"]
 
-EXPECTATIONS_HEADER = """\
-# Known FCP contract failures of the {engine!r} engine against the pytest-fcp scenario catalog.
-# Each key is a scenario id (theme/name); each value is why it fails (written from its trace).
-# With this engine a listed scenario is reported as an expected failure; if it passes, the run fails
-# ("now conforms: remove it"); a scenario not listed must pass. Rewrite from a run with
-#   pytest --fcp-scenarios --fcp-engine {engine} --fcp-update-expectations
-"""
-
-
-def load_expectations(directory: pathlib.Path, engine: str) -> dict[str, str]:
-    """Scenario id -> reason of ``engine``'s known failures (empty without a file); a bad file is a usage error."""
-    path = directory / f"{engine}.toml"
-    if not path.is_file():
-        return {}
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"pytest-fcp: expectations file {path} is not valid TOML: {exc}") from None
-    failures = doc.get("expected_failures", {})
-    if set(doc) - {"expected_failures"} or not isinstance(failures, dict):
-        raise pytest.UsageError(f"pytest-fcp: {path} must hold only an [expected_failures] table of id = reason")
-    return {str(k): str(v) for k, v in failures.items()}
-
-
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
-
-
-def write_expectations(directory: pathlib.Path, engine: str, failures: dict[str, str]) -> pathlib.Path:
-    """Write ``engine``'s expectation file (sorted, with its explanatory header) and return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{engine}.toml"
-    lines = [EXPECTATIONS_HEADER.format(engine=engine), "[expected_failures]"]
-    lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in sorted(failures.items())]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-class Expectations:
-    """The expectation files of one directory, each read once, when an engine's first scenario runs."""
-
-    def __init__(self, directory: pathlib.Path) -> None:
-        self.directory = directory
-        self._loaded: dict[str, dict[str, str]] = {}
-
-    def path(self, engine: str) -> pathlib.Path:
-        """Where ``engine``'s expectation file is (or would be)."""
-        return self.directory / f"{engine}.toml"
-
-    def reason(self, engine: str, scenario_id: str) -> str | None:
-        """Why ``scenario_id`` is a known failure of ``engine``, or None when it must pass."""
-        if engine not in self._loaded:
-            self._loaded[engine] = load_expectations(self.directory, engine)
-        return self._loaded[engine].get(scenario_id)
-
-
-def _count(items: list[str], what: str) -> int:
-    return sum(1 for i in items if i == what)
+#: How a scenario came out, in summary order.
+KINDS = ("conforming", "known failure", "worse", "better", "changed", "new failing", "new")
+_CHANGED = ("worse", "better", "changed", "new failing")
+_LABELS = {
+    "conforming": "conforming",
+    "known failure": "known failures unchanged",
+    "worse": "worse",
+    "better": "better",
+    "changed": "changed",
+    "new failing": "failing, not in the baseline",
+    "new": "new",
+}
 
 
 class Conformance:
-    """Scenario outcomes per engine: the expectation files' update and the FCP conformance summary."""
+    """Scenario outcomes per engine: the summary, and the baselines' rewrite with ``--fcp-update-baselines``."""
 
-    def __init__(self, run: RunSettings) -> None:
-        self.run = run
-        self.results: dict[str, dict[str, tuple[str, str, str]]] = defaultdict(dict)  # engine -> id -> (theme, ...)
-        self.written: list[pathlib.Path] = []
+    def __init__(self, run: RunSettings, baselines: Any) -> None:
+        self.run, self.baselines = run, baselines
+        self.results: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # engine -> id -> info
+        self.loaded_ids: set[str] = set()
+        self.written: list[tuple[pathlib.Path, int]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Record a scenario item's outcome (its report carries ``fcp_scenario``)."""
+        """Record a scenario item's outcome (its call report carries ``fcp_scenario``)."""
         info = getattr(report, "fcp_scenario", None)
-        if info is None or report.when != "call":
+        if info is None or report.when != "call" or "kind" not in info:
             return
-        if report.skipped and not hasattr(report, "wasxfail"):
-            return
-        if hasattr(report, "wasxfail"):
-            outcome = "expected failure"
-        elif report.passed:
-            outcome = "passed"
-        else:
-            outcome = "unexpected pass" if info.get("expected") else "regression"
-        self.results[info["engine"]][info["id"]] = (info["theme"], outcome, info.get("reason", ""))
+        self.results[info["engine"]][info["id"]] = info
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """With ``--fcp-update-expectations``, rewrite each engine's file from this run (controller only)."""
-        if self.run.worker or not self.run.update_expectations or self.run.expectations_dir is None:
+        """Rewrite the baselines (``--fcp-update-baselines``) and the GitHub step summary (controller only)."""
+        if self.run.worker:
             return
-        for engine, results in self.results.items():
-            failures = {
-                sid: reason
-                for sid, (_, outcome, reason) in results.items()
-                if outcome in ("expected failure", "regression")
-            }
-            self.written.append(write_expectations(self.run.expectations_dir, engine, failures))
+        if self.run.update_baselines:
+            self._rewrite(session)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary and self.results:
+            with pathlib.Path(summary).open("a", encoding="utf-8") as handle:
+                handle.write(self.markdown() + "\n")
+
+    def _rewrite(self, session: pytest.Session) -> None:
+        from pytest_fcp.baseline import Record
+
+        collected = defaultdict(set)
+        for item in session.items:
+            engine = getattr(item, "engine", None)
+            if engine is not None and hasattr(item, "scenario"):
+                collected[engine].add(item.scenario.id)
+        every = set(self.baselines.scenario_ids)
+        for engine, results in sorted(self.results.items()):
+            records = {sid: Record.from_data(info["record"]) for sid, info in results.items()}
+            whole = set(records) >= every and collected[engine] >= every
+            self.written.append((self.baselines.write(engine, records, whole), len(records)))
+
+    def lines(self) -> list[str]:
+        """The summary: per engine a total line, one line per theme, one line per changed scenario."""
+        out: list[str] = []
+        for engine in sorted(self.results):
+            results = self.results[engine]
+            counts = _counts(results.values())
+            shown = ", ".join(f"{counts[k]} {_LABELS[k]}" for k in KINDS if counts[k] or k in ("conforming",))
+            out.append(f"{engine}: {shown} ({len(results)} scenarios)")
+            themes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for info in results.values():
+                themes[info["theme"]].append(info)
+            for theme in sorted(themes):
+                c = _counts(themes[theme])
+                changed = sum(c[k] for k in _CHANGED)
+                out.append(
+                    f"  {theme:<22} {c['conforming']:>3} conforming  {c['known failure']:>3} known  "
+                    f"{changed:>3} changed"
+                )
+            for sid in sorted(results):
+                info = results[sid]
+                if info["kind"] in _CHANGED:
+                    out.append(f"  {info['kind'].upper()} {sid}: {info['first']}")
+        return out
+
+    def markdown(self) -> str:
+        """The summary for ``$GITHUB_STEP_SUMMARY``."""
+        body = "\n".join(f"    {line}" for line in self.lines())
+        return f"## FCP conformance\n\n{body}\n"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """The ``FCP conformance`` section: per engine a total line, then one line per theme."""
+        """The ``FCP conformance`` section, then where baselines were written."""
         if not self.results:
             return
         tr = terminalreporter
         tr.section("FCP conformance")
-        for engine in sorted(self.results):
-            themes: dict[str, list[str]] = defaultdict(list)
-            for theme, outcome, _ in self.results[engine].values():
-                themes[theme].append(outcome)
-            every = [o for items in themes.values() for o in items]
-            tr.write_line(
-                f"{engine}: {_count(every, 'passed')} passed, {_count(every, 'expected failure')} expected failures, "
-                f"{_count(every, 'regression')} regressions, {_count(every, 'unexpected pass')} unexpected passes "
-                f"({len(every)} scenarios)"
-            )
-            for theme in sorted(themes):
-                items = themes[theme]
-                tr.write_line(
-                    f"  {theme:<22} {_count(items, 'passed'):>3} passed  {_count(items, 'expected failure'):>3} "
-                    f"expected  {_count(items, 'regression'):>3} regressions  "
-                    f"{_count(items, 'unexpected pass'):>3} unexpected"
-                )
-        for path in self.written:
-            tr.write_line(f"fcp: expectations written to {path}")
+        for line in self.lines():
+            tr.write_line(line)
+        for path, count in self.written:
+            tr.write_line(f"fcp: baseline written to {path} ({count} scenario(s) from this run)")
+
+
+def _counts(infos: Any) -> dict[str, int]:
+    counts = dict.fromkeys(KINDS, 0)
+    for info in infos:
+        counts[info["kind"]] += 1
+    return counts

@@ -196,3 +196,13 @@ def fcp_engine(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name
 def fcp_trace(fcp_world: World) -> Trace:
     """The decision trace of this test's world (``.path()``, ``.assert_path(...)``, ``.table()``)."""
     return fcp_world.trace
+
+
+def reseed(item: pytest.Item) -> None:
+    """Reseed ``random`` for this test from the run's seed and the test's identity (as pytest-randomly does),
+    so an engine's random retry jitter is the same in every run with the same seed, in any process."""
+    import random
+
+    scenario = getattr(item, "scenario", None)
+    identity = f"{scenario.id}[{getattr(item, 'engine', '')}]" if scenario is not None else item.nodeid
+    random.seed(f"{settings(item.config).seed}:{identity}")

@@ -2,8 +2,9 @@
 
 Registered only when ``--fcp-scenarios`` is given. Which paths are collected is decided once, in the plugin's
 ``pytest_configure`` (see :meth:`RunSettings.collection_args`); here a ``.toml`` file under a scenario directory
-(or a directory named ``scenarios``) becomes a :class:`ScenarioFile`. Known failures come from
-:class:`~pytest_fcp.plugin.conformance.Expectations`.
+(or a directory named ``scenarios``) becomes a :class:`ScenarioFile`. Each scenario's behaviour is compared
+with the engine's baseline (:mod:`pytest_fcp.plugin.baselines`): unchanged known failures are expected
+failures, any difference fails with a readable diff.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from pytest_fcp.plugin.conformance import Expectations
+from pytest_fcp.plugin.baselines import EngineBaselines
 from pytest_fcp.plugin.fixtures import load_factory
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings, settings
 from pytest_fcp.scenarios.loader import load_file
 from pytest_fcp.scenarios.model import Scenario, ScenarioError
 
-__all__ = ["COLLECTOR_NAME", "ScenarioCollector", "ScenarioFailed", "ScenarioFile", "ScenarioItem"]
+__all__ = ["COLLECTOR_NAME", "ScenarioChanged", "ScenarioCollector", "ScenarioFailed", "ScenarioFile", "ScenarioItem"]
 
 COLLECTOR_NAME = "fcp-scenarios"
 
@@ -32,12 +33,11 @@ class ScenarioCollector:
 
     def __init__(self, run: RunSettings) -> None:
         self.dirs = run.scenario_dirs
-        assert run.expectations_dir is not None  # set whenever --fcp-scenarios is
-        self.expectations = Expectations(run.expectations_dir)
+        self.baselines = EngineBaselines(run, _scenario_ids(self.dirs))
 
     def is_scenario_file(self, path: pathlib.Path) -> bool:
-        """A ``.toml`` file under a scenario directory or in a ``scenarios`` directory (not an expectation file)."""
-        if path.suffix != ".toml" or path.parent.name == "expectations":
+        """A ``.toml`` file under a scenario directory or in a ``scenarios`` directory (not a baseline file)."""
+        if path.suffix != ".toml" or path.parent.name in ("baselines", "expectations"):
             return False
         resolved = path.resolve()
         return any(resolved.is_relative_to(d) for d in self.dirs) or resolved.parent.name == "scenarios"
@@ -88,6 +88,58 @@ class ScenarioFailed(Exception):
         self.lines, self.path = lines, path
 
 
+class ScenarioChanged(Exception):
+    """A scenario's behaviour differs from the engine's baseline: the kind, the diff, the verdicts, the path."""
+
+    def __init__(self, kind: str, lines: list[str], verdicts: list[str], path: str, baseline: pathlib.Path) -> None:
+        super().__init__("\n".join(lines))
+        self.kind, self.lines, self.verdicts, self.path, self.baseline = kind, lines, verdicts, path, baseline
+
+    def render(self, scenario_id: str, engine: str) -> str:
+        """The failure as a person reads it: what changed, then the verdicts and the decision path."""
+        head = {
+            "worse": "behaves worse than its baseline",
+            "better": "behaves better than its baseline: update the baseline (--fcp-update-baselines)",
+            "changed": "behaves differently from its baseline",
+        }[self.kind]
+        lines = [f"{scenario_id} on {engine} {head} ({self.baseline})"]
+        lines += [f"  {line}" for line in self.lines[:_DIFF_LINES]]
+        if len(self.lines) > _DIFF_LINES:
+            lines.append(f"  … {len(self.lines) - _DIFF_LINES} more differences")
+        lines += [f"  FAIL {verdict}" for verdict in self.verdicts]
+        lines.append(f"  path: {self.path}")
+        return "\n".join(lines)
+
+
+_DIFF_LINES = 30
+
+
+def _kind(change: str, failing: bool, has_baseline: bool) -> str:
+    """How a scenario came out: conforming, known failure, worse, better, changed, new failing or new."""
+    if change == "same":
+        return "known failure" if failing else "conforming"
+    if change == "new":
+        if failing:
+            return "new failing"
+        return "new" if has_baseline else "conforming"
+    return change
+
+
+def _scenario_ids(dirs: tuple[pathlib.Path, ...]) -> list[str]:
+    """The ids of every scenario in the run's scenario directories (a file that does not load is skipped here;
+    collection reports it)."""
+    from pytest_fcp.scenarios.loader import load_file
+
+    ids: list[str] = []
+    for directory in dirs:
+        for path in sorted(directory.glob("*.toml")):
+            try:
+                ids.extend(s.id for s in load_file(path))
+            except (ScenarioError, OSError, UnicodeDecodeError):
+                continue
+    return ids
+
+
 class ScenarioItem(pytest.Item):
     """One scenario on one engine, judged by the contract and the engine's expectation file."""
 
@@ -99,48 +151,51 @@ class ScenarioItem(pytest.Item):
 
     @property
     def collector(self) -> ScenarioCollector:
-        """The run's scenario collector (it holds the expectations)."""
+        """The run's scenario collector (it holds the baselines)."""
         return self.config.pluginmanager.get_plugin(COLLECTOR_NAME)  # type: ignore[return-value]
 
     def runtest(self) -> None:
-        """Run the scenario in a fresh world; fail on a contract break unless expected, fail an unexpected pass."""
+        """Run the scenario in a fresh world and compare its behaviour with the engine's baseline."""
+        from pytest_fcp.baseline import compare, first_line
+        from pytest_fcp.scenarios.decisions import record_of
         from pytest_fcp.scenarios.runner import run_scenario
 
         run_settings = settings(self.config)
-        scenario = self.scenario
-        expectations = self.collector.expectations
-        reason = expectations.reason(self.engine, scenario.id)
+        scenario, engine = self.scenario, self.engine
+        baselines = self.collector.baselines
         self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
-        self._fcp_info = {
-            "engine": self.engine,
-            "id": scenario.id,
-            "theme": scenario.theme,
-            "expected": reason is not None,
-        }
-        factory = load_factory(self.engine)  # skips an unavailable bundled engine, names any other
+        self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
+        factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
-            self.stash[ENGINE_NAME_KEY] = self.engine
+            self.stash[ENGINE_NAME_KEY] = engine
             run = run_scenario(
                 scenario, factory, tmp / "cache", seed=run_settings.seed, log_level=run_settings.log_level
             )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.stash[WORLD_KEY] = run.world
-        self._fcp_info["reason"] = run.verdicts[0].reason if run.verdicts else ""
-        if run.verdicts and reason is not None:
-            pytest.xfail(f"known failure of {self.engine}: {reason}")
-        if run.verdicts:
-            raise ScenarioFailed([str(v) for v in run.verdicts], run.world.trace.path())
-        if reason is not None:
-            pytest.fail(
-                f"{scenario.id} now conforms on {self.engine}: remove it from the expectations "
-                f"({expectations.path(self.engine)}); it was listed as: {reason}",
-                pytrace=False,
-            )
+        record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
+        verdicts = [str(v) for v in run.verdicts]
+        path = run.world.trace.path()
+        expected = baselines.expected(engine, scenario.id)
+        change = compare(expected, record)
+        kind = _kind(change.kind, bool(verdicts), baselines.has(engine))
+        first = first_line(change) if change.kind not in ("same", "new") else (verdicts[0] if verdicts else "")
+        self._fcp_info.update(kind=kind, first=first, record=record.to_data())
+        if run_settings.update_baselines:
+            return  # recorded for the rewrite at the end of the run
+        if kind == "known failure":
+            pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
+        if kind in ("worse", "better", "changed"):
+            raise ScenarioChanged(change.kind, change.lines, verdicts, path, baselines.path(engine))
+        if verdicts:
+            raise ScenarioFailed(verdicts, path)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """A contract break as its verdicts and path; the harness's own failures without a traceback."""
+        if isinstance(excinfo.value, ScenarioChanged):
+            return excinfo.value.render(self.scenario.id, self.engine)
         if isinstance(excinfo.value, ScenarioFailed):
             s = self.scenario
             return (

@@ -49,10 +49,13 @@ def addoption(parser: pytest.Parser) -> None:
     _add_scenario_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(
+        "--fcp-update-baselines",
         "--fcp-update-expectations",
         action="store_true",
-        dest="fcp_update_expectations",
-        help="rewrite each engine's expectation file from this run's scenario results",
+        dest="fcp_update_baselines",
+        help="rewrite the behaviour baselines from this run: each engine's <engine>.toml (all of it, or only the "
+        "scenarios selected with -k / node ids) and the baselines of tests that use fcp_baseline; old "
+        "expectation files are migrated (--fcp-update-expectations is the old name)",
     )
 
 
@@ -78,12 +81,15 @@ def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         help="with --fcp-scenarios: leave out the bundled catalog (run only --fcp-scenarios-dir)",
     )
     group.addoption(
+        "--fcp-baseline-dir",
         "--fcp-expectations-dir",
-        dest="fcp_expectations_dir",
+        dest="fcp_baseline_dir",
         metavar="DIR",
-        help="directory of <engine>.toml expectation files (default: the bundled scenarios/expectations)",
+        help="directory of the <engine>.toml behaviour baselines the scenarios are compared with (default: "
+        "<rootdir>/fcp-baselines if it exists, else the bundled ones); --fcp-update-baselines writes there "
+        "(never into an installed package: then <rootdir>/fcp-baselines). --fcp-expectations-dir is the old name",
     )
-    parser.addini("fcp_expectations_dir", default="", help="directory of <engine>.toml expectation files")
+    parser.addini("fcp_baseline_dir", default="", help="directory of <engine>.toml behaviour baselines")
 
 
 def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:

@@ -62,8 +62,10 @@ class RunSettings:
     scenarios: bool = False
     scenario_dirs: tuple[pathlib.Path, ...] = ()  # bundled catalog (unless no_bundled) + extra dirs, resolved
     no_bundled: bool = False
-    expectations_dir: pathlib.Path | None = None  # with --fcp-scenarios: given, else the bundled one
-    update_expectations: bool = False
+    baseline_dir: pathlib.Path | None = None  # with --fcp-scenarios: where the engines' baselines are read
+    baseline_write_dir: pathlib.Path | None = None  # where --fcp-update-baselines writes them
+    update_baselines: bool = False
+    rootdir: pathlib.Path = pathlib.Path()
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
     explicit_args: bool = False  # paths were given on the command line
@@ -159,11 +161,28 @@ def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Pat
     return tuple(d.resolve() for d in dirs)
 
 
-def _expectations_dir(config: pytest.Config) -> pathlib.Path:
+def _installed(path: pathlib.Path) -> bool:
+    """Whether ``path`` lies inside an installed package (site-packages): never a place to write to."""
+    return "site-packages" in path.resolve().parts or "dist-packages" in path.resolve().parts
+
+
+def _baseline_dirs(config: pytest.Config) -> tuple[pathlib.Path, pathlib.Path]:
+    """Where baselines are read and where updates are written (see ``--fcp-baseline-dir``)."""
     from pytest_fcp.scenarios.loader import catalog_dir
 
-    given = _option(config, "fcp_expectations_dir") or config.getini("fcp_expectations_dir")
-    return pathlib.Path(given) if given else catalog_dir() / "expectations"
+    given = _option(config, "fcp_baseline_dir") or config.getini("fcp_baseline_dir")
+    project = config.rootpath / "fcp-baselines"
+    if given:
+        path = pathlib.Path(given)
+        if path.exists() and not path.is_dir():
+            raise _usage(f"--fcp-baseline-dir {given}: not a directory")
+        if not path.exists() and not _option(config, "fcp_update_baselines"):
+            raise _usage(f"--fcp-baseline-dir {given}: no such directory (--fcp-update-baselines creates it)")
+        return path, path
+    if project.is_dir():
+        return project, project
+    bundled = catalog_dir() / "baselines"
+    return bundled, (project if _installed(bundled) else bundled)
 
 
 def _fuzz(config: pytest.Config) -> FuzzSettings:
@@ -198,6 +217,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
     """Read and check every pytest-fcp option and ini key; a bad value is a one-line ``pytest.UsageError``."""
     scenarios = bool(_option(config, "fcp_scenarios"))
     no_bundled = bool(_option(config, "fcp_no_bundled"))
+    baselines = _baseline_dirs(config) if scenarios else (None, None)
     return RunSettings(
         engines=_engines(config),
         seed=_seed(config),
@@ -207,8 +227,10 @@ def build_settings(config: pytest.Config) -> RunSettings:
         scenarios=scenarios,
         scenario_dirs=_scenario_dirs(config, no_bundled) if scenarios else (),
         no_bundled=no_bundled,
-        expectations_dir=_expectations_dir(config) if scenarios else None,
-        update_expectations=bool(_option(config, "fcp_update_expectations")),
+        baseline_dir=baselines[0],
+        baseline_write_dir=baselines[1],
+        update_baselines=bool(_option(config, "fcp_update_baselines")),
+        rootdir=config.rootpath,
         fuzz=_fuzz(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
