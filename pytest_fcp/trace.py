@@ -38,6 +38,8 @@ __all__ = ["DEFAULT_LOG_LEVEL", "LOG_LEVELS", "Event", "Trace", "TraceMismatch",
 
 @dataclass(slots=True)
 class Event:
+    """One trace event: index, virtual and real time, kind and data."""
+
     index: int
     kind: str
     virtual: str
@@ -45,6 +47,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The event as a flat JSON-ready mapping (data keys alongside the fixed fields)."""
         return {
             "index": self.index,
             "kind": self.kind,
@@ -55,6 +58,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Event:
+        """Rebuild an event from :meth:`to_dict` output."""
         raw = dict(raw)
         return cls(raw.pop("index"), raw.pop("kind"), raw.pop("virtual"), raw.pop("real_ms"), raw)
 
@@ -81,6 +85,7 @@ class Trace:
         return self._last_text
 
     def record(self, kind: str, **data: Any) -> Event:
+        """Append an event of ``kind`` with the non-``None`` ``data``, stamped now; return it."""
         kept = {k: v for k, v in data.items() if v is not None}
         with self._lock:
             event = Event(
@@ -100,6 +105,7 @@ class Trace:
         return len(self.events)
 
     def of_kind(self, *kinds: str) -> list[Event]:
+        """Events of any of ``kinds``, in order."""
         return [e for e in self.events if e.kind in kinds]
 
     def requests(self, source: str | None = None) -> list[Event]:
@@ -108,19 +114,24 @@ class Trace:
 
     @property
     def outcome(self) -> Event | None:
+        """The last ``outcome`` event, or ``None``."""
         outcomes = self.of_kind("outcome")
         return outcomes[-1] if outcomes else None
 
     def path(self) -> str:
+        """The trace folded into one line (see :func:`render_path`)."""
         return render_path(self.events)
 
     def table(self) -> str:
+        """The trace as a fixed-width table (see :func:`render_table`)."""
         return render_table(self.events)
 
     def to_list(self) -> list[dict[str, Any]]:
+        """Every event as a mapping, in order."""
         return [e.to_dict() for e in self.events]
 
     def to_json(self) -> str:
+        """The events as a JSON array."""
         return json.dumps(self.to_list(), default=str)
 
     def assert_path(self, expected: str) -> None:

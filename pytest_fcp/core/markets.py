@@ -62,6 +62,7 @@ class MarketSpec:
 
     @property
     def rest_url(self) -> str:
+        """The full klines endpoint URL on this market's REST host."""
         return f"https://{self.rest_host}{self.rest_path}"
 
 
@@ -121,6 +122,7 @@ def interval_ms(interval: str) -> int:
 
 
 def bars_per_day(interval: str) -> int:
+    """How many bars of ``interval`` fit in one UTC day."""
     return DAY_MS // interval_ms(interval)
 
 
@@ -132,10 +134,12 @@ def to_ms(moment: dt.datetime) -> int:
 
 
 def ms_to_datetime(ms: int) -> dt.datetime:
+    """The aware UTC datetime of milliseconds since the epoch."""
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 def day_of_ms(ms: int) -> dt.date:
+    """The UTC date that a millisecond timestamp falls on."""
     return dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + ms // DAY_MS)
 
 
@@ -153,6 +157,7 @@ def days_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
 
 
 def vision_file_name(symbol: str, interval: str, day: dt.date) -> str:
+    """File name of a daily klines zip on Vision (``SYMBOL-INTERVAL-YYYY-MM-DD.zip``)."""
     return f"{symbol}-{interval}-{day.isoformat()}.zip"
 
 

@@ -313,6 +313,7 @@ class CkvdEngine:
     # -- Engine protocol -----------------------------------------------------------------------------------
 
     def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """Fetch the bars with ``start <= open_time < end`` through ckvd's manager, keeping its frame attrs."""
         manager = self.manager(market)
         ckvd_interval = self.interval(interval)
         self._install_sink()
@@ -324,6 +325,7 @@ class CkvdEngine:
         return frame_to_table(frame)
 
     def cache_file(self, symbol: str, market: str, interval: str, day: dt.date) -> pathlib.Path:
+        """The path ckvd's Vision handler uses for ``day``'s cache file."""
         import pendulum
 
         handler = self._ck.FSSpecVisionHandler(base_cache_dir=self.cache_dir)
@@ -337,6 +339,7 @@ class CkvdEngine:
         return pathlib.Path(path)
 
     def write_cache(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table) -> None:
+        """Store ``table`` as ``day``'s cache file via ckvd's ``save_to_cache`` (raw IPC if off-day rows)."""
         path = self.cache_file(symbol, market, interval, day)
         frame = self._cache_frame(table, interval)
         self._install_sink()
@@ -395,6 +398,7 @@ class CkvdEngine:
         return int(self.interval(interval).to_seconds()) * 1000
 
     def close(self) -> None:
+        """Close every ckvd manager and detach the log sink."""
         managers, self._managers = list(self._managers.values()), {}
         try:
             for manager in managers:

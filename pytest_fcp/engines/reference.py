@@ -230,6 +230,7 @@ class ReferenceEngine:
         self._client = client or httpx.Client(timeout=TIMEOUT_SECONDS, verify=_tls_context())
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
     # --- cache ---------------------------------------------------------------------------------------
@@ -278,6 +279,7 @@ class ReferenceEngine:
     # --- fetch ---------------------------------------------------------------------------------------
 
     def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """Bars with ``start <= open_time < end`` from cache, then Vision, then REST; else ``DataSourceError``."""
         spec = market_spec(market)
         if interval not in spec.intervals:
             raise ValueError(f"interval {interval!r} does not exist on {market}; use one of {spec.intervals}")

@@ -35,6 +35,7 @@ class Attempts:
 
     @classmethod
     def parse(cls, text: str | Attempts) -> Attempts:
+        """Parse ``always``, ``first:N`` or ``nth:N`` (an ``Attempts`` passes through); else ``FaultSpecError``."""
         if isinstance(text, Attempts):
             return text
         mode, _, number = str(text).partition(":")
@@ -57,6 +58,7 @@ class Attempts:
 
     @property
     def recovers(self) -> bool:
+        """Whether the fault stops hitting after some attempt (any mode but ``always``)."""
         return self.mode != "always"
 
     def __str__(self) -> str:
@@ -89,16 +91,20 @@ class Fault:
 
     @property
     def kind(self) -> FaultKind:
+        """The library entry for this fault's id."""
         return FAULTS[self.id]
 
     @property
     def source(self) -> str:
+        """The source this fault acts on (``cache``, ``vision`` or ``rest``)."""
         return self.kind.source
 
     def param(self, name: str) -> Any:
+        """The value of parameter ``name``: the one given, else the library default."""
         return self.params.get(name, self.kind.params[name])
 
     def in_scope(self, market: str, symbol: str, interval: str, day: dt.date) -> bool:
+        """Whether the fault applies to this market, symbol, interval and day."""
         return (
             (self.market is None or self.market == market)
             and (self.symbol is None or self.symbol == symbol)
@@ -107,6 +113,7 @@ class Fault:
         )
 
     def describe(self) -> str:
+        """A one-line human description: the id plus any scope and parameters."""
         scope = []
         if self.days is not None:
             scope.append("days " + ",".join(d.isoformat() for d in self.days))
@@ -120,6 +127,7 @@ class Fault:
         return self.id + (f" [{'; '.join(scope)}]" if scope else "")
 
     def to_dict(self) -> dict[str, Any]:
+        """The fault as the keyword arguments of :func:`fault` that rebuild it (unset scope omitted)."""
         out: dict[str, Any] = {"id": self.id}
         if self.days is not None:
             out["days"] = [d.isoformat() for d in self.days]
@@ -213,9 +221,11 @@ class FaultSchedule:
         return getattr(self._fired, "day", None)
 
     def add(self, item: Fault) -> None:
+        """Schedule one more fault."""
         self.faults.append(item)
 
     def of_source(self, source: str) -> list[Fault]:
+        """The scheduled faults that act on ``source``."""
         return [f for f in self.faults if f.source == source]
 
     def answering_fault(

@@ -248,4 +248,5 @@ FAULTS: dict[str, FaultKind] = _kinds(
 
 
 def faults_for_source(source: str) -> list[str]:
+    """Ids of the library faults that act on ``source``."""
     return [k for k, v in FAULTS.items() if v.source == source]

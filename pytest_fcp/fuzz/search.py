@@ -38,6 +38,8 @@ class _Broken(AssertionError):
 
 @dataclass
 class FuzzResult:
+    """The outcome of fuzzing one engine: counts, timings and the shrunk counterexample if any."""
+
     engine: str
     seed: int
     examples: int = 0  # scenarios actually run on the engine (generation and shrinking)
@@ -52,6 +54,7 @@ class FuzzResult:
 
     @property
     def passed(self) -> bool:
+        """Whether no counterexample was found."""
         return self.scenario is None
 
     @property

@@ -162,6 +162,7 @@ def _expect(raw: Any, fail: Any) -> Expect:
 
 
 def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: Mapping[str, Any]) -> Scenario:
+    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``."""
     name = raw.get("name")
 
     def fail(field: str, message: str) -> None:
@@ -249,6 +250,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
 
 
 def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
+    """Parse a TOML scenario file's text into its scenarios; raise ``ScenarioError`` on any problem."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -281,10 +283,12 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
 
 
 def load_file(path: pathlib.Path, *, display: str | None = None) -> list[Scenario]:
+    """Read and parse a scenario file, its theme being the file's stem."""
     return parse_file(path.read_text(encoding="utf-8"), file=display or str(path), theme=path.stem)
 
 
 def load_dir(directory: pathlib.Path) -> list[Scenario]:
+    """Scenarios of every ``*.toml`` file in ``directory``, in file-name order."""
     out: list[Scenario] = []
     for path in sorted(directory.glob("*.toml")):
         out.extend(load_file(path))

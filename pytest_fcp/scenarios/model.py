@@ -38,11 +38,14 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
+    """One fetch a scenario makes: bars from ``start`` up to ``end``."""
+
     start: dt.datetime
     end: dt.datetime
 
 
 def count_ok(constraint: str | int, value: int) -> bool:
+    """Whether ``value`` satisfies a count constraint like ``3``, ``>=1`` or ``<=3`` (``ValueError`` if malformed)."""
     match = _COUNT_RE.match(str(constraint).strip())
     if not match:
         raise ValueError(f"bad count {constraint!r}")
@@ -76,6 +79,8 @@ class Expect:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One scenario: the world, its faults, the request(s) and what the contract expects."""
+
     name: str
     description: str
     now: dt.datetime
@@ -93,6 +98,7 @@ class Scenario:
 
     @property
     def id(self) -> str:
+        """The ``theme/name`` that identifies the scenario."""
         return f"{self.theme}/{self.name}"
 
     def world_spec(self, seed: int = 0, log_level: str = DEFAULT_LOG_LEVEL) -> WorldSpec:

@@ -17,6 +17,8 @@ __all__ = ["ScenarioRun", "assert_scenario", "run_scenario"]
 
 @dataclass
 class ScenarioRun:
+    """One scenario run on one engine: the world, the fetch results and the failed verdicts."""
+
     scenario: Scenario
     engine: str
     world: World
@@ -25,9 +27,11 @@ class ScenarioRun:
 
     @property
     def passed(self) -> bool:
+        """Whether no verdict failed."""
         return not self.verdicts
 
     def summary(self) -> str:
+        """The failed verdicts joined on one line."""
         return "; ".join(str(v) for v in self.verdicts)
 
 

@@ -72,6 +72,7 @@ def _arrow_any(data: pa.Buffer) -> tuple[pa.Table, str]:
 
 
 def open_time_ms(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An ``open_time`` column (timestamp, or integer in s/ms/us/ns by magnitude) as int64 milliseconds."""
     if pa.types.is_timestamp(column.type):
         factor = {"s": 1000, "ms": 1, "us": 1 / 1000, "ns": 1 / 1_000_000}[column.type.unit]
         raw = column.cast(pa.timestamp(column.type.unit)).cast(pa.int64())
@@ -228,6 +229,8 @@ def _writable_despite_mode(directory: pathlib.Path) -> bool:
 
 # --- the sandbox and the observer ------------------------------------------------------------------
 class CacheSandbox:
+    """The cache directory the engine is pointed at, which can be made read-only and restored."""
+
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -238,6 +241,7 @@ class CacheSandbox:
         self._chmodded: list[tuple[pathlib.Path, int]] = []
 
     def relative(self, path: pathlib.Path | str) -> str:
+        """``path`` relative to the root with ``/`` separators (unchanged if outside it)."""
         text, root = str(path), self.root_prefix
         if text.startswith(root):
             return text[len(root) :].replace(os.sep, "/")
@@ -255,6 +259,7 @@ class CacheSandbox:
         return out
 
     def make_read_only(self) -> None:
+        """Make the root and its directories unwritable; raise ``OSError`` if that cannot be done."""
         dirs = [self.root, *(p for p in self.root.rglob("*") if p.is_dir())]
         for directory in dirs:
             self._chmodded.append((directory, directory.stat().st_mode))
@@ -272,6 +277,7 @@ class CacheSandbox:
                 )
 
     def restore(self) -> None:
+        """Undo :meth:`make_read_only` and make unreadable files readable again."""
         for directory in self._immutable:
             _set_immutable(directory, False)
         self._immutable.clear()

@@ -28,6 +28,8 @@ _scan_marker: list[tuple[int, str | None]] = [(0, None)]
 
 
 class VirtualClock:
+    """The world's frozen UTC clock, advanced only by sleeps and simulated delays."""
+
     def __init__(self, now: dt.datetime, on_sleep: Callable[[float], None] | None = None) -> None:
         if now.tzinfo is None:
             raise ValueError(f"the world's now must be timezone-aware (UTC), got {now!r}")
@@ -40,9 +42,11 @@ class VirtualClock:
 
     @property
     def active(self) -> bool:
+        """Whether the clock is running (between :meth:`start` and :meth:`stop`)."""
         return self._traveller is not None
 
     def now(self) -> dt.datetime:
+        """The current (virtual while active) time in UTC."""
         return dt.datetime.now(dt.UTC)
 
     def advance(self, seconds: float) -> None:
@@ -52,6 +56,7 @@ class VirtualClock:
                 self._traveller.shift(dt.timedelta(seconds=seconds))
 
     def sleep(self, seconds: float) -> None:
+        """Record a sleep and advance virtual time by it instead of waiting."""
         seconds = float(seconds)
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
@@ -61,6 +66,7 @@ class VirtualClock:
         self.advance(seconds)
 
     def start(self) -> None:
+        """Freeze time at the start time and patch ``time.sleep`` and its by-name imports."""
         self._travel = time_machine.travel(self.start_time, tick=False)
         self._traveller = self._travel.start()
         # ``time.sleep`` itself, plus any module that imported it by name (``from time import sleep``).
@@ -86,6 +92,7 @@ class VirtualClock:
         self._patched.append((owner, name))
 
     def stop(self) -> None:
+        """Restore the real ``sleep`` everywhere and stop time travel."""
         for owner, name in reversed(self._patched):
             setattr(owner, name, _real_sleep)
         self._patched.clear()

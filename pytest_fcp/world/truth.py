@@ -40,7 +40,9 @@ class Truth(Protocol):
         """Bars with ``start_ms <= open_time < end_ms`` (KLINE_SCHEMA), sorted by open_time."""
         ...
 
-    def has_symbol(self, market: str, symbol: str) -> bool: ...
+    def has_symbol(self, market: str, symbol: str) -> bool:
+        """Whether ``symbol`` trades on ``market``."""
+        ...
 
 
 def _empty() -> pa.Table:
@@ -96,6 +98,7 @@ class SyntheticTruth:
         return cls(seed=seed)
 
     def has_symbol(self, market: str, symbol: str) -> bool:
+        """Whether ``symbol`` looks valid for ``market`` (alphanumeric; ``_`` in it on futures_coin)."""
         return bool(symbol) and symbol.isalnum() if market != "futures_coin" else "_" in symbol
 
     def _price(self, key: int, base: float, t: np.ndarray) -> np.ndarray:
@@ -107,6 +110,7 @@ class SyntheticTruth:
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - shared truths live as long as the process
     def klines(self, market: str, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
+        """Generated bars with ``start_ms <= open_time < end_ms`` from listing on, sorted (memoised)."""
         spec = market_spec(market)
         step = interval_ms(interval)
         first = max(start_ms, self._listed_ms)
@@ -187,9 +191,11 @@ class GoldenTruth:
         return cls()
 
     def has_symbol(self, market: str, symbol: str) -> bool:
+        """Whether a recorded file exists for ``symbol`` on ``market``."""
         return any(m == market and s == symbol for m, s, _ in self.FILES)
 
     def covers(self, market: str, symbol: str, interval: str) -> bool:
+        """Whether a recorded file exists for this market, symbol and interval."""
         return (market, symbol, interval) in self.FILES
 
     def _load(self, market: str, symbol: str, interval: str) -> pa.Table:
@@ -219,6 +225,7 @@ class GoldenTruth:
         return self._tables[key]
 
     def klines(self, market: str, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
+        """Recorded bars with ``start_ms <= open_time < end_ms`` (empty when not covered)."""
         if not self.covers(market, symbol, interval):
             return _empty()
         import pyarrow.compute as pc

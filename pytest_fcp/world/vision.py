@@ -80,10 +80,12 @@ class VisionObject:
 
     @property
     def file_name(self) -> str:
+        """The zip's file name (without any ``.CHECKSUM`` suffix)."""
         return vision_file_name(self.symbol, self.interval, self.day)
 
 
 def parse_key(key: str) -> VisionObject | None:
+    """The object a Vision daily-klines key names, or ``None`` if the key is not one."""
     match = _KEY_RE.match(key)
     if not match:
         return None
@@ -136,6 +138,7 @@ def csv_bytes(table: pa.Table, market: str, interval: str, day: dt.date) -> byte
 
 
 def zip_bytes(member: str, payload: bytes) -> bytes:
+    """A deterministic deflated zip holding ``payload`` as ``member``."""
     buffer = io.BytesIO()
     info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))  # fixed stamp: same bytes every run
     info.compress_type = zipfile.ZIP_DEFLATED
