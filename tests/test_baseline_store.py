@@ -201,8 +201,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: pathlib.P
     assert [p.name for p in tmp_path.iterdir()] == ["ckvd.toml"]
 
 
-def test_legacy_expectations_of_the_bundled_catalog_are_recognised() -> None:
-    path = REPO / "scenarios" / "expectations" / "ckvd.toml"
+def test_legacy_expectations_files_are_recognised(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "ckvd.toml"  # as the earlier releases wrote them
+    path.write_text(
+        "# Known FCP contract failures of the 'ckvd' engine against the pytest-fcp scenario catalog.\n"
+        "[expected_failures]\n"
+        '"basics/cold_fetch_from_vision" = "asked Vision for day(s) outside the request: 2024-01-05"\n'
+    )
     with pytest.raises(LegacyBaselineError) as info:
         load_baseline(path)
     assert str(info.value) == (

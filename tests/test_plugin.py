@@ -258,7 +258,7 @@ sources = { default = "rest" }
 
 [[scenario]]
 name = "wrong_source"
-description = "Expects Vision where REST serves: a known failure (listed in the expectations)."
+description = "Expects Vision where REST serves: a known failure (recorded in the baseline)."
 faults = ["vision.http403"]
 request = { start = "2024-01-03", end = "2024-01-04" }
 [scenario.expect]
@@ -280,12 +280,11 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
     directory = pytester.path / "tiny"
     directory.mkdir()
     (directory / "mine.toml").write_text(TINY_SCENARIOS)
-    expectations = pytester.path / "exp"
-    expectations.mkdir()
-    (expectations / "reference.toml").write_text('[expected_failures]\n"mine/wrong_source" = "listed"\n')
+    baselines = pytester.path / "base"
     pytester.makeconftest(SEED_PROBE)
     base = ["-p", "xdist", "--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled"]
-    base += ["--fcp-engine=reference", f"--fcp-expectations-dir={expectations}"]
+    base += ["--fcp-engine=reference", f"--fcp-baseline-dir={baselines}"]
+    pytester.runpytest(*base, "--fcp-update-baselines").assert_outcomes(passed=2)
     summaries = {}
     for workers in ("0", "2"):
         for old in pytester.path.glob("seed-*.txt"):
@@ -301,10 +300,7 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         assert len(seeds) == (1 if workers == "0" else 3), seeds
         assert set(seeds.values()) == {seed}, seeds
     assert summaries["0"] == summaries["2"]
-    assert (
-        summaries["0"][0]
-        == "reference: 1 passed, 1 expected failures, 0 regressions, 0 unexpected passes (2 scenarios)"
-    )
+    assert summaries["0"][0] == "reference: 1 conforming, 1 known failures unchanged (2 scenarios)"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The scenario catalog, its loader's errors, user scenario directories and per-engine expectations."""
+"""The scenario catalog, its loader's errors, user scenario directories and per-engine baselines."""
 
 from __future__ import annotations
 
@@ -138,8 +138,8 @@ def test_user_scenario_directory(pytester: pytest.Pytester) -> None:
         [
             "*my_scenarios/mine.toml::my_403?reference? PASSED*",
             "*FCP conformance*",
-            "reference: 1 passed, 0 expected failures, 0 regressions*",
-            "  mine *1 passed*",
+            "reference: 1 conforming (1 scenarios)",
+            "  mine *1 conforming*",
         ]
     )
 
@@ -159,38 +159,47 @@ def test_malformed_file_is_a_collection_error(pytester: pytest.Pytester) -> None
     assert "Traceback" not in result.stdout.str()
 
 
-def test_expectations_xfail_strict_and_update(pytester: pytest.Pytester) -> None:
+def test_baseline_known_failure_update_and_better(pytester: pytest.Pytester) -> None:
     failing = GOOD.replace('sources = { default = "rest" }', 'sources = { default = "vision" }')
     directory = _user_dir(pytester, failing)
-    expectations = pytester.path / "exp"
+    baselines = pytester.path / "base"
     base = [
         "--fcp-scenarios",
         f"--fcp-scenarios-dir={directory}",
         "--fcp-no-bundled",
         "--fcp-engine=reference",
-        f"--fcp-expectations-dir={expectations}",
+        f"--fcp-baseline-dir={baselines}",
         "-rxX",
     ]
-    result = pytester.runpytest(*base)
+    result = pytester.runpytest(*base[:-2], "-rxX")  # no baseline yet: the contract alone
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
             "*FAIL ?expect.sources? 2024-01-03: rows from rest; expected vision*",
             "*path: cache miss 1d*",
-            "reference: 0 passed, 0 expected failures, 1 regressions*",
+            "reference: 0 conforming, 1 failing, not in the baseline (1 scenarios)",
         ]
     )
-    result = pytester.runpytest(*base, "--fcp-update-expectations")
-    written = (expectations / "reference.toml").read_text()
-    assert '"mine/my_403" = "2024-01-03: rows from rest; expected vision"' in written
+    result = pytester.runpytest(*base, "--fcp-update-baselines")
+    result.stdout.fnmatch_lines(
+        [f"fcp: baseline written to {baselines / 'reference.toml'} (1 scenario(s) from this run)"]
+    )
+    written = (baselines / "reference.toml").read_text()
+    assert '"expect.sources: 2024-01-03: rows from rest; expected vision"' in written
     result = pytester.runpytest(*base)
     result.assert_outcomes(xfailed=1)
-    result.stdout.fnmatch_lines(["reference: 0 passed, 1 expected failures, 0 regressions*"])
-    result.stdout.fnmatch_lines(["*known failure of reference: 2024-01-03: rows from rest; expected vision*"])
-    (directory / "mine.toml").write_text(GOOD)  # the engine now conforms
+    result.stdout.fnmatch_lines(["reference: 0 conforming, 1 known failures unchanged (1 scenarios)"])
+    result.stdout.fnmatch_lines(["*known failure of reference, unchanged: ?expect.sources? 2024-01-03*"])
+    (directory / "mine.toml").write_text(GOOD)  # the engine now conforms: better, and strict about it
     result = pytester.runpytest(*base)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*mine/my_403 now conforms on reference: remove it from the expectations*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*mine/my_403 on reference behaves better than its baseline: update the baseline*",
+            "*no longer failing ?expect.sources? 2024-01-03: rows from rest; expected vision*",
+            "  BETTER mine/my_403: no longer failing*",
+        ]
+    )
 
 
 def test_scenarios_run_under_xdist(pytester: pytest.Pytester) -> None:
@@ -206,4 +215,4 @@ def test_scenarios_run_under_xdist(pytester: pytest.Pytester) -> None:
     )
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == len(CATALOG) + 1, outcomes
-    result.stdout.fnmatch_lines([f"reference: {len(CATALOG) + 1} passed, 0 expected failures, 0 regressions*"])
+    result.stdout.fnmatch_lines([f"reference: {len(CATALOG) + 1} conforming ({len(CATALOG) + 1} scenarios)"])

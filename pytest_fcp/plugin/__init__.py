@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from pytest_fcp.plugin import fixtures, options
-from pytest_fcp.plugin.fixtures import fcp_engine, fcp_engine_name, fcp_trace, fcp_world
+from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world
 from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings
 
 __all__ = [
+    "fcp_baseline",
     "fcp_engine",
     "fcp_engine_name",
     "fcp_trace",
@@ -75,6 +76,7 @@ def _header(run: RunSettings) -> str:
 
 def _register_parts(config: pytest.Config, run: RunSettings) -> None:
     from pytest_fcp.plugin.reporting import Reporter
+    from pytest_fcp.plugin.user_baselines import UserBaselines
 
     config.addinivalue_line("markers", fixtures.MARKER_DOC)
     args = run.collection_args()
@@ -86,6 +88,7 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
 
         manager.register(XdistHooks(), "fcp-xdist")
     manager.register(Reporter(config, run), "fcp-reporter")
+    manager.register(UserBaselines(run), "fcp-user-baselines")
     if run.fuzz.enabled:
         from pytest_fcp.plugin.fuzz_items import FuzzPlugin
 

@@ -21,7 +21,7 @@ from pytest_fcp.plugin.settings import RunSettings
 __all__ = ["KINDS", "Conformance"]
 
 #: How a scenario came out, in summary order.
-KINDS = ("conforming", "known failure", "worse", "better", "changed", "new failing", "new")
+KINDS = ("conforming", "known failure", "worse", "better", "changed", "new failing")
 _CHANGED = ("worse", "better", "changed", "new failing")
 _LABELS = {
     "conforming": "conforming",
@@ -30,7 +30,6 @@ _LABELS = {
     "better": "better",
     "changed": "changed",
     "new failing": "failing, not in the baseline",
-    "new": "new",
 }
 
 

@@ -17,6 +17,7 @@ from pytest_fcp.plugin.settings import DEFAULT_ENGINES, ENGINE_NAME_KEY, WORLD_K
 
 if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
+    from pytest_fcp.plugin.user_baselines import BaselineCheck
     from pytest_fcp.trace import Trace
     from pytest_fcp.world import World
     from pytest_fcp.world.spec import WorldSpec
@@ -206,3 +207,12 @@ def reseed(item: pytest.Item) -> None:
     scenario = getattr(item, "scenario", None)
     identity = f"{scenario.id}[{getattr(item, 'engine', '')}]" if scenario is not None else item.nodeid
     random.seed(f"{settings(item.config).seed}:{identity}")
+
+
+@pytest.fixture
+def fcp_baseline(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name: str) -> BaselineCheck:
+    """Compare the test's decision table with its stored baseline: call ``fcp_baseline.assert_match()`` after the
+    fetches (``--fcp-update-baselines`` records it, in ``fcp_baselines/<engine>.toml`` beside the test file)."""
+    from pytest_fcp.plugin.user_baselines import BaselineCheck
+
+    return BaselineCheck(request.node, fcp_world, fcp_engine_name)

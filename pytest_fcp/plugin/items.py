@@ -114,14 +114,12 @@ class ScenarioChanged(Exception):
 _DIFF_LINES = 30
 
 
-def _kind(change: str, failing: bool, has_baseline: bool) -> str:
-    """How a scenario came out: conforming, known failure, worse, better, changed, new failing or new."""
+def _kind(change: str, failing: bool) -> str:
+    """How a scenario came out: conforming, known failure, worse, better, changed or new failing."""
     if change == "same":
         return "known failure" if failing else "conforming"
     if change == "new":
-        if failing:
-            return "new failing"
-        return "new" if has_baseline else "conforming"
+        return "new failing" if failing else "conforming"
     return change
 
 
@@ -180,9 +178,11 @@ class ScenarioItem(pytest.Item):
         path = run.world.trace.path()
         expected = baselines.expected(engine, scenario.id)
         change = compare(expected, record)
-        kind = _kind(change.kind, bool(verdicts), baselines.has(engine))
-        first = first_line(change) if change.kind not in ("same", "new") else (verdicts[0] if verdicts else "")
+        kind = _kind(change.kind, bool(verdicts))
+        first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
+        first = first or (verdicts[0] if verdicts else "")
         self._fcp_info.update(kind=kind, first=first, record=record.to_data())
+        self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run
         if kind == "known failure":
