@@ -176,3 +176,41 @@ def test_rows_by_day_counts_alike_for_small_and_large_results(world, monkeypatch
         dt.date(2024, 1, 1): {"rest": 206, "vision": 1234},  # rows 60-1499: every 7th is REST
         dt.date(2024, 1, 2): {"rest": 205, "vision": 1235},
     }
+
+
+def request_record(index: int, source: str, day: dt.date, status: int, at: dt.datetime, **extra: object):
+    """A hand-made record of one request (what the world's recorder would hold)."""
+    from pytest_fcp.world.answer import Target
+    from pytest_fcp.world.recorder import RequestRecord
+
+    target = Target("spot", "BTCUSDT", "1h", (day,), "zip" if source == "vision" else None, 2)
+    fields = {"attempt": 1, "error": None, "retry_after": None, "duration_s": 0.0, "fault": None, **extra}
+    return RequestRecord(
+        index, source, "https", "GET", f"https://{source}/{index}", target, status=status, virtual=at, **fields
+    )  # type: ignore[arg-type]
+
+
+def test_order_needed_only_and_rate_limit_checks_read_request_records(world):
+    import dataclasses
+
+    table = result_table(world, utc(2024, 1, 3), utc(2024, 1, 4))
+    obs = observe(world, table.set_column(6, "source", pa.array(["rest"] * 24)), utc(2024, 1, 3), utc(2024, 1, 4))
+    day, t0 = dt.date(2024, 1, 3), utc(2024, 1, 10, 12)
+    records = (
+        request_record(1, "rest", day, 429, t0, retry_after=30.0),
+        request_record(2, "rest", day, 200, t0 + dt.timedelta(seconds=10)),  # 10 s after a 429 asking 30 s
+        request_record(3, "vision", day, 200, t0 + dt.timedelta(seconds=11)),  # Vision after REST
+        request_record(4, "vision", dt.date(2024, 1, 5), 404, t0 + dt.timedelta(seconds=12)),  # outside
+    )
+    obs = dataclasses.replace(obs, requests=records, published=frozenset({day}))
+    reasons = [str(v) for v in judge(world.spec, obs, skip={"rows", "cache", "outcome"})]
+    assert reasons == [
+        "[sources] 2024-01-03: rows tagged rest; expected vision",
+        "[order] 2024-01-03: asked Vision after REST (FCP order is cache -> Vision -> REST)",
+        "[needed_only] asked Vision for day(s) outside the request: 2024-01-05",
+        "[needed_only] asked REST for day(s) Vision had served: 2024-01-03",
+        "[rate_limit] sent a REST request 10s after a 429 with Retry-After 30s (hammering)",
+    ]
+    waited = dataclasses.replace(records[1], virtual=t0 + dt.timedelta(seconds=30))
+    obs = dataclasses.replace(obs, requests=(records[0], waited))
+    assert [v.check for v in judge(world.spec, obs, skip={"rows", "cache", "outcome"})] == ["sources", "needed_only"]

@@ -136,10 +136,27 @@ def test_fault_misuse_says_what_is_wrong(kwargs, message):
         fault(spec.pop("id"), **spec)
 
 
+def implemented_effects() -> dict[str, set[str]]:
+    """The effect kinds each source implements (its effect tables)."""
+    from pytest_fcp.world import cache_faults, rest, vision
+
+    return {
+        "vision": set(vision._EFFECTS),
+        "rest": set(rest._ANSWERS) | set(rest._PAGES),
+        "cache": set(cache_faults._WRITTEN) | set(cache_faults._SPOILED) | {"read_only"},
+    }
+
+
 def test_every_fault_has_an_effect():
     assert {k.split(".")[0] for k in FAULTS} == {"vision", "rest", "cache"}
     assert len(faults_for_source("vision")) >= 13 and len(faults_for_source("rest")) >= 13
     assert len(faults_for_source("cache")) >= 11
+    effects = implemented_effects()
+    missing = {k: v.effect.kind for k, v in FAULTS.items() if v.effect.kind not in effects[v.source]}
+    assert missing == {}
+    used = {(v.source, v.effect.kind) for v in FAULTS.values()}
+    unused = {(source, kind) for source, kinds in effects.items() for kind in kinds} - used
+    assert unused == set()  # no effect left without a fault
 
 
 def test_requests_from_engine_threads_count_every_attempt_once():

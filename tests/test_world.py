@@ -429,3 +429,57 @@ def test_sleeps_in_many_engine_threads_all_advance_the_clock(tmp_path):
         run_in_threads(*[sleeper] * 6, *[delayed] * 6)
         assert world.now == NOW + dt.timedelta(seconds=1200 + 12_000)  # no sleep or simulated delay lost
         assert len(world.trace.of_kind("sleep")) == 1200
+
+
+def test_a_start_that_fails_half_way_undoes_what_it_started(tmp_path, monkeypatch):
+    import os
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from pytest_fcp.world.network import SealedNetwork, active_network
+    from pytest_fcp.world.vision import BUCKET
+
+    real_sleep = time.sleep
+    before = os.environ.get("CKVD_CACHE_DIR")
+
+    def broken(self):
+        raise RuntimeError("network failed to start")
+
+    monkeypatch.setattr(SealedNetwork, "start", broken)
+    world = World(tmp_path / "cache", NOW)
+    with pytest.raises(RuntimeError, match="network failed to start"):
+        world.start()
+    assert os.environ.get("CKVD_CACHE_DIR") == before  # the environment is back
+    assert time.sleep is real_sleep  # the clock's sleep patch is gone
+    assert abs(time.time() - dt.datetime.now(dt.UTC).timestamp()) < 5 and time.time() > NOW.timestamp() + 86_400
+    assert active_network() is None
+    assert BUCKET not in s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets
+    world.stop()  # stopping a world that never started is harmless
+
+
+def test_fetch_returns_an_immutable_observation_with_structured_records(tmp_path):
+    import dataclasses
+
+    with World(tmp_path / "cache", NOW, faults=[fault("vision.http403", days=["2024-01-03"])]) as world:
+        world.create_engine(load_engine("reference"))
+        obs = world.fetch(utc(2024, 1, 2), utc(2024, 1, 5))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        obs.table = None  # type: ignore[misc]
+    assert obs.ok and obs.rows_by_source() == {"vision": 48, "rest": 24}
+    assert [e.kind for e in obs.events][:1] == ["request"] and obs.events[-1].kind == "outcome"
+    blocked = [r for r in obs.requests if r.status == 403]
+    assert len(blocked) == 1
+    assert (blocked[0].source, blocked[0].door, blocked[0].days, blocked[0].fault) == (
+        "vision",
+        "https",
+        (dt.date(2024, 1, 3),),
+        "vision.http403",
+    )
+    assert blocked[0].target.obj in ("zip", "checksum") and blocked[0].attempt == 1
+    rest = [r for r in obs.requests if r.source == "rest"]
+    assert rest and all(dt.date(2024, 1, 3) in r.days for r in rest) and rest[0].target.weight == 2
+    assert [(f.id, f.day, f.attempt) for f in obs.firings] == [("vision.http403", dt.date(2024, 1, 3), 1)]
+    assert {d: s.status for d, s in obs.cache_before.items()} == dict.fromkeys(obs.days, "missing")
+    assert {d: s.status for d, s in obs.cache_after.items()} == dict.fromkeys(obs.days, "valid")
+    assert obs.published == frozenset(obs.days) and obs.expected.num_rows == 72
