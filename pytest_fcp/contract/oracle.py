@@ -2,25 +2,29 @@
 files, the fault schedule), which sources may serve each needed day and whether it can be had.
 
 A day is *certainly*, *possibly* (it depends on an engine's legitimate choices, e.g. whether it retries a
-fault that recovers) or *not* obtainable from a source. What each fault means for that is in the fault table
-(:data:`pytest_fcp.faults.FAULTS`): ``obtainable``, ``rate_limit``, ``reads_as_no_data``, ``objects``.
+fault that recovers) or *not* obtainable from a source. The oracle predicts which fault answers each attempt
+exactly as the world does (:func:`predict` runs the world's own :class:`~pytest_fcp.faults.FaultSchedule`:
+schedule order, attempt windows, doors, objects), over the ways an honest engine may ask; what each answer
+means is in the fault table (:data:`pytest_fcp.faults.FAULTS`): ``obtainable``, ``rate_limit``,
+``reads_as_no_data``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pytest_fcp.core.freshness import is_old
+from pytest_fcp.faults import FaultSchedule
 
 if TYPE_CHECKING:
     from pytest_fcp.faults import Fault
     from pytest_fcp.world.observation import Observation
     from pytest_fcp.world.spec import WorldSpec
 
-__all__ = ["DayPlan", "plan"]
+__all__ = ["DayPlan", "plan", "predict"]
 
 
 @dataclass
@@ -60,36 +64,75 @@ class DayPlan:
         return "impossible"
 
 
-def _state(faults: Iterable[Fault], base: str, *, door_split: bool = False) -> str:
-    """Combine the faults hitting one day of one source into certain / possible / impossible."""
-    state = base
-    for item in faults:
-        kind = item.kind
-        if kind.obtainable == "yes":
-            continue
-        if item.attempts.recovers or (door_split and item.door is not None) or kind.obtainable == "maybe":
-            state = "possible" if state == "certain" else state
-        else:
-            return "impossible"
-    return state
+#: What an attempt's answer means for getting the day from that source.
+OK, EMPTY, MAYBE, FATAL = "ok", "empty", "maybe", "fatal"
 
 
-def _reachable(faults: Iterable[Fault]) -> list[Fault]:
-    """The faults that can fire at all, in schedule order.
+def _meaning(item: Fault | None) -> str:
+    """What an answer from ``item`` (``None``: no fault answered) means for getting the day."""
+    if item is None or item.kind.obtainable == "yes":
+        return OK
+    if item.kind.reads_as_no_data:
+        return EMPTY
+    return MAYBE if item.kind.obtainable == "maybe" else FATAL
 
-    The world lets the first fault that fires on a request answer it, so a fault that fires on every
-    attempt (on both doors) hides every later fault that hits the same kind of request.
-    """
-    out: list[Fault] = []
-    taken: set[str] = set()  # objects whose every request an earlier fault already answers
-    for item in faults:
-        objects = set(item.kind.objects)
-        if objects <= taken:
-            continue
-        out.append(item)
-        if item.attempts.mode == "always" and item.door is None:
-            taken |= objects
-    return out
+
+def _rounds(faults: Sequence[Fault]) -> int:
+    """How many attempts to follow: past every ``first:N`` / ``nth:N`` window, the answers repeat."""
+    return max((f.attempts.n for f in faults), default=0) + 2
+
+
+def predict(
+    faults: Sequence[Fault], source: str, series: tuple[str, str, str], day: dt.date, asks: Iterable[tuple[str, str]]
+) -> list[Fault | None]:
+    """The fault that answers each request in ``asks`` (``(door, object)`` pairs; REST: ``("https", "")``) for
+    one day, counted exactly as the world counts them (the same schedule code), in order."""
+    schedule = FaultSchedule(faults)
+    market, symbol, interval = series
+    return [
+        schedule.answering_fault(source, market, symbol, interval, [day], door=door, obj=obj or None)
+        for door, obj in asks
+    ]
+
+
+def _vision_state(faults: Sequence[Fault], series: tuple[str, str, str], day: dt.date) -> str:
+    """certain / possible / impossible for the day's Vision files, over the ways an honest engine asks:
+    either door, zip or .CHECKSUM first, each round asking both (a retry is another round)."""
+    if not faults:
+        return "certain"
+    doors = ("https", "s3") if any(f.door for f in faults) else ("https",)
+    rounds = _rounds(faults)
+    outcomes = set()
+    for door in doors:
+        for order in (("zip", "checksum"), ("checksum", "zip")):
+            answers = predict(faults, "vision", series, day, [(door, obj) for _ in range(rounds) for obj in order])
+            meanings = [_meaning(a) for a in answers]
+            per_round = [
+                FATAL if FATAL in pair else MAYBE if MAYBE in pair else OK
+                for pair in zip(meanings[::2], meanings[1::2], strict=True)
+            ]
+            outcomes.add(_verdict(per_round))
+    if outcomes == {"certain"}:
+        return "certain"
+    return "impossible" if outcomes == {"impossible"} else "possible"
+
+
+def _verdict(per_round: Sequence[str]) -> str:
+    if all(m == OK for m in per_round):
+        return "certain"
+    if all(m == FATAL for m in per_round):
+        return "impossible"
+    return "empty" if EMPTY in per_round else "possible"
+
+
+def _rest_state(faults: Sequence[Fault], series: tuple[str, str, str], day: dt.date) -> tuple[str, bool]:
+    """certain / possible / impossible / empty for the day on REST, and whether a 429/418 stands in the way
+    for good (requests asking about this day alone, attempt after attempt)."""
+    if not faults:
+        return "certain", False
+    answers = predict(faults, "rest", series, day, [("https", "")] * _rounds(faults))
+    last = answers[-1]
+    return _verdict([_meaning(a) for a in answers]), last is not None and last.kind.rate_limit
 
 
 def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
@@ -99,13 +142,11 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         before = obs.cache_before.get(day)
         cached = before is not None and before.valid
         old = is_old(day, obs.now)
+        series = (obs.market, obs.symbol, obs.interval)
         in_scope = [f for f in spec.faults if f.in_scope(obs.market, obs.symbol, obs.interval, day)]
-        vision = "certain" if old and day in obs.published else "impossible"
-        vision = _state(_reachable(f for f in in_scope if f.source == "vision"), vision, door_split=True)
-        rest_faults = _reachable(f for f in in_scope if f.source == "rest")
-        rest = _state((f for f in rest_faults if not f.kind.reads_as_no_data), "certain")
-        if rest != "impossible" and any(f.kind.reads_as_no_data for f in rest_faults):
-            rest = "empty"
-        rate_limited = any(f.kind.rate_limit and not f.attempts.recovers for f in rest_faults)
+        vision = "impossible"
+        if old and day in obs.published:
+            vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
+        rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
         plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited)
     return plans
