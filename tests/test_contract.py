@@ -71,11 +71,13 @@ def with_value(table: pa.Table, column: str, row: int, value: object) -> pa.Tabl
     return table.set_column(table.schema.get_field_index(column), column, pa.array(values, table[column].type))
 
 
-def test_the_truth_passes_in_any_row_order(world):
+def test_the_truth_passes_and_only_in_time_order(world):
     table = result_table(world)
     assert row_verdicts(world, table) == []
-    shuffled = table.take(pa.array(list(range(71, -1, -1))))  # rows in reverse: the contract asks no order
-    assert row_verdicts(world, shuffled) == []
+    reversed_rows = table.take(pa.array(list(range(71, -1, -1))))  # the contract asks for time order
+    assert row_verdicts(world, reversed_rows) == [
+        "rows are not in time order: 2024-01-04T22:00:00+00:00 comes after 2024-01-04T23:00:00+00:00"
+    ]
 
 
 def test_gaps_duplicates_and_rows_outside_the_range(world):
@@ -84,7 +86,10 @@ def test_gaps_duplicates_and_rows_outside_the_range(world):
         "1 bar(s) missing (gaps), first at 2024-01-03T06:00:00+00:00"
     ]
     doubled = pa.concat_tables([table.slice(40, 2), table])  # repeats ahead of their first sorted place
-    assert row_verdicts(world, doubled) == ["2 duplicated bar(s), first at 2024-01-03T16:00:00+00:00"]
+    assert row_verdicts(world, doubled) == [
+        "rows are not in time order: 2024-01-02T00:00:00+00:00 comes after 2024-01-03T17:00:00+00:00",
+        "2 duplicated bar(s), first at 2024-01-03T16:00:00+00:00",
+    ]
     next_day = result_table(world, START, END + dt.timedelta(hours=2))
     assert row_verdicts(world, next_day) == ["2 row(s) outside [start, end), first at 2024-01-05T00:00:00+00:00"]
 

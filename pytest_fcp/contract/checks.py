@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pytest_fcp.contract.rows import check_rows
 from pytest_fcp.contract.verdict import Case, Verdict
+from pytest_fcp.core.freshness import is_old
 from pytest_fcp.core.sources import error_names
 from pytest_fcp.world.recorder import RequestRecord
 
@@ -68,17 +69,34 @@ def check_sources(case: Case) -> list[Verdict]:
         if day_plan is None:
             continue
         bad = sources - day_plan.allowed_sources
+        allowed = " or ".join(sorted(day_plan.allowed_sources)) or "nothing"
+        if "None" in bad:  # rows without a source tag
+            count = case.obs.rows_per_day[day]["None"]
+            out.append(Verdict("sources", f"{day}: {count} row(s) carry no source tag; expected {allowed}"))
+            bad.discard("None")
         if bad:
-            allowed = " or ".join(sorted(day_plan.allowed_sources)) or "nothing"
             out.append(Verdict("sources", f"{day}: rows tagged {', '.join(sorted(bad))}; expected {allowed}"))
     return out
 
 
+def _same_series(case: Case, record: RequestRecord) -> bool:
+    target, obs = record.target, case.obs
+    return (
+        target.market in (None, obs.market)
+        and target.symbol in (None, obs.symbol)
+        and target.interval
+        in (
+            None,
+            obs.interval,
+        )
+    )
+
+
 def _asked(case: Case, source: str) -> dict[dt.date, list[int]]:
-    """Day -> indexes of the requests of ``source`` that asked about it."""
+    """Day -> indexes of the requests of ``source`` for the fetched series that asked about it."""
     asked: dict[dt.date, list[int]] = {}
     for record in case.obs.requests:
-        if record.source == source:
+        if record.source == source and _same_series(case, record):
             for day in record.days:
                 asked.setdefault(day, []).append(record.index)
     return asked
@@ -97,12 +115,29 @@ def check_order(case: Case) -> list[Verdict]:
     return out
 
 
+def _end_day(case: Case) -> dt.date | None:
+    """The day that starts at the request's (exclusive) end, when the end is a midnight."""
+    end = case.obs.end.astimezone(dt.UTC)
+    return end.date() if end.time() == dt.time() else None
+
+
 def check_needed_only(case: Case) -> list[Verdict]:
-    """No request for days outside the request, days already cached, or days Vision served."""
+    """No request for days outside the request, days already cached, days Vision served, or other series."""
     plans, out = case.plans, []
-    rest_days = _asked(case, "rest")
-    for label, touched in (("Vision", _asked(case, "vision")), ("REST", rest_days)):
-        extra = sorted(d for d in touched if d not in plans)
+    rest_days, vision_days = _asked(case, "rest"), _asked(case, "vision")
+    end_day = _end_day(case)
+    inclusive = [label for label, touched in (("Vision", vision_days), ("REST", rest_days)) if end_day in touched]
+    if inclusive:
+        out.append(
+            Verdict(
+                "needed_only",
+                f"treated the request's end as inclusive: asked {' and '.join(inclusive)} for {end_day}, "
+                "the day that starts at the exclusive end",
+            )
+        )
+    out.extend(_other_series(case))
+    for label, touched in (("Vision", vision_days), ("REST", rest_days)):
+        extra = sorted(d for d in touched if d not in plans and d != end_day)
         if extra:
             out.append(Verdict("needed_only", f"asked {label} for day(s) outside the request: {_days(extra)}"))
         cached = sorted(d for d in touched if d in plans and plans[d].cached)
@@ -112,6 +147,31 @@ def check_needed_only(case: Case) -> list[Verdict]:
     if needless:
         out.append(Verdict("needed_only", "asked REST for day(s) Vision had served: " + _days(needless)))
     return out
+
+
+def _other_series(case: Case) -> list[Verdict]:
+    """Requests for another market, symbol or interval than the fetch asked for, one verdict per series."""
+    obs, found = case.obs, {}
+    for record in obs.requests:
+        if _same_series(case, record):
+            continue
+        target = record.target
+        what = (
+            f"another interval's files ({target.interval})"
+            if target.interval != obs.interval
+            else f"another symbol's files ({target.symbol})"
+            if target.symbol != obs.symbol
+            else f"another market's files ({target.market})"
+        )
+        label = "Vision" if record.source == "vision" else "REST"
+        found.setdefault((label, what), set()).update(record.days)
+    return [
+        Verdict(
+            "needed_only",
+            f"asked {label} for {what} for a {obs.interval} {obs.symbol} request: day(s) {_days(sorted(days))}",
+        )
+        for (label, what), days in sorted(found.items())
+    ]
 
 
 def check_rate_limit(case: Case) -> list[Verdict]:
@@ -133,8 +193,26 @@ def check_rate_limit(case: Case) -> list[Verdict]:
     return []
 
 
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _unverified(case: Case, day: dt.date) -> bool:
+    """Whether the day's Vision zip could not be verified: its .CHECKSUM was withheld and none came later."""
+    from pytest_fcp.faults import FAULTS
+
+    obs = case.obs
+    withheld = any(f.day == day and f.source == "vision" and FAULTS[f.id].unverifiable for f in obs.firings)
+    return withheld and not any(
+        r.source == "vision" and r.target.obj == "checksum" and r.status == 200 and r.fault is None and day in r.days
+        for r in obs.requests
+    )
+
+
 def check_cache(case: Case) -> list[Verdict]:
-    """The cache holds only valid complete old days afterwards, and loses none."""
+    """The cache holds only valid, complete, verified old days afterwards, and loses none of its valid rows."""
+    from pytest_fcp.contract.causes import content_cause
+
     obs, out = case.obs, []
     served = obs.sources_by_day()
     read_only = any(f.kind.effect.kind == "read_only" for f in case.spec.faults)
@@ -145,22 +223,55 @@ def check_cache(case: Case) -> list[Verdict]:
         if before is not None and before.valid and not after.valid:
             out.append(Verdict("cache", f"{day}: a valid cached day was lost ({after.status} afterwards)"))
             continue
+        if before is not None and before.status == "partial" and not after.valid and after.rows < before.rows:
+            lost = before.rows - after.rows
+            reason = (
+                f"{day}: the cache lost {lost} of the {before.rows} valid bar(s) it held ({after.status} afterwards)"
+            )
+            out.append(Verdict("cache", reason))
+            continue
         if after.status == "missing":
-            if day_plan.old and served.get(day) == {"vision"} and not read_only:
+            if day_plan.old and served.get(day) == {"vision"} and not read_only and not _unverified(case, day):
                 out.append(Verdict("cache", f"{day}: a complete old day served by Vision was not cached"))
             continue
         if not day_plan.old and (before is None or before.status == "missing"):
             out.append(Verdict("cache", f"{day}: cached a day younger than 48 h ({after.status})"))
             continue
-        if after.valid:
-            continue
         unchanged = before is not None and before.status == after.status and before.size == after.size
+        if after.valid:
+            from_vision = "vision" in served.get(day, set())
+            if not unchanged and from_vision and not (before is not None and before.valid) and _unverified(case, day):
+                reason = (
+                    f"{day}: cached the rows of a Vision zip that could not be verified (its .CHECKSUM was missing)"
+                )
+                out.append(Verdict("cache", reason))
+            continue
         if unchanged and (served.get(day, set()) <= {"rest"} or read_only or day_plan.obtainable != "certain"):
             continue  # left alone; the engine may not cache REST days, or could not write
-        if unchanged and "unreadable" in after.status and unreadable:
-            continue  # an unreadable file cannot always be replaced
-        reason = f"{day}: the cache holds a {after.status} file afterwards ({after.detail})".rstrip(" ()")
-        out.append(Verdict("cache", reason))
+        if unchanged and (day_plan.stale_cache or ("unreadable" in after.status and unreadable)):
+            continue  # a valid-looking stale file cannot be told from the truth; an unreadable one not always replaced
+        cause = content_cause(obs, day) if after.status in ("stale", "extra") else None
+        if cause is not None:
+            out.append(Verdict("cache", f"{day}: cached the rows of {cause}"))
+            continue
+        detail = f" ({after.detail})" if after.detail else ""
+        out.append(Verdict("cache", f"{day}: the cache holds {_a(after.status)} file afterwards{detail}"))
+    out.extend(_outside(case))
+    return out
+
+
+def _outside(case: Case) -> list[Verdict]:
+    """Cache files the fetch wrote for the days just outside the request, judged like any other."""
+    out = []
+    for day, (before, after) in sorted(case.obs.cache_outside.items()):
+        if after == before or after.status == "missing":
+            continue
+        if not after.valid:
+            detail = f" ({after.detail})" if after.detail else ""
+            reason = f"{day} (outside the request): the cache holds {_a(after.status)} file afterwards{detail}"
+            out.append(Verdict("cache", reason))
+        elif not is_old(day, case.obs.now):
+            out.append(Verdict("cache", f"{day} (outside the request): cached a day younger than 48 h"))
     return out
 
 

@@ -37,13 +37,14 @@ class DayPlan:
     vision: str  # certain | possible | impossible
     rest: str  # certain | possible | impossible | empty (may legitimately read as "no data")
     rate_limited: bool = False  # an always-firing 429/418 stands in REST's way
+    stale_cache: bool = False  # a complete cached file with other values: valid-looking, the engine may serve it
 
     @property
     def allowed_sources(self) -> set[str]:
         """The sources the day's rows may be tagged with."""
         if self.cached:
             return {"cache"}
-        allowed = set()
+        allowed = {"cache"} if self.stale_cache else set()
         if self.vision != "impossible":
             allowed.add("vision")
         if self.vision != "certain" and self.rest != "impossible":
@@ -148,5 +149,6 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
         rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
-        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited)
+        stale = before is not None and before.status == "stale"
+        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale)
     return plans

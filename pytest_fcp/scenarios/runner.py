@@ -58,7 +58,8 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
                 out.append(
                     Verdict(
                         "expect.sources",
-                        f"{day}: rows from {', '.join(sorted(sources))}; expected {' or '.join(sorted(allowed))}",
+                        f"{day}: rows from {', '.join(sorted(map(_tag, sources)))}; "
+                        f"expected {' or '.join(sorted(allowed))}",
                     )
                 )
     for source, constraint in expect.requests.items():
@@ -79,6 +80,10 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
                     )
                 )
     return out
+
+
+def _tag(source: str) -> str:
+    return "(no source tag)" if source == "None" else source
 
 
 def run_scenario(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
     from pytest_fcp.faults import Fault
 
-__all__ = ["apply_cache_fault"]
+__all__ = ["apply_cache_fault", "stale_table"]
 
 
 def _rewrite(path: pathlib.Path, table: pa.Table, fmt: str = "file") -> None:
@@ -47,19 +47,22 @@ def apply_cache_fault(
     day: dt.date,
     truth_day: pa.Table,
     sandbox: CacheSandbox,
-) -> None:
-    """Leave the engine's cache file for ``day`` in the state ``item`` names (its effect in the fault table)."""
+) -> bool:
+    """Leave the engine's cache file for ``day`` in the state ``item`` names (its effect in the fault table).
+
+    Returns ``False`` when the state is the engine's own format (a file the engine itself writes is not a fault
+    for it: e.g. nanosecond times for ckvd), so the file stays the engine's own, valid one."""
     effect = item.kind.effect.kind
     if effect == "read_only":
         sandbox.make_read_only()
-        return
+        return True
     full = truth_to_cache_table(truth_day)
     if effect in _WRITTEN:
         engine.write_cache(symbol, market, interval, day, _WRITTEN[effect](item, full))
-        return
+        return True
     path = engine.cache_file(symbol, market, interval, day)
     engine.write_cache(symbol, market, interval, day, full)  # the engine's own, valid file first
-    _SPOILED[effect](item, path, full, random.Random(f"{symbol}/{interval}/{day}"))
+    return _SPOILED[effect](item, path, full, random.Random(f"{symbol}/{interval}/{day}")) is not False
 
 
 # --- effects written through the engine (one function per effect kind of the fault table) -------------
@@ -69,6 +72,11 @@ def _keep_first(item: Fault, full: pa.Table) -> pa.Table:
 
 
 def _alter_values(item: Fault, full: pa.Table) -> pa.Table:
+    return stale_table(full)
+
+
+def stale_table(full: pa.Table) -> pa.Table:
+    """A day's cache table with its prices moved 3 % (rounded to cents): what ``cache.stale_day`` leaves."""
     stale = full
     for name in ("open", "high", "low", "close"):
         index = stale.schema.get_field_index(name)
@@ -94,8 +102,15 @@ def _random_bytes(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.R
     path.write_bytes(bytes(rng.getrandbits(8) for _ in range(max(64, size))))
 
 
-def _stream(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+def _stream(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> bool:
+    try:
+        _table, fmt = read_arrow_any(path)
+    except (pa.ArrowException, OSError):
+        fmt = "file"
+    if fmt == "stream":
+        return False  # the engine writes streams itself: this is its own format
     _rewrite(path, _engine_table(path, full), "stream")
+    return True
 
 
 def _drop_column(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
@@ -115,12 +130,16 @@ def _strings(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random
     _rewrite(path, table)
 
 
-def _ns_times(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+def _ns_times(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> bool:
     table = _engine_table(path, full)
+    kind = table.schema.field("open_time").type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        return False  # the engine keeps nanoseconds itself (ckvd does): this is its own format
     index = table.schema.get_field_index("open_time")
     ms = open_time_ms(table["open_time"])
     table = table.set_column(index, "open_time", pc.multiply(ms, 1_000_000).cast(pa.timestamp("ns", tz="UTC")))
     _rewrite(path, table)
+    return True
 
 
 def _unreadable(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
@@ -131,7 +150,7 @@ def _unreadable(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Ran
         path.mkdir()
 
 
-_SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], None]] = {
+_SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], bool | None]] = {
     "zero_byte": _zero_byte,
     "truncate": _truncate,
     "random_bytes": _random_bytes,

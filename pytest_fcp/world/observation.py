@@ -61,6 +61,8 @@ class Observation:
     published: frozenset[dt.date]  # needed days Vision had published when the fetch began
     row_times: RowTimes = None  # see open_times()
     rows_per_day: Mapping[dt.date | None, dict[str, int]] = field(default_factory=dict)
+    #: The days just outside the request (before its start, at its end): their cache state before and after.
+    cache_outside: Mapping[dt.date, tuple[DayFileState, DayFileState]] = field(default_factory=dict)
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

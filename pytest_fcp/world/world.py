@@ -240,10 +240,15 @@ class World:
 
     def _apply_cache_fault(self, item: Fault, day: dt.date | None) -> None:
         engine = self._need_engine()
-        self.recorder.fault(item.id, "cache", day)
         truth = self.truth_day(day) if day else pa.table({})
         when = day or dt.date(1970, 1, 1)
-        apply_cache_fault(engine, item, self.symbol, self.market, self.interval, when, truth, self.sandbox)
+        applied = apply_cache_fault(engine, item, self.symbol, self.market, self.interval, when, truth, self.sandbox)
+        if not applied:  # the engine's own format: its file stays valid, and no fault is recorded
+            self.recorder.event(
+                "log", level="INFO", message=f"{item.id} on {day}: the engine's own format, not a fault"
+            )
+            return
+        self.recorder.fault(item.id, "cache", day)
         if day is not None:
             self.watch.remember_fault(item.id, self.cache_path(day))
 
@@ -313,6 +318,8 @@ class World:
         series = (request.symbol, request.market, request.interval)
         now, days = self.now, request.days
         before = {d: self.watch.state(series, d) for d in days}
+        edges = [d for d in (days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1)) if d not in before]
+        outside = {d: self.watch.state(series, d) for d in edges}
         published = frozenset(d for d in days if self.vision.has_day(series[1], series[0], series[2], d, now))
         self.recorder.event(
             "request",
@@ -349,6 +356,7 @@ class World:
         events, requests, firings = self.recorder.since(self._mark)
         self._mark = self.recorder.mark()
         after = {d: self.watch.state(series, d) for d in days}
+        outside_after = {d: (state, self.watch.state(series, d)) for d, state in outside.items()}
         observation = Observation(
             request=request,
             now=now,
@@ -364,6 +372,7 @@ class World:
             published=published,
             row_times=times,
             rows_per_day=by_day,
+            cache_outside=outside_after,
         )
         self.results.append(observation)
         return observation
