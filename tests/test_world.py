@@ -483,3 +483,16 @@ def test_fetch_returns_an_immutable_observation_with_structured_records(tmp_path
     assert {d: s.status for d, s in obs.cache_before.items()} == dict.fromkeys(obs.days, "missing")
     assert {d: s.status for d, s in obs.cache_after.items()} == dict.fromkeys(obs.days, "valid")
     assert obs.published == frozenset(obs.days) and obs.expected.num_rows == 72
+
+
+@pytest.mark.parametrize(("engine", "state"), [("reference", "corrupt"), ("ckvd", "valid")])
+def test_a_cache_fault_in_the_engines_own_format_is_no_fault_for_it(engine, state, tmp_path):
+    if engine == "ckvd":
+        pytest.importorskip("ckvd")
+    day = dt.date(2024, 1, 3)
+    with World(tmp_path / "cache", NOW, faults=[fault("cache.ns_timestamps", days=[day])]) as world:
+        world.create_engine(load_engine(engine))  # ckvd keeps nanosecond times itself; reference milliseconds
+        assert world.cache_state(day).status == state
+        assert [e.data["id"] for e in world.trace.of_kind("fault")] == (
+            ["cache.ns_timestamps"] if state != "valid" else []
+        )
