@@ -380,3 +380,16 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
 
     cycles = sorted(m for m in graph if m in reach(m))
     assert not cycles, f"modules in an import cycle: {cycles}"
+
+
+def test_the_plugins_own_modules_are_not_assertion_rewritten(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_loaders():
+            loaders = {type(sys.modules[m].__loader__).__name__ for m in sys.modules if m.startswith("pytest_fcp.plugin.")}
+            assert loaders and "AssertionRewritingHook" not in loaders, loaders
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -8,14 +8,32 @@ only; the simulated world, pyarrow, moto, respx and Hypothesis load when a test 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from pytest_fcp.plugin import fixtures, options
-from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world
-from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings
+
+def _leave_own_asserts_alone() -> None:
+    """pytest rewrites the asserts of every module of a plugin's distribution. pytest-fcp's own modules hold no
+    assert a test relies on (failures are reported through pytest.fail), and rewriting costs tens of
+    milliseconds a module in every run and worker where Python may not cache bytecode
+    (``PYTHONDONTWRITEBYTECODE``): so they are imported as written."""
+    for finder in sys.meta_path:
+        marked = getattr(finder, "_must_rewrite", None)
+        if isinstance(marked, set) and "pytest_fcp" in marked:
+            marked.discard("pytest_fcp")
+            cache = getattr(finder, "_marked_for_rewrite_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
+
+
+_leave_own_asserts_alone()
+
+from pytest_fcp.plugin import fixtures, options  # noqa: E402 - after opting out of rewriting
+from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world  # noqa: E402
+from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings  # noqa: E402
 
 __all__ = [
     "fcp_baseline",
