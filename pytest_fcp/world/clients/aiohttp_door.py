@@ -1,0 +1,71 @@
+"""aiohttp's door: an ``aioresponses`` mock with one catch-all callback per method hands every
+``ClientSession`` request to the sealed network.
+
+``aioresponses`` patches ``ClientSession._request``, so no connector, resolver or socket is used.
+Connect failures become ``aiohttp.ClientConnectorError``, timeouts ``aiohttp.ServerTimeoutError`` (also an
+``asyncio.TimeoutError``), as aiohttp raises them. Requests to this machine pass through untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import types
+import unittest.mock
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aioresponses import CallbackResult, aioresponses
+
+if TYPE_CHECKING:
+    from pytest_fcp.world.answer import Answer
+    from pytest_fcp.world.network import SealedNetwork
+
+__all__ = ["UnservedRequestError", "route"]
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_LOCAL = ("http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]")
+_ANY = re.compile(r".*")
+
+
+class UnservedRequestError(aiohttp.ClientConnectionError):
+    """The engine asked for a URL the simulated world does not serve."""
+
+
+def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
+    if answer.transport == "connect":
+        key = types.SimpleNamespace(host=url.host, port=url.port, is_ssl=url.scheme == "https", ssl=True)
+        raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused (simulated)"))  # type: ignore[arg-type]
+    if answer.transport == "timeout":
+        raise aiohttp.ServerTimeoutError(f"Timeout on reading data from socket (simulated): {url}")
+    headers = dict(answer.headers or {})
+    content_type = headers.get("Content-Type", "application/octet-stream")
+    body = b"" if method == "HEAD" else answer.body
+    return CallbackResult(method=method, status=answer.status, body=body, headers=headers, content_type=content_type)
+
+
+@contextlib.contextmanager
+def route(network: SealedNetwork) -> Iterator[None]:
+    """Route aiohttp's ``ClientSession`` through ``aioresponses`` to ``network``, until closed."""
+
+    def callback(method: str) -> Any:
+        def answer(url: Any, **_: Any) -> CallbackResult:
+            return network.serve(method, str(url), lambda reply: _deliver(reply, method, url), UnservedRequestError)
+
+        return answer
+
+    mock = aioresponses(passthrough=list(_LOCAL))
+
+    async def request(session: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
+        return await mock._request_mock(session, *args, **kwargs)
+
+    # aioresponses' own patcher builds an autospec on every start (~4 ms a world); a plain one does the same job
+    mock.patcher = unittest.mock.patch("aiohttp.client.ClientSession._request", new=request)
+    mock.start()  # before adding: starting clears the routes
+    for method in _METHODS:
+        mock.add(_ANY, method=method, callback=callback(method), repeat=True)
+    try:
+        yield
+    finally:
+        mock.stop()
