@@ -9,6 +9,7 @@ Connect failures become ``aiohttp.ClientConnectorError``, timeouts ``aiohttp.Ser
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import types
 import unittest.mock
@@ -33,6 +34,21 @@ class UnservedRequestError(aiohttp.ClientConnectionError):
     """The engine asked for a URL the simulated world does not serve."""
 
 
+_NO_WRITER = types.SimpleNamespace(output_size=0)  # the request "was sent": nothing left to write
+
+
+class _Response(aiohttp.ClientResponse):
+    """aiohttp's response as aioresponses builds it; aiohttp 3.13+ also wants the (spent) stream writer."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        if "stream_writer" in _INIT_PARAMETERS:
+            kwargs.setdefault("stream_writer", _NO_WRITER)
+        super().__init__(method, url, **kwargs)
+
+
+_INIT_PARAMETERS = frozenset(inspect.signature(aiohttp.ClientResponse.__init__).parameters)
+
+
 def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
     if answer.transport == "connect":
         key = types.SimpleNamespace(host=url.host, port=url.port, is_ssl=url.scheme == "https", ssl=True)
@@ -42,7 +58,14 @@ def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
     headers = dict(answer.headers or {})
     content_type = headers.get("Content-Type", "application/octet-stream")
     body = b"" if method == "HEAD" else answer.body
-    return CallbackResult(method=method, status=answer.status, body=body, headers=headers, content_type=content_type)
+    return CallbackResult(
+        method=method,
+        status=answer.status,
+        body=body,
+        headers=headers,
+        content_type=content_type,
+        response_class=_Response,
+    )
 
 
 @contextlib.contextmanager
