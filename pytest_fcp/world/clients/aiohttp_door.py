@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from aioresponses import CallbackResult, aioresponses
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class UnservedRequestError(aiohttp.ClientConnectionError):
     """The engine asked for a URL the simulated world does not serve."""
 
 
+# aioresponses 0.7.9 predates aiohttp 3.14; the two shims below do what its open PRs #288 and #292 do.
 _NO_WRITER = types.SimpleNamespace(output_size=0)  # the request "was sent": nothing left to write
 
 
@@ -47,6 +49,26 @@ class _Response(aiohttp.ClientResponse):
 
 
 _INIT_PARAMETERS = frozenset(inspect.signature(aiohttp.ClientResponse.__init__).parameters)
+
+
+class _SpentParser:
+    """Stands in for the HTTP parser of a response that arrived whole: nothing to pause, nothing left to parse."""
+
+    def pause_reading(self) -> None:
+        """Nothing to pause."""
+
+    def feed_data(self, data: bytes) -> tuple[tuple[()], bool, bytes]:
+        """Nothing left to parse."""
+        return (), False, b""
+
+
+def _stream_reader(loop: Any = None) -> aiohttp.StreamReader:
+    """aioresponses' body stream; on aiohttp 3.14+ flow control (a body over 128 KiB) goes through the
+    protocol's parser, which a mocked response lacks (aioresponses 0.7.9 fails there: its PR #292)."""
+    protocol = ResponseHandler(loop=loop)
+    if getattr(protocol, "_parser", False) is None:
+        protocol._parser = _SpentParser()  # type: ignore[assignment]
+    return aiohttp.StreamReader(protocol, limit=2**16, loop=loop)
 
 
 def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
@@ -85,6 +107,8 @@ def route(network: SealedNetwork) -> Iterator[None]:
 
     # aioresponses' own patcher builds an autospec on every start (~4 ms a world); a plain one does the same job
     mock.patcher = unittest.mock.patch("aiohttp.client.ClientSession._request", new=request)
+    reader = unittest.mock.patch("aioresponses.core.stream_reader_factory", new=_stream_reader)
+    reader.start()
     mock.start()  # before adding: starting clears the routes
     for method in _METHODS:
         mock.add(_ANY, method=method, callback=callback(method), repeat=True)
@@ -92,3 +116,4 @@ def route(network: SealedNetwork) -> Iterator[None]:
         yield
     finally:
         mock.stop()
+        reader.stop()
