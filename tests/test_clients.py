@@ -204,6 +204,25 @@ def test_requests_is_served_once_not_again_by_the_urllib3_door(tmp_path):
     assert [(r.method, r.source) for r in world.recorder.requests] == [("GET", "rest"), ("HEAD", "vision")]
 
 
+def test_requests_keeps_its_door_once_a_boto3_client_started_motos_mock(tmp_path):
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    with _world(tmp_path) as world:
+        s3 = boto3.client("s3", region_name="ap-northeast-1", config=Config(signature_version=UNSIGNED))
+        key = ZIP.removeprefix("https://data.binance.vision/")
+        assert s3.get_object(Bucket="data.binance.vision", Key=key)["Body"].read()[:2] == b"PK"
+        assert requests.get(KLINES, timeout=5).status_code == 200
+        with pytest.raises(requests.exceptions.ConnectionError, match="not served"):
+            requests.get(UNSERVED, timeout=5)
+    assert [(r.source, r.door, r.status) for r in world.recorder.requests] == [
+        ("vision", "s3", 200),
+        ("rest", "https", 200),
+    ]
+    assert world.violations == [f"GET {UNSERVED}"]
+
+
 def test_urllib3_retries_are_attempts_of_their_own(tmp_path):
     with _world(tmp_path, fault("vision.connect_error", days=[DAY], attempts="first:2")) as world:
         pool = urllib3.PoolManager(retries=Retry(total=3, connect=3, backoff_factor=0.5))

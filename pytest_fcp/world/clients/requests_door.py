@@ -3,7 +3,9 @@
 ``responses`` patches ``requests.adapters.HTTPAdapter.send``, so a request never reaches urllib3 (the
 urllib3 door does not see it again: each request is served and recorded once). Status retries configured
 on an adapter (``Retry(status_forcelist=...)``) are replayed by ``responses`` as urllib3 would; each retry
-is a request of its own. Requests to this machine pass through untouched.
+is a request of its own. Requests to this machine pass through untouched. moto's own ``responses`` mock
+(started when a boto3 client first talks to the world) passes the requests it does not know to this one
+(``moto.core.models.override_responses_real_send``), so requests behaves the same before and after.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ def route(network: SealedNetwork) -> Iterator[None]:
     for method in _METHODS:
         mock.add_callback(method, _NOT_LOCAL, callback=callback, content_type=None)
     mock.add_passthru(re.compile(_LOCAL))
+    from moto.core.models import override_responses_real_send
+
     mock.start()
     try:
+        override_responses_real_send(mock)
         yield
     finally:
+        override_responses_real_send(None)
         mock.stop(allow_assert=False)
         mock.reset()
