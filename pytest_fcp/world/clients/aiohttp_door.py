@@ -3,7 +3,8 @@
 
 ``aioresponses`` patches ``ClientSession._request``, so no connector, resolver or socket is used.
 Connect failures become ``aiohttp.ClientConnectorError``, timeouts ``aiohttp.ServerTimeoutError`` (also an
-``asyncio.TimeoutError``), as aiohttp raises them. Requests to this machine pass through untouched.
+``asyncio.TimeoutError``), as aiohttp raises them. Requests to this machine pass through untouched. The URL
+served and recorded is the one aioresponses normalises (query parameters sorted).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _NO_WRITER = types.SimpleNamespace(output_size=0)  # the request "was sent": not
 
 
 class _Response(aiohttp.ClientResponse):
-    """aiohttp's response as aioresponses builds it; aiohttp 3.13+ also wants the (spent) stream writer."""
+    """aiohttp's response as aioresponses builds it; aiohttp 3.14 also wants the (spent) stream writer."""
 
     def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
         if "stream_writer" in _INIT_PARAMETERS:
@@ -107,13 +108,10 @@ def route(network: SealedNetwork) -> Iterator[None]:
 
     # aioresponses' own patcher builds an autospec on every start (~4 ms a world); a plain one does the same job
     mock.patcher = unittest.mock.patch("aiohttp.client.ClientSession._request", new=request)
-    reader = unittest.mock.patch("aioresponses.core.stream_reader_factory", new=_stream_reader)
-    reader.start()
-    mock.start()  # before adding: starting clears the routes
-    for method in _METHODS:
-        mock.add(_ANY, method=method, callback=callback(method), repeat=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(unittest.mock.patch("aioresponses.core.stream_reader_factory", new=_stream_reader))
+        mock.start()  # before adding: starting clears the routes
+        stack.callback(mock.stop)
+        for method in _METHODS:
+            mock.add(_ANY, method=method, callback=callback(method), repeat=True)
         yield
-    finally:
-        mock.stop()
-        reader.stop()

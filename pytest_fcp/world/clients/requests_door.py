@@ -3,9 +3,11 @@
 ``responses`` patches ``requests.adapters.HTTPAdapter.send``, so a request never reaches urllib3 (the
 urllib3 door does not see it again: each request is served and recorded once). Status retries configured
 on an adapter (``Retry(status_forcelist=...)``) are replayed by ``responses`` as urllib3 would; each retry
-is a request of its own. Requests to this machine pass through untouched. moto's own ``responses`` mock
-(started when a boto3 client first talks to the world) passes the requests it does not know to this one
-(``moto.core.models.override_responses_real_send``), so requests behaves the same before and after.
+is a request of its own. An adapter's connect and read retries are not: ``responses`` raises the first
+connection error or timeout to the caller (one request, one record). Requests to this machine pass through
+untouched. moto's own ``responses`` mock (started when a boto3 client first talks to the world) passes the
+requests it does not know to this one (``moto.core.models.override_responses_real_send``), so requests
+behaves the same before and after.
 """
 
 from __future__ import annotations
