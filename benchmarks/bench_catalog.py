@@ -91,7 +91,7 @@ def same_tls(enabled: bool):
     """The sealed network's shared TLS context, for a hand-written test (see the module docstring)."""
     import httpx._transports.default as transports
 
-    from pytest_fcp.world import network
+    from pytest_fcp.world.clients import httpx_door as network
 
     real = transports.create_ssl_context
     if enabled:

@@ -1,12 +1,14 @@
 """The virtual clock: the world's "now", frozen, moved only by sleeps and simulated delays.
 
-Built on time-machine (``datetime.now``, ``time.time`` ... report virtual time). ``time.sleep`` is replaced
-while the clock runs: a sleep advances virtual time at once and is recorded, so an engine's backoff costs no
-real time. ``time.monotonic`` and ``time.perf_counter`` stay real (the trace's real durations use them).
+Built on time-machine (``datetime.now``, ``time.time`` ... report virtual time). ``time.sleep`` and
+``asyncio.sleep`` are replaced while the clock runs: a sleep advances virtual time at once and is recorded, so
+an engine's backoff costs no real time (an ``asyncio.sleep`` still yields to the event loop once).
+``time.monotonic`` and ``time.perf_counter`` stay real (the trace's real durations use them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sys
 import threading
@@ -19,6 +21,7 @@ import time_machine
 __all__ = ["VirtualClock"]
 
 _real_sleep = time.sleep
+_real_async_sleep = asyncio.sleep
 # Modules that imported ``sleep`` by name; sys.modules is scanned only past the point already seen.
 _sleepers: set[str] = set()
 _scanned: set[str] = set()
@@ -36,7 +39,7 @@ class VirtualClock:
         self.start_time = now.astimezone(dt.UTC)
         self._on_sleep = on_sleep
         self._traveller: Any = None
-        self._patched: list[tuple[object, str]] = []
+        self._patched: list[tuple[object, str, Any]] = []
         self._shifting = threading.Lock()
         self.slept: list[float] = []
 
@@ -71,6 +74,8 @@ class VirtualClock:
         self._traveller = self._travel.start()
         # ``time.sleep`` itself, plus any module that imported it by name (``from time import sleep``).
         self._patch(time, "sleep")
+        self._patch(asyncio, "sleep", self.async_sleep)
+        self._patch(asyncio.tasks, "sleep", self.async_sleep)
         marker = (len(sys.modules), next(reversed(sys.modules), None))
         if marker != _scan_marker[0]:
             for name in set(sys.modules) - _scanned:
@@ -87,14 +92,20 @@ class VirtualClock:
             if module is not None and getattr(module, "sleep", None) is _real_sleep:
                 self._patch(module, "sleep")
 
-    def _patch(self, owner: object, name: str) -> None:
-        setattr(owner, name, self.sleep)
-        self._patched.append((owner, name))
+    async def async_sleep(self, delay: float, result: Any = None) -> Any:
+        """``asyncio.sleep``: a positive delay is a recorded sleep in virtual time; the loop runs once."""
+        if delay > 0:
+            self.sleep(delay)
+        return await _real_async_sleep(0, result)
+
+    def _patch(self, owner: object, name: str, new: Any = None) -> None:
+        self._patched.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, new or self.sleep)
 
     def stop(self) -> None:
         """Restore the real ``sleep`` everywhere and stop time travel."""
-        for owner, name in reversed(self._patched):
-            setattr(owner, name, _real_sleep)
+        for owner, name, real in reversed(self._patched):
+            setattr(owner, name, real)
         self._patched.clear()
         if self._traveller is not None:
             self._travel.stop()

@@ -1,33 +1,29 @@
 """The sealed network: every request an engine makes reaches the simulated world or fails loudly.
 
-* httpx requests are routed by respx: ``data.binance.vision`` to Vision's HTTPS door, the three REST hosts
-  to the REST API, and everything else to a catch-all that records a *violation* naming the URL (the test
-  then fails with that URL, whatever the engine did with the error it got).
+* Each HTTP client library has a *door* (``world/clients/``): httpx through respx, requests through
+  ``responses``, bare urllib3 through its connection pool, aiohttp through ``aioresponses``. Every door hands
+  the request to :meth:`SealedNetwork.serve`: ``data.binance.vision`` goes to Vision's HTTPS door, the three
+  REST klines endpoints to the REST API, and anything else is a *violation* naming the URL, raised in the
+  client's own exception type (the test then fails with that URL, whatever the engine did with the error).
 * botocore requests for the bucket ``data.binance.vision`` go to Vision's S3 door (a ``before-send``
   handler placed ahead of moto's); other AWS calls are moto's.
 * Real sockets cannot connect: ``socket.connect`` / ``connect_ex`` / ``getaddrinfo`` for internet
   addresses raise :class:`SealedNetworkError` and record a violation.
-* No TLS handshake ever happens behind respx, so an httpx client's TLS context (loading the CA bundle costs
-  tens of milliseconds) is built once per distinct ``verify`` / ``trust_env`` setting and shared by every
-  client made while a world is active; a client with a certificate or its own ``SSLContext`` gets exactly
-  what it asked for.
+* Starting is one ``ExitStack``: a door that fails to open undoes the doors opened before it.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
-import threading
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import httpx._transports.default as _transports  # where HTTPTransport looks up create_ssl_context
-import respx
-
 from pytest_fcp.core.markets import MARKETS
 from pytest_fcp.world.answer import Answer
+from pytest_fcp.world.clients import open_doors
+from pytest_fcp.world.clients.httpx_door import UnservedRequestError
 from pytest_fcp.world.vision import BUCKET
 
 if TYPE_CHECKING:
@@ -38,18 +34,15 @@ if TYPE_CHECKING:
     from pytest_fcp.world.rest import RestApi
     from pytest_fcp.world.vision import VisionBucket
 
-__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError", "active_network"]
+__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError", "active_network", "is_local"]
 
 VISION_HOST = BUCKET
 REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 class SealedNetworkError(OSError):
     """A real network connection was attempted while the simulated world was active."""
-
-
-class UnservedRequestError(httpx.ConnectError):
-    """The engine asked for a URL the simulated world does not serve."""
 
 
 _ACTIVE: list[SealedNetwork] = []
@@ -58,30 +51,14 @@ _real_connect_ex = socket.socket.connect_ex
 _real_getaddrinfo = socket.getaddrinfo
 
 
-_real_create_ssl_context = getattr(_transports, "create_ssl_context", None)
-_ssl_contexts: dict[tuple[Any, ...], Any] = {}
-_ssl_lock = threading.Lock()
-
-
-def _shared_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True, **options: Any) -> Any:
-    """httpx's ``create_ssl_context``, built once per distinct settings (see the module docstring)."""
-    assert _real_create_ssl_context is not None
-    if cert is not None or not isinstance(verify, bool | str):
-        return _real_create_ssl_context(verify=verify, cert=cert, trust_env=trust_env, **options)
-    env = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if trust_env else None
-    key = (verify, trust_env, env, tuple(sorted(options.items())))
-    with _ssl_lock:
-        context = _ssl_contexts.get(key)
-        if context is None:
-            context = _ssl_contexts[key] = _real_create_ssl_context(
-                verify=verify, cert=cert, trust_env=trust_env, **options
-            )
-    return context
-
-
 def active_network() -> SealedNetwork | None:
     """The sealed network of the world that is running, if one is."""
     return _ACTIVE[-1] if _ACTIVE else None
+
+
+def is_local(host: str | None) -> bool:
+    """Whether ``host`` is this machine (requests to it are not the world's business)."""
+    return host is None or host in LOCAL_HOSTS
 
 
 def _blocked(family: int) -> bool:
@@ -112,13 +89,23 @@ def _guard_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
-def _to_httpx(answer: Answer, request: httpx.Request, what: str) -> httpx.Response:
-    if answer.transport == "connect":
-        raise httpx.ConnectError(f"[Errno 111] Connection refused ({what}, simulated)", request=request)
-    if answer.transport == "timeout":
-        raise httpx.ReadTimeout(f"The read operation timed out ({what}, simulated)", request=request)
-    body = b"" if request.method == "HEAD" else answer.body
-    return httpx.Response(answer.status, headers=answer.headers or {}, content=body, request=request)
+@contextlib.contextmanager
+def _guarded(network: SealedNetwork) -> Any:
+    """Make ``network`` the active one; the first one active guards sockets and DNS."""
+    _ACTIVE.append(network)
+    if len(_ACTIVE) == 1:
+        socket.socket.connect = _guard_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = _guard_getaddrinfo
+    try:
+        yield
+    finally:
+        if network in _ACTIVE:
+            _ACTIVE.remove(network)
+        if not _ACTIVE:
+            socket.socket.connect = _real_connect  # type: ignore[method-assign]
+            socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+            socket.getaddrinfo = _real_getaddrinfo
 
 
 class SealedNetwork:
@@ -138,44 +125,43 @@ class SealedNetwork:
     ) -> None:
         self.vision, self.rest, self.recorder, self.clock = vision, rest, recorder, clock
         self.before_request, self.on_s3 = before_request, on_s3
-        self.router: respx.MockRouter | None = None
+        self._stack: contextlib.ExitStack | None = None
 
     def start(self) -> None:
-        """Route httpx through respx, guard sockets and DNS, share TLS contexts."""
-        router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
-        router.route().mock(side_effect=self._dispatch)  # one route; the host picks the door (cheaper than patterns)
-        router.start()
-        self.router = router
-        _ACTIVE.append(self)
-        if len(_ACTIVE) == 1:
-            socket.socket.connect = _guard_connect  # type: ignore[method-assign]
-            socket.socket.connect_ex = _guard_connect_ex  # type: ignore[method-assign]
-            socket.getaddrinfo = _guard_getaddrinfo
-            if _real_create_ssl_context is not None:
-                _transports.create_ssl_context = _shared_ssl_context
+        """Guard sockets and DNS, then open every installed client's door (undone in full if one fails)."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_guarded(self))
+            open_doors(self, stack)
+            self._stack = stack.pop_all()
 
     def stop(self) -> None:
         """Undo :meth:`start`."""
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
-        if not _ACTIVE:
-            socket.socket.connect = _real_connect  # type: ignore[method-assign]
-            socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
-            socket.getaddrinfo = _real_getaddrinfo
-            if _real_create_ssl_context is not None:
-                _transports.create_ssl_context = _real_create_ssl_context
-        if self.router is not None:
-            self.router.stop(quiet=True)
-            self.router = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
 
-    # --- handlers ------------------------------------------------------------------------------------
-    def _dispatch(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host == VISION_HOST:
-            return self._vision(request)
-        if host in REST_HOSTS:
-            return self._rest(request)
-        return self._unserved(request)
+    # --- answering ----------------------------------------------------------------------------------
+    def serve(
+        self,
+        method: str,
+        url: str,
+        deliver: Callable[[Answer], Any],
+        refuse: Callable[[str], BaseException],
+    ) -> Any:
+        """Answer one request of any client: Vision, REST, or a recorded violation raised as ``refuse(message)``."""
+        parts = urllib.parse.urlsplit(url)
+        host, path = parts.hostname, parts.path
+        if host == VISION_HOST and method in ("GET", "HEAD"):
+            key = urllib.parse.unquote(path.lstrip("/"))
+            return self.exchange("vision", "https", method, url, lambda: self.vision.answer("https", key, url), deliver)
+        if host is not None and host in REST_HOSTS and method == "GET" and self.rest.serves(host, path):
+            params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+            return self.exchange("rest", "https", method, url, lambda: self.rest.answer(host, params, url), deliver)
+        self.recorder.violation("unserved", f"{method} {url}")
+        raise refuse(
+            f"pytest-fcp: {method} {url} is not served by the simulated world "
+            f"(it serves https://{VISION_HOST}/data/... and the klines paths of {', '.join(REST_HOSTS)})"
+        )
 
     def exchange(
         self, source: str, door: str, method: str, url: str, ask: Callable[[], Answer], deliver: Callable[[Answer], Any]
@@ -193,8 +179,10 @@ class SealedNetwork:
                 source, door, method, url, target, error=type(exc).__name__, v0=v0, r0=r0, now=self.clock.now()
             )
             raise
-        status = getattr(result, "status_code", None) or getattr(result, "status", None)
-        retry_after = result.headers.get("Retry-After") if status in (418, 429) else None
+        # the client's response says what it got (an S3 range read is a 206); a bare tuple defers to the answer
+        status = getattr(result, "status_code", None) or getattr(result, "status", None) or answer.status
+        headers = getattr(result, "headers", None) or answer.headers or {}
+        retry_after = headers.get("Retry-After") if status in (418, 429) else None
         self.recorder.http(
             source,
             door,
@@ -208,44 +196,6 @@ class SealedNetwork:
             retry_after=retry_after,
         )
         return result
-
-    def _vision(self, request: httpx.Request) -> httpx.Response:
-        key = urllib.parse.unquote(request.url.path.lstrip("/"))
-        url = str(request.url)
-        if request.method not in ("GET", "HEAD"):
-            return self._unserved(request)
-
-        return self.exchange(
-            "vision",
-            "https",
-            request.method,
-            url,
-            lambda: self.vision.answer("https", key, url),
-            lambda answer: _to_httpx(answer, request, "Vision"),
-        )
-
-    def _rest(self, request: httpx.Request) -> httpx.Response:
-        host, path, url = request.url.host, request.url.path, str(request.url)
-        if request.method != "GET" or not self.rest.serves(host, path):
-            return self._unserved(request)
-        params = dict(request.url.params.multi_items())
-        return self.exchange(
-            "rest",
-            "https",
-            request.method,
-            url,
-            lambda: self.rest.answer(host, params, url),
-            lambda answer: _to_httpx(answer, request, "REST"),
-        )
-
-    def _unserved(self, request: httpx.Request) -> httpx.Response:
-        url = str(request.url)
-        self.recorder.violation("unserved", f"{request.method} {url}")
-        raise UnservedRequestError(
-            f"pytest-fcp: {request.method} {url} is not served by the simulated world "
-            f"(it serves https://{VISION_HOST}/data/... and the klines paths of {', '.join(REST_HOSTS)})",
-            request=request,
-        )
 
 
 # --- the S3 API door ------------------------------------------------------------------------------
