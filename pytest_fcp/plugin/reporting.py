@@ -34,6 +34,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _totals(events: list[dict[str, Any]]) -> dict[str, int]:
+    logs = sum(1 for e in events if e["kind"] == "log")
+    return {"drawn": len(events) - logs, "logs": logs}
+
+
 def replay_command(seed: int, nodeid: str) -> str:
     """The command line that reruns ``nodeid`` with the same seed."""
     return f"pytest --fcp-seed={seed} {shlex.quote(nodeid)}"
@@ -90,6 +95,12 @@ class Reporter:
         }
         if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
             report.fcp_trace["events"] = trace.to_list()
+        elif self.run.html is not None:  # the HTML report draws at most its first events: only those travel
+            from pytest_fcp.report import cap_events
+
+            events = trace.to_list()
+            report.fcp_trace["events"] = cap_events(events)
+            report.fcp_trace["events_total"] = _totals(events)
         return report
 
     # --- on the controller ------------------------------------------------------------------------
