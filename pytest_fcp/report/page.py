@@ -4,10 +4,11 @@
 each test a mapping with ``nodeid``, ``engine``, ``outcome`` (passed, failed, skipped, xfailed, xpassed,
 error), ``path`` (the folded decision path), ``faults``, ``events`` (trace event mappings), and for a
 scenario item ``scenario``, ``theme``, ``kind`` (conforming, known failure, worse, better, changed, new
-failing), ``first``, ``diff`` (the baseline difference's lines), ``record`` (the behaviour record's plain data)
-and ``replay``. Scenarios make the conformance matrix (scenario x engine); every other traced test gets a row
-below it. Opening a row shows each engine's decision flow (:func:`~pytest_fcp.report.flow.flow_svg`), the
-verdicts, the baseline difference and the per-day decision table.
+failing), ``first``, ``diff`` (the baseline difference's lines), ``record`` (the behaviour record's plain
+data) and ``replay``; ``label``, if given, is shown instead of the kind. Scenarios make the conformance
+matrix (scenario x engine); every other traced test gets a row below it. Opening a row shows each engine's
+decision flow (:func:`~pytest_fcp.report.flow.flow_svg`), the verdicts, the baseline difference and the
+per-day decision table.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def category(test: Mapping[str, Any]) -> str:
 
 
 def _label(test: Mapping[str, Any]) -> str:
-    kind = test.get("kind")
+    kind = test.get("label") or test.get("kind")
     if kind:
         return str(kind)
     return str(test.get("outcome", "?"))
