@@ -6,7 +6,7 @@ __all__ = ["CSS", "JS", "LEGEND"]
 
 CSS = """
 :root{--ok:#2e9d4f;--known:#9aa5b1;--chg:#e6a100;--new:#d7263d;--err:#4a4a4a;--s2:#2e9d4f;--s4:#f08a24;
---sl:#8e44ad;--s5:#d7263d;--sx:#111;--s3:#6c8ebf;font:14px/1.4 system-ui,sans-serif;color:#1d2329}
+--rl:#8e44ad;--s5:#d7263d;--sx:#111;--s3:#6c8ebf;font:14px/1.4 system-ui,sans-serif;color:#1d2329}
 body{margin:0 18px 40px}[hidden]{display:none!important}h1{font-size:20px;margin:14px 0 4px}
 h2{font-size:16px;margin:22px 0 6px}h3{font-size:14px;margin:4px 0}code,pre{font:12px/1.35 ui-monospace,monospace}
 .meta{color:#52606d;font-size:12px}.chips span{display:inline-block;margin:2px 6px 2px 0}
@@ -29,11 +29,11 @@ table.d th,table.d td{border:1px solid #e4e7eb;padding:1px 6px;white-space:nowra
 font-weight:600}.cv{background:#e3f9e5}.cm{color:#829ab1}.cb{background:#ffe3e3}
 svg.flow{display:block;font:10px sans-serif}svg .lane{stroke:#d9e2ec;stroke-width:1}svg .ln{fill:#52606d;
 font-weight:600}svg .tick{stroke:#bcccdc;stroke-dasharray:2 3}svg .tl{fill:#829ab1}svg .path{fill:none;
-stroke:#9fb3c8;stroke-width:1}svg .s2{fill:var(--s2)}svg .s4{fill:var(--s4)}svg .sl{fill:var(--sl)}
+stroke:#9fb3c8;stroke-width:1}svg .s2{fill:var(--s2)}svg .s4{fill:var(--s4)}svg .rl{fill:var(--rl)}
 svg .s5{fill:var(--s5)}svg .sx{fill:var(--sx)}svg .s3{fill:var(--s3)}svg .ring{fill:none;stroke:#334e68;
 stroke-width:1.5;stroke-dasharray:2 2}svg .cr{fill:#fff;stroke:#2680c2;stroke-width:2}svg .cw{fill:#2680c2}
 svg .bad{stroke:var(--new);stroke-width:2}svg .cd{stroke:#52606d;stroke-width:2}svg .day{fill:#52606d;
-font-size:8px;text-anchor:middle}svg .flt{fill:#a61b29}svg .slp{fill:#bee3f8;opacity:.7}svg text.sl{fill:#2a4365;
+font-size:8px;text-anchor:middle}svg .flt{fill:#a61b29}svg .slp{fill:#bee3f8;opacity:.7}svg .st{fill:#2a4365;
 font-size:9px}svg .ok{fill:#c6f7d0;stroke:var(--ok)}svg .oe{fill:#ffd6d9;stroke:var(--new)}svg .ot{font-size:11px;
 font-weight:600}svg .fetch{stroke:#334e68;stroke-dasharray:4 2}svg .fl{fill:#334e68;font-size:9px}
 svg .vio{stroke:var(--new);stroke-width:3}svg .note{fill:#a61b29}pre.log{max-height:220px;overflow:auto;
@@ -69,7 +69,7 @@ LEGEND = (
     '<svg class="flow" width="860" height="24" role="img" aria-label="legend">'
     '<circle class="s2" cx="8" cy="12" r="5"/><text x="16" y="16">2xx</text>'
     '<circle class="s4" cx="48" cy="12" r="5"/><text x="56" y="16">4xx</text>'
-    '<circle class="sl" cx="88" cy="12" r="5"/><text x="96" y="16">429 / 418</text>'
+    '<circle class="rl" cx="88" cy="12" r="5"/><text x="96" y="16">429 / 418</text>'
     '<circle class="s5" cx="150" cy="12" r="5"/><text x="158" y="16">5xx</text>'
     '<circle class="sx" cx="190" cy="12" r="5"/><text x="198" y="16">transport error</text>'
     '<circle class="s2" cx="290" cy="12" r="5"/><circle class="ring" cx="290" cy="12" r="8"/>'

@@ -32,13 +32,13 @@ _MS = re.compile(r"(startTime|endTime)=(\d+)")
 
 
 def status_class(event: Mapping[str, Any]) -> str:
-    """The CSS class of an http event's answer: ``s2`` 2xx, ``s4`` 4xx, ``sl`` 429/418, ``s5`` 5xx, ``sx`` error."""
+    """The CSS class of an http event's answer: ``s2`` 2xx, ``s4`` 4xx, ``rl`` 429/418, ``s5`` 5xx, ``sx`` error."""
     status = event.get("status")
     if status is None:
         return "sx"
     status = int(status)
     if status in (429, 418):
-        return "sl"
+        return "rl"
     return {2: "s2", 4: "s4", 5: "s5"}.get(status // 100, "s3")
 
 
@@ -132,7 +132,7 @@ def _sleep(event: Mapping[str, Any], x: float, bottom: float) -> str:
     tip = _title(f"#{event.get('index', '')} sleep {seconds:g} s (virtual)")
     return (
         f'<g><rect class="slp" x="{x - 5:g}" y="22" width="10" height="{bottom - 22}">{tip}</rect>'
-        f'<text class="sl" x="{x - 5:g}" y="30">{seconds:.3g}s</text></g>'
+        f'<text class="st" x="{x - 5:g}" y="30">{seconds:.3g}s</text></g>'
     )
 
 

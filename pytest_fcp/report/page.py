@@ -178,10 +178,16 @@ def _logs(test: Mapping[str, Any]) -> str:
 def _detail(test: Mapping[str, Any]) -> str:
     """One test's section: title, path, its flow beside the verdicts, the day tables, the log."""
     engine = escape(str(test.get("engine") or ""))
+    events = test.get("events") or []
+    flow = (
+        f'<div class="scroll">{flow_svg(events, _note(test))}</div>'
+        if events
+        else '<p class="meta">no trace: the engine did not run (skipped, or the run failed before it)</p>'
+    )
     return (
         f'<section class="t" data-engine="{engine}"><h3>{engine} · {escape(str(test.get("nodeid", "")))}</h3>'
         f"<p><code>{escape(str(test.get('path', '')))}</code></p>"
-        f'<div class="cols"><div class="scroll">{flow_svg(test.get("events") or [], _note(test))}</div>'
+        f'<div class="cols">{flow}'
         f"{_aside(test)}</div>{_days_tables(test.get('record') or {})}{_logs(test)}</section>"
     )
 
