@@ -164,7 +164,9 @@ def test_plain():
 def test_fcp_html_under_xdist_is_written_by_the_controller(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(FAILING)
     (pytester.path / "out").mkdir()
-    result = pytester.runpytest("--fcp-seed=3", "--fcp-html=out/report.html", "--fcp-engine=reference", "-n", "2")
+    result = pytester.runpytest(
+        "--fcp-seed=3", "--fcp-html=out/report.html", "--fcp-engine=reference", "-n", "2", "-p", "xdist"
+    )
     result.assert_outcomes(passed=1, failed=1)
     report = pytester.path / "out" / "report.html"
     result.stdout.fnmatch_lines([f"fcp: HTML report written to {report} (* KiB, 1 test(s))"])
