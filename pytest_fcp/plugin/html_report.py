@@ -62,7 +62,7 @@ class HtmlReport:
             entry.update(scenario=info.get("id"), engine=info.get("engine"))
             entry.update({k: info[k] for k in _SCENARIO_KEYS if k in info})
         if entry["outcome"] in ("failed", "error", "xpassed") or entry.get("kind") not in (None, "conforming"):
-            entry["replay"] = replay_command(self.run.seed, report.nodeid)
+            entry["replay"] = replay_command(self.run.seed, report.nodeid, entry.get("scenario") is not None)
 
     @staticmethod
     def _events(entry: dict[str, Any], trace: dict[str, Any]) -> None:
