@@ -21,13 +21,19 @@ __all__ = ["EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "NoNetwork", "UsageError", 
 def _diagnose(args: argparse.Namespace) -> int:
     """``fcp diagnose``: the simulated or the live run, its hints, the report."""
     from pytest_fcp.cli.diagnose import diagnose_simulated, prepare, show
+    from pytest_fcp.cli.diagnose_html import check_html_path, write_html
     from pytest_fcp.cli.hints import add_hints
     from pytest_fcp.cli.live import diagnose_live
 
+    html = check_html_path(args.html)
     factory, faults = prepare(args)
     diagnosis = diagnose_simulated(args, factory, faults) if args.simulate is not None else diagnose_live(args, factory)
     add_hints(diagnosis)
-    return show(diagnosis, args)
+    status = show(diagnosis, args)
+    if html is not None:
+        write_html(diagnosis, html)
+        print(f"fcp diagnose: HTML written to {html}", file=sys.stderr if args.json else sys.stdout)
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

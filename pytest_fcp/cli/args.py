@@ -179,5 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="live only: seconds to wait for the network check (3)",
     )
     diagnose.add_argument("--json", action="store_true", help="machine-readable output")
+    diagnose.add_argument(
+        "--html",
+        type=pathlib.Path,
+        metavar="PATH",
+        help="also write the fetch's decision flow (cache -> Vision -> REST) as a self-contained HTML page",
+    )
     diagnose.add_argument("--verbose", "-v", action="store_true", help="also print the full event trace")
     return parser

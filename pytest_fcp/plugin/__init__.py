@@ -2,8 +2,9 @@
 
 The parts: :mod:`~pytest_fcp.plugin.settings` (the run's settings, read once), ``options``, ``fixtures``
 (marker, fixtures, engine parametrisation), ``reporting``, ``items`` and ``conformance`` (``--fcp-scenarios``),
-``fuzz_items`` (``--fcp-fuzz``) and ``xdist``. Importing this package imports pytest and the standard library
-only; the simulated world, pyarrow, moto, respx and Hypothesis load when a test or an option asks for them.
+``fuzz_items`` (``--fcp-fuzz``), ``html_report`` (``--fcp-html``) and ``xdist``. Importing this package imports
+pytest and the standard library only; the simulated world, pyarrow, moto, respx and Hypothesis load when a test
+or an option asks for them.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def _store(config: pytest.Config, run: RunSettings) -> RunSettings:
 
 def _header(run: RunSettings) -> str:
     line = f"fcp: seed={run.seed} (replay with --fcp-seed={run.seed}), engines={','.join(run.engines)}"
-    return line + (f", traces -> {run.trace_dir}" if run.trace_dir else "")
+    line += f", traces -> {run.trace_dir}" if run.trace_dir else ""
+    return line + (f", html -> {run.html}" if run.html else "")
 
 
 def _register_parts(config: pytest.Config, run: RunSettings) -> None:
@@ -107,6 +109,10 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
         manager.register(XdistHooks(), "fcp-xdist")
     manager.register(Reporter(config, run), "fcp-reporter")
     manager.register(UserBaselines(run), "fcp-user-baselines")
+    if run.html is not None:
+        from pytest_fcp.plugin.html_report import HtmlReport
+
+        manager.register(HtmlReport(config, run), "fcp-html")
     if run.fuzz.enabled:
         from pytest_fcp.plugin.fuzz_items import FuzzPlugin
 

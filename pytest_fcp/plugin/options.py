@@ -46,6 +46,14 @@ def addoption(parser: pytest.Parser) -> None:
         help="write every test's decision trace as JSON Lines to DIR/fcp-trace-<run id>.jsonl",
     )
     parser.addini("fcp_trace_dir", default="", help="directory for JSON Lines traces (like --fcp-trace-dir)")
+    group.addoption(
+        "--fcp-html",
+        dest="fcp_html",
+        metavar="PATH",
+        help="write one self-contained HTML report to PATH: the conformance matrix (scenario x engine) and every "
+        "traced test's decision flow (cache -> Vision -> REST), written by the controller at the end",
+    )
+    parser.addini("fcp_html", default="", help="path of the HTML report (like --fcp-html; relative to the rootdir)")
     _add_scenario_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(

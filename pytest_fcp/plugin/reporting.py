@@ -34,9 +34,14 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def replay_command(seed: int, nodeid: str) -> str:
-    """The command line that reruns ``nodeid`` with the same seed."""
-    return f"pytest --fcp-seed={seed} {shlex.quote(nodeid)}"
+def _totals(events: list[dict[str, Any]]) -> dict[str, int]:
+    logs = sum(1 for e in events if e["kind"] == "log")
+    return {"drawn": len(events) - logs, "logs": logs}
+
+
+def replay_command(seed: int, nodeid: str, scenario: bool = False) -> str:
+    """The command line that reruns ``nodeid`` with the same seed (a scenario item needs ``--fcp-scenarios``)."""
+    return f"pytest {'--fcp-scenarios ' if scenario else ''}--fcp-seed={seed} {shlex.quote(nodeid)}"
 
 
 class Reporter:
@@ -74,7 +79,7 @@ class Reporter:
         if report.failed or (report.passed and ("P" in chars or "A" in chars)):  # only what pytest will show
             report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
         if report.failed:
-            report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid)))
+            report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid, hasattr(item, "scenario"))))
         extra = getattr(item, "fcp_report_extra", {})
         props = [("fcp.path", path), ("fcp.outcome", outcome_text)]
         item.user_properties[:] = [p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")] + props
@@ -90,6 +95,12 @@ class Reporter:
         }
         if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
             report.fcp_trace["events"] = trace.to_list()
+        elif self.run.html is not None:  # the HTML report draws at most its first events: only those travel
+            from pytest_fcp.report import cap_events
+
+            events = trace.to_list()
+            report.fcp_trace["events"] = cap_events(events)
+            report.fcp_trace["events_total"] = _totals(events)
         return report
 
     # --- on the controller ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ use the catalog imports no more than pytest and the standard library here.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import pathlib
 import random
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class RunSettings:
     now: dt.datetime
     log_level: str
     trace_dir: str | None = None
+    html: pathlib.Path | None = None  # --fcp-html: the report's path (absolute)
     scenarios: bool = False
     scenario_dirs: tuple[pathlib.Path, ...] = ()  # bundled catalog (unless no_bundled) + extra dirs, resolved
     no_bundled: bool = False
@@ -161,6 +163,24 @@ def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Pat
     return tuple(d.resolve() for d in dirs)
 
 
+def _html(config: pytest.Config) -> pathlib.Path | None:
+    """``--fcp-html`` (relative to the working directory) or ini ``fcp_html`` (relative to the rootdir), checked."""
+    given = _option(config, "fcp_html")
+    base = pathlib.Path.cwd()
+    if not given:
+        given, base = config.getini("fcp_html"), config.rootpath
+    if not given:
+        return None
+    path = (base / str(given)).resolve()
+    if path.is_dir():
+        raise _usage(f"--fcp-html {given}: is a directory; give the path of a file, e.g. {given}/fcp-report.html")
+    if not path.parent.is_dir():
+        raise _usage(f"--fcp-html {given}: no such directory {path.parent}")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise _usage(f"--fcp-html {given}: {path.parent} is not writable")
+    return path
+
+
 def _installed(path: pathlib.Path) -> bool:
     """Whether ``path`` lies inside an installed package (site-packages): never a place to write to."""
     return "site-packages" in path.resolve().parts or "dist-packages" in path.resolve().parts
@@ -224,6 +244,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         now=_now(config),
         log_level=_log_level(config),
         trace_dir=_option(config, "fcp_trace_dir") or config.getini("fcp_trace_dir") or None,
+        html=_html(config),
         scenarios=scenarios,
         scenario_dirs=_scenario_dirs(config, no_bundled) if scenarios else (),
         no_bundled=no_bundled,
