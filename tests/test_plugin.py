@@ -388,7 +388,8 @@ def test_the_plugins_own_modules_are_not_assertion_rewritten(pytester: pytest.Py
         import sys
 
         def test_loaders():
-            loaders = {type(sys.modules[m].__loader__).__name__ for m in sys.modules if m.startswith("pytest_fcp.plugin.")}
+            names = [m for m in sys.modules if m.startswith("pytest_fcp.plugin.")]
+            loaders = {type(sys.modules[m].__loader__).__name__ for m in names}
             assert loaders and "AssertionRewritingHook" not in loaders, loaders
         """
     )
