@@ -287,9 +287,8 @@ def tiny(pytester: pytest.Pytester) -> list[str]:
     directory.mkdir()
     (directory / "mine.toml").write_text(TINY)
     base = pytester.path / "base"
-    return [*SCENARIOS, f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled", "--fcp-engine=reference"] + [
-        f"--fcp-baseline-dir={base}"
-    ]
+    dirs = [f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled", f"--fcp-baseline-dir={base}"]
+    return [*SCENARIOS, *dirs, "--fcp-engine=reference"]
 
 
 def _entry(text: str, scenario: str) -> str:
