@@ -327,6 +327,27 @@ def test_partial_update_keeps_the_other_entries(pytester: pytest.Pytester, tiny:
     pytester.runpytest(*tiny).assert_outcomes(passed=1, xfailed=1)
 
 
+OTHER_THEME = """
+["other/elsewhere"]
+outcome = "data"
+failures = []
+totals = { vision = 1, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
+["other/elsewhere".days]
+2024-01-03 = { cache_before = "missing", vision = "https 200 x1", rest = "", rows = "vision 24", cache_after = "valid" }
+"""
+
+
+@pytest.mark.parametrize("workers", [["-n", "0"], XDIST], ids=["serial", "xdist"])
+def test_full_update_rewrites_the_file_whole(pytester: pytest.Pytester, tiny: list[str], workers: list[str]) -> None:
+    pytester.runpytest(*tiny, "--fcp-update-baselines").assert_outcomes(passed=2)
+    path = pytester.path / "base" / "reference.toml"
+    text = path.read_text()
+    path.write_text(text + OTHER_THEME)  # a theme this run does not load: kept by reads, dropped by a full update
+    pytester.runpytest(*tiny, *workers).assert_outcomes(passed=1, xfailed=1)
+    pytester.runpytest(*tiny, *workers, "--fcp-update-baselines").assert_outcomes(passed=2)
+    assert path.read_text() == text
+
+
 def test_old_expectations_file_is_a_usage_error_then_migrated(pytester: pytest.Pytester, tiny: list[str]) -> None:
     base = pytester.path / "base"
     base.mkdir()
