@@ -370,11 +370,14 @@ def test_unknown_scenario_of_a_loaded_theme_is_a_usage_error(pytester: pytest.Py
     pytester.runpytest(*tiny).assert_outcomes(passed=1, xfailed=1)
 
 
-def test_broken_baseline_is_a_usage_error(pytester: pytest.Pytester, tiny: list[str]) -> None:
+def test_broken_baseline_is_a_usage_error_then_rewritten(pytester: pytest.Pytester, tiny: list[str]) -> None:
     base = pytester.path / "base"
     base.mkdir()
     (base / "reference.toml").write_text('format = 1\nengine = "reference"\n["mine/my_403"\n')
-    _usage_error(pytester.runpytest(*tiny), "reference.toml", "not valid TOML")
+    _usage_error(pytester.runpytest(*tiny), "reference.toml", "not valid TOML", "--fcp-update-baselines")
+    pytester.runpytest(*tiny, "--fcp-update-baselines").assert_outcomes(passed=2)  # as the message advises
+    assert '["mine/my_403"]' in (base / "reference.toml").read_text()
+    pytester.runpytest(*tiny).assert_outcomes(passed=1, xfailed=1)
 
 
 # --- the fcp_baseline fixture -----------------------------------------------------------------------------
