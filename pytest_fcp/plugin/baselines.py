@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from pytest_fcp.baseline import Baseline, BaselineError, LegacyBaselineError, Record, load_baseline, update_baseline
+from pytest_fcp.baseline import Baseline, BaselineError, Record, load_baseline, update_baseline
 from pytest_fcp.plugin.settings import RunSettings
 
 __all__ = ["EngineBaselines", "file_name"]
@@ -59,11 +59,9 @@ class EngineBaselines:
             return None
         try:
             return load_baseline(path, engine)
-        except LegacyBaselineError as exc:
-            if self.update:
-                return None  # migrated: rewritten whole from this run
-            raise pytest.UsageError(f"pytest-fcp: {exc}") from None
         except BaselineError as exc:
+            if self.update:
+                return None  # an old or unreadable file (as its message advises): rewritten from this run
             raise pytest.UsageError(f"pytest-fcp: {exc}") from None
 
     def has(self, engine: str) -> bool:
@@ -87,8 +85,8 @@ class EngineBaselines:
         if target.exists() and not whole:
             try:
                 load_baseline(target, engine)
-            except LegacyBaselineError:
-                whole = True  # an old expectations file: nothing of it to keep
+            except BaselineError:
+                whole = True  # an old expectations file or an unreadable one: nothing of it to keep
         only = None if whole else set(records)
         update_baseline(target, engine, records, only=only, remove=self.unknown.get(engine, ()))
         return target
