@@ -7,16 +7,18 @@ real time. ``time.monotonic`` and ``time.perf_counter`` stay real (the trace's r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import time_machine
 
-__all__ = ["VirtualClock"]
+__all__ = ["VirtualClock", "local_zone"]
 
 _real_sleep = time.sleep
 # Modules that imported ``sleep`` by name; sys.modules is scanned only past the point already seen.
@@ -99,3 +101,20 @@ class VirtualClock:
         if self._traveller is not None:
             self._travel.stop()
             self._traveller = None
+
+
+@contextlib.contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """Run in local time zone ``name`` (``TZ`` + ``time.tzset()``); enter after the clock starts, which sets
+    ``TZ=UTC``, and leave before it stops, which restores the original ``TZ``."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
