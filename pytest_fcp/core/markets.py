@@ -150,7 +150,9 @@ def day_bounds_ms(day: dt.date) -> tuple[int, int]:
 
 
 def days_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
-    """The UTC days that ``[start, end)`` touches."""
+    """The UTC days that ``[start, end)`` touches (none when it is empty: ``start >= end``)."""
+    if start >= end:
+        return []
     first = day_of_ms(to_ms(start))
     last = day_of_ms(to_ms(end) - 1)
     return [dt.date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]

@@ -63,7 +63,7 @@ CACHE_FAULTS: tuple[str, ...] = tuple(
 #: Cache faults on the whole directory (nothing can be written), drawn rarely.
 DIRECTORY_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source == "cache" and not v.needs_days)
 #: Local time zones the engine may run in (``None``: UTC, as most often).
-LOCAL_ZONES: tuple[str | None, ...] = (None, None, None, "Asia/Tokyo", "America/New_York", "Asia/Kolkata")
+LOCAL_ZONES: tuple[str | None, ...] = (None,) * 5 + ("Asia/Tokyo", "America/New_York", "Asia/Kolkata")
 #: Other symbols a second request may ask for, per market.
 OTHER_SYMBOLS = {"spot": "ETHUSDT", "futures_usdt": "ETHUSDT", "futures_coin": "ETHUSD_PERP"}
 #: The classic failure modes; half of the generated faults come from this list, half from all of them.
@@ -124,7 +124,7 @@ def requests(draw: st.DrawFn, world: DrawnWorld, *, max_days: int = 7) -> tuple[
     reqs = draw(st.lists(_one_request(world, max_days), min_size=1, max_size=2))
     if len(reqs) == 1 and draw(st.integers(0, 9)) == 9:
         reqs.append(reqs[0])  # the same request again: the second is a cache hit
-    extra = draw(st.sampled_from(("none",) * 12 + ("series", "empty", "step")))
+    extra = draw(st.sampled_from(("none",) * 17 + ("series", "empty", "step")))
     if extra == "series":  # the same range of another symbol or interval, through the same engine
         other = draw(st.sampled_from(("symbol", "interval")))
         if other == "symbol":
