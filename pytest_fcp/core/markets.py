@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = [
     "DAY_MS",
     "INTERVALS",
+    "LISTED_SINCE",
     "MARKETS",
     "MarketSpec",
     "bars_per_day",
@@ -147,6 +148,10 @@ def day_bounds_ms(day: dt.date) -> tuple[int, int]:
     """``[start, end)`` of a UTC day in milliseconds."""
     start = (day.toordinal() - dt.date(1970, 1, 1).toordinal()) * DAY_MS
     return start, start + DAY_MS
+
+
+#: The day the simulated market lists every symbol: no bar opens before it (the synthetic truth's first day).
+LISTED_SINCE = dt.date(2019, 1, 1)
 
 
 def days_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:

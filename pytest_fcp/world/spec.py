@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
-from pytest_fcp.core.markets import interval_ms, market_spec
+from pytest_fcp.core.markets import LISTED_SINCE, interval_ms, market_spec
 from pytest_fcp.faults import Fault
 
 if TYPE_CHECKING:
@@ -27,8 +27,6 @@ __all__ = [
 ]
 
 TRUTHS = ("synthetic", "golden")
-#: The synthetic market's listing day: no bar opens before it (see :class:`~pytest_fcp.world.truth.SyntheticTruth`).
-LISTED_SINCE = dt.date(2019, 1, 1)
 #: The latest "now" a world may have (the truth serves any day, but nothing sensible lies further ahead).
 LATEST_NOW = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 #: The longest Vision publication delay a world may have (real Vision publishes a day within a day or two).

@@ -25,9 +25,8 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.core.markets import DAY_MS, day_bounds_ms, interval_ms, market_spec
+from pytest_fcp.core.markets import DAY_MS, LISTED_SINCE, day_bounds_ms, interval_ms, market_spec
 from pytest_fcp.core.schemas import KLINE_SCHEMA
-from pytest_fcp.world.spec import LISTED_SINCE
 
 __all__ = ["KLINE_SCHEMA", "GoldenTruth", "SyntheticTruth", "Truth", "golden_dir"]
 
