@@ -265,7 +265,7 @@ CASES: list[tuple[str, str, str]] = [
     ("attempts_words", fault('{ id = "vision.http403", attempts = "sometimes" }'), "bad attempts 'sometimes'"),
     ("attempts_zero", fault('{ id = "vision.http403", attempts = "first:0" }'), "bad attempts 'first:0'"),
     ("attempts_number", fault('{ id = "vision.http403", attempts = 3 }'), "attempts must be a word like 'always'"),
-    ("attempts_too_many", fault('{ id = "vision.http403", attempts = "first:1000" }'), "is too many; at most 100"),
+    ("attempts_too_many", fault('{ id = "vision.http403", attempts = "first:5000" }'), "is too many; at most 1000"),
     (
         "cache_attempts",
         fault('{ id = "cache.zero_byte", days = ["2024-01-03"], attempts = "first:1" }'),

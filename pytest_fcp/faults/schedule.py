@@ -28,7 +28,7 @@ __all__ = ["MAX_ATTEMPTS", "MAX_DAYS", "Attempts", "Fault", "FaultSchedule", "fa
 
 #: The most days a fault may name, and the highest N of ``first:N`` / ``nth:N``.
 MAX_DAYS = 400
-MAX_ATTEMPTS = 100
+MAX_ATTEMPTS = 1000
 
 
 @dataclass(frozen=True)
