@@ -435,6 +435,9 @@ def test_two_directories_holding_the_same_id_name_both_files(tmp_path: pathlib.P
         in message
     )
     check_unique_ids(files[:2])  # other/s and theme/s: different ids
+    check_unique_ids(files, only=files[1])  # a/theme.toml came first: only the second file's collection fails
+    with pytest.raises(ScenarioError, match="is in two files"):
+        check_unique_ids(files, only=files[2])
 
 
 def test_valid_new_keys_load() -> None:
