@@ -95,7 +95,7 @@ def test_vision_door_scope(door, tmp_path):
 
 
 @pytest.mark.parametrize("engine", ENGINES, ids=["reference", "ckvd", "alt"])
-@pytest.mark.parametrize("fid", [f for f in faults_for_source("cache") if f != "cache.read_only_dir"])
+@pytest.mark.parametrize("fid", [f for f in faults_for_source("cache") if FAULTS[f].needs_days])
 def test_cache_fault_spoils_only_its_day(fid, engine, tmp_path):
     days = [dt.date(2024, 1, 2), DAY, dt.date(2024, 1, 4)]
     with World(tmp_path / "c", NOW, faults=[fault(fid, days=[DAY])]) as world:
@@ -122,7 +122,7 @@ def test_read_only_cache_dir(tmp_path):
         ({"id": "vision.http4033"}, "Did you mean 'vision.http403'"),
         ({"id": "rest.http429", "attempts": "first:0"}, "first:N"),
         ({"id": "rest.http429", "retry_after": "soon"}, "retry_after must be a number"),
-        ({"id": "rest.http429", "delay": 3}, "takes no parameter 'delay'; parameters: retry_after"),
+        ({"id": "rest.http429", "delay": 3}, "no parameter 'delay'; its parameters: retry_after, retry_after_format"),
         ({"id": "rest.http503", "door": "s3"}, "only Vision faults take a door"),
         ({"id": "cache.zero_byte", "attempts": "first:1"}, "take no attempts"),
         ({"id": "vision.http403", "days": ["2024-13-01"]}, "bad day"),

@@ -184,7 +184,7 @@ def test_correct_engines_pass(engine: str) -> None:
 )
 def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path) -> None:
     result = fuzz_engine(
-        factory, examples=300, derandomize=True, seed_value=1, shrink_budget=20.0, save_dir=tmp_path / "found"
+        factory, examples=400, derandomize=True, seed_value=1, shrink_budget=20.0, save_dir=tmp_path / "found"
     )
     assert not result.passed, f"{factory.__name__} was not found in {result.examples} examples"
     scenario = result.scenario

@@ -63,7 +63,7 @@ def test_catalog_holds_on_every_correct_engine(scenario, engine, tmp_path):
         ),
         (
             GOOD.replace('end = "2024-01-04"', 'end = "2024-01-02"'),
-            "[request]: start 2024-01-03T00:00:00+00:00 is not before end",
+            "[request]: start 2024-01-03T00:00:00+00:00 is after end",
         ),
         (
             GOOD.replace('end = "2024-01-04"', 'end = "2024-02-30"'),

@@ -217,7 +217,7 @@ def prepare(args: argparse.Namespace) -> tuple[EngineFactory, list[Fault]]:
 def _parse_faults(names: list[str] | None) -> list[Fault]:
     if not names:
         return []
-    from pytest_fcp.faults import FaultSpecError, fault
+    from pytest_fcp.faults import FAULTS, FaultSpecError, fault
 
     out = []
     for name in names:
@@ -225,7 +225,7 @@ def _parse_faults(names: list[str] | None) -> list[Fault]:
             continue
         try:
             # cache faults need days: checked here with a stand-in, scoped to the fetched range later
-            days = [dt.date(2000, 1, 1)] if name.startswith("cache.") and name != "cache.read_only_dir" else None
+            days = [dt.date(2000, 1, 1)] if name in FAULTS and FAULTS[name].needs_days else None
             out.append(fault(name, days=days))
         except FaultSpecError as exc:
             raise UsageError(f"--simulate: {exc}") from None

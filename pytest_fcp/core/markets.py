@@ -12,6 +12,7 @@ from dataclasses import dataclass
 __all__ = [
     "DAY_MS",
     "INTERVALS",
+    "LISTED_SINCE",
     "MARKETS",
     "MarketSpec",
     "bars_per_day",
@@ -149,8 +150,14 @@ def day_bounds_ms(day: dt.date) -> tuple[int, int]:
     return start, start + DAY_MS
 
 
+#: The day the simulated market lists every symbol: no bar opens before it (the synthetic truth's first day).
+LISTED_SINCE = dt.date(2019, 1, 1)
+
+
 def days_between(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
-    """The UTC days that ``[start, end)`` touches."""
+    """The UTC days that ``[start, end)`` touches (none when it is empty: ``start >= end``)."""
+    if start >= end:
+        return []
     first = day_of_ms(to_ms(start))
     last = day_of_ms(to_ms(end) - 1)
     return [dt.date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,9 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_fcp.core.sources import SOURCES
-from pytest_fcp.faults.table import FAULTS, FaultKind, FaultSpecError, faults_for_source
+from pytest_fcp.faults.table import FAULTS, PARAM_RULES, SCOPE_KEYS, FaultKind, FaultSpecError, faults_for_source
 
-__all__ = ["Attempts", "Fault", "FaultSchedule", "fault"]
+__all__ = ["MAX_ATTEMPTS", "MAX_DAYS", "Attempts", "Fault", "FaultSchedule", "fault"]
+
+#: The most days a fault may name, and the highest N of ``first:N`` / ``nth:N``.
+MAX_DAYS = 400
+MAX_ATTEMPTS = 1000
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,31 @@ class Attempts:
 
     def __str__(self) -> str:
         return "always" if self.mode == "always" else f"{self.mode}:{self.n}"
+
+
+def _check_param(fault_id: str, name: str, value: Any, default: Any) -> None:
+    """Refuse a parameter value of the wrong type or outside its range, naming what is allowed."""
+    rule = PARAM_RULES.get((fault_id, name), PARAM_RULES.get(name))
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise FaultSpecError(f"fault {fault_id!r}: {name} must be a number, got {value!r}")
+        low, high = rule if rule else (0, math.inf)
+        if not low <= value <= high:
+            raise FaultSpecError(f"fault {fault_id!r}: {name} must be a number from {low} to {high}, got {value!r}")
+        return
+    if not isinstance(value, type(default)):
+        raise FaultSpecError(f"fault {fault_id!r}: {name} must be a {type(default).__name__}, got {value!r}")
+    if name == "other":
+        from pytest_fcp.core.markets import INTERVALS
+
+        if FAULTS[fault_id].effect.swap == "interval" and value not in INTERVALS:
+            raise FaultSpecError(
+                f"fault {fault_id!r}: other {value!r} is not an interval; allowed: {', '.join(INTERVALS)}"
+            )
+        if not value.replace("_", "").isalnum():
+            raise FaultSpecError(f"fault {fault_id!r}: other must be a symbol like 'ETHUSDT', got {value!r}")
+    elif rule and value not in rule:
+        raise FaultSpecError(f"fault {fault_id!r}: {name} {value!r} is not allowed; allowed: {', '.join(rule)}")
 
 
 def _as_day(value: object, what: str) -> dt.date:
@@ -162,19 +192,25 @@ def fault(
     unknown = sorted(set(params) - set(kind.params))
     if unknown:
         allowed = ", ".join(kind.params) or "none"
-        raise FaultSpecError(f"fault {id!r} takes no parameter {', '.join(map(repr, unknown))}; parameters: {allowed}")
+        near = difflib.get_close_matches(unknown[0], [*SCOPE_KEYS, *kind.params], n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise FaultSpecError(
+            f"fault {id!r} takes no parameter {', '.join(map(repr, unknown))}; its parameters: {allowed}; "
+            f"scope keys: {', '.join(SCOPE_KEYS)}{hint}"
+        )
     for name, value in params.items():
-        default = kind.params[name]
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise FaultSpecError(f"fault {id!r}: {name} must be a number >= 0, got {value!r}")
-        elif not isinstance(value, type(default)):
-            raise FaultSpecError(f"fault {id!r}: {name} must be a {type(default).__name__}, got {value!r}")
+        _check_param(id, name, value, kind.params[name])
     if door is not None and (kind.source != "vision" or door not in ("https", "s3")):
         raise FaultSpecError(
             f"fault {id!r}: door {door!r} is not allowed; only Vision faults take a door, 'https' or 's3'"
         )
+    if not isinstance(attempts, (str, Attempts)):
+        raise FaultSpecError(
+            f"fault {id!r}: attempts must be a word like 'always', 'first:2' or 'nth:3', got {attempts!r}"
+        )
     parsed_attempts = Attempts.parse(attempts)
+    if parsed_attempts.n > MAX_ATTEMPTS:
+        raise FaultSpecError(f"fault {id!r}: attempts {attempts!r} is too many; at most {MAX_ATTEMPTS}")
     if not kind.takes_attempts and parsed_attempts.mode != "always":
         raise FaultSpecError(
             f"fault {id!r}: cache faults describe a file's state before the fetch and take no attempts"
@@ -184,11 +220,17 @@ def fault(
         raise FaultSpecError(
             f"fault {id!r}: cache faults describe given days' files; say which, e.g. days=['2024-01-03']"
         )
+    if days is not None and kind.source == "cache" and not kind.needs_days:
+        raise FaultSpecError(f"fault {id!r} acts on the whole cache directory and takes no days; leave days out")
     if days is None:
         day_tuple = None
     elif isinstance(days, (str, dt.date)):
         day_tuple = (_as_day(days, id),)
+    elif not isinstance(days, (list, tuple, set, frozenset)):
+        raise FaultSpecError(f"fault {id!r}: days must be a list of days, e.g. ['2024-01-02'], got {days!r}")
     else:
+        if len(days) > MAX_DAYS:
+            raise FaultSpecError(f"fault {id!r}: {len(days)} days; at most {MAX_DAYS}")
         day_tuple = tuple(sorted({_as_day(d, id) for d in days}))
         if not day_tuple:
             raise FaultSpecError(f"fault {id!r}: days is empty; leave it out to hit every day")
@@ -197,6 +239,15 @@ def fault(
 
         if market not in MARKETS:
             raise FaultSpecError(f"fault {id!r}: unknown market {market!r}; expected one of {', '.join(MARKETS)}")
+    if symbol is not None and (not isinstance(symbol, str) or not symbol.replace("_", "").isalnum()):
+        raise FaultSpecError(f"fault {id!r}: symbol must be a symbol like 'BTCUSDT', got {symbol!r}")
+    if interval is not None:
+        from pytest_fcp.core.markets import INTERVALS
+
+        if interval not in INTERVALS:
+            raise FaultSpecError(
+                f"fault {id!r}: interval {interval!r} is not an interval; allowed: {', '.join(INTERVALS)}"
+            )
     return Fault(id, day_tuple, parsed_attempts, market, symbol, interval, door, dict(params))
 
 

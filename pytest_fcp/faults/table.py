@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FAULTS", "Effect", "FaultKind", "FaultSpecError", "faults_for_source"]
+__all__ = ["FAULTS", "PARAM_RULES", "SCOPE_KEYS", "Effect", "FaultKind", "FaultSpecError", "faults_for_source"]
 
 
 class FaultSpecError(ValueError):
@@ -177,14 +177,14 @@ FAULTS: dict[str, FaultKind] = _kinds(
         "rest.http429",
         "429 with Retry-After and Binance's -1003 body",
         Effect(_BINANCE, 429, "-1003", _RATE_429),
-        {"retry_after": 30},
+        {"retry_after": 30, "retry_after_format": "seconds"},
         rate_limit=True,
     ),
     FaultKind(
         "rest.http418",
         "418 (IP banned) with Retry-After and Binance's -1003 body",
         Effect(_BINANCE, 418, "-1003", _BAN_418),
-        {"retry_after": 120},
+        {"retry_after": 120, "retry_after_format": "seconds"},
         rate_limit=True,
     ),
     FaultKind(
@@ -237,14 +237,43 @@ FAULTS: dict[str, FaultKind] = _kinds(
         format_fault=True,
     ),
     FaultKind(
-        "cache.partial_day", "the day's file holds only its first `keep` bars", Effect("keep_first"), {"keep": 0.5}
+        "cache.partial_day",
+        "the day's file holds only `keep` of its bars; the missing ones at its `holes` (end, start or middle)",
+        Effect("keep_first"),
+        {"keep": 0.5, "holes": "end"},
     ),
     FaultKind(
         "cache.stale_day", "the day's file is complete but its values differ from the truth", Effect("alter_values")
     ),
     FaultKind("cache.unreadable", "the day's cache file cannot be opened for reading", Effect("unreadable")),
     FaultKind("cache.read_only_dir", "the cache directory cannot be written to", Effect("read_only")),
+    # The same effect kind as read_only_dir (nothing can be written; the oracle knows it as such), but made by
+    # failing the engine's writes with `error` (ENOSPC: disk full, EIO: I/O error) instead of permissions.
+    FaultKind(
+        "cache.write_fails",
+        "every write into the cache directory fails with `error` (ENOSPC or EIO) after a good download",
+        Effect("read_only"),
+        {"error": "ENOSPC"},
+    ),
 )
+
+#: The scope keys every fault takes (beside its parameters).
+SCOPE_KEYS = ("days", "attempts", "market", "symbol", "interval", "door")
+
+#: The values each parameter may take: ``(low, high)`` for numbers (inclusive), a tuple of words for words.
+#: A ``(fault id, name)`` entry overrides the entry for the name alone.
+PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
+    "timeout": (0, 3600),
+    "delay": (0, 3600),
+    "retry_after": (0, 86_400),
+    "extra": (0, 1000),
+    "keep": (0, 1),
+    ("rest.short_page", "keep"): (0, 1500),
+    "retry_after_format": ("seconds", "http-date"),
+    "holes": ("end", "start", "middle"),
+    "error": ("ENOSPC", "EIO"),
+    "column": ("open", "high", "low", "close", "volume", "open_time", "close_time"),
+}
 
 
 def faults_for_source(source: str) -> list[str]:

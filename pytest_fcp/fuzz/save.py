@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_fcp.faults import Fault
-from pytest_fcp.scenarios.model import Expect, Scenario
+from pytest_fcp.scenarios.model import Expect, Request, Scenario
 
 __all__ = ["render_scenario", "save_scenario", "toml_value"]
 
@@ -57,6 +57,14 @@ def _fault(item: Fault) -> str | dict[str, Any]:
     return data["id"] if len(data) == 1 else data
 
 
+def _request(request: Request) -> dict[str, Any]:
+    out: dict[str, Any] = {"start": request.start, "end": request.end}
+    for name in ("symbol", "market", "interval", "at"):
+        if getattr(request, name) is not None:
+            out[name] = getattr(request, name)
+    return out
+
+
 def _expect_lines(expect: Expect) -> list[str]:
     lines: list[str] = []
     if expect.outcome:
@@ -89,7 +97,9 @@ def scenario_lines(scenario: Scenario) -> list[str]:
         lines.append(f"faults = {toml_value([_fault(f) for f in scenario.faults])}")
     if scenario.cached:
         lines.append(f"cached = {toml_value(list(scenario.cached))}")
-    reqs = [{"start": r.start, "end": r.end} for r in scenario.requests]
+    if scenario.local_tz:
+        lines.append(f"local_tz = {toml_value(scenario.local_tz)}")
+    reqs = [_request(r) for r in scenario.requests]
     lines.append(f"request = {toml_value(reqs[0] if len(reqs) == 1 else reqs)}")
     expect = _expect_lines(scenario.expect)
     if expect:

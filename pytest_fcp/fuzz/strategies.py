@@ -9,10 +9,13 @@ possibly or not obtainable.
 
 Building blocks, each usable alone:
 
-* :func:`worlds` - now, market, symbol, interval (1h / 4h / 1d mostly, 1m rarely);
-* :func:`requests` - one bar up to a month, aligned or not, often straddling the 48 h edge;
-* :func:`cache_states` - which requested old days are cached: valid, or broken by a ``cache.*`` fault;
-* :func:`fault_schedules` - any mix of Vision and REST faults with random scopes (days, attempts, door);
+* :func:`worlds` - now, market, symbol, interval (1h / 4h / 1d mostly, 1m rarely), sometimes a local time zone;
+* :func:`requests` - one bar up to a month, aligned or not, often straddling the 48 h edge; sometimes a second
+  request of another series, an empty request (start == end), or a clock step (``at``) of whole days;
+* :func:`cache_states` - which requested old days are cached: valid, or broken by a ``cache.*`` fault
+  (partial days with their holes at the end, start or middle); rarely the directory cannot be written;
+* :func:`fault_schedules` - any mix of Vision and REST faults with random scopes (days, attempts, door) and
+  parameters (Retry-After as seconds or as an HTTP date);
 * :func:`scenarios` - all of them together.
 
 Everything shrinks towards "fewer faults, fewer days, simpler scopes": a shrunk counterexample names only
@@ -36,8 +39,10 @@ from pytest_fcp.scenarios.model import Expect, Request, Scenario
 
 __all__ = [
     "CACHE_FAULTS",
+    "DIRECTORY_FAULTS",
     "EXCLUDED_FAULTS",
     "HEADLINE_FAULTS",
+    "LOCAL_ZONES",
     "NETWORK_FAULTS",
     "DrawnWorld",
     "cache_states",
@@ -53,8 +58,14 @@ BASE_DAY = dt.date(2024, 1, 10)
 EXCLUDED_FAULTS = frozenset({"cache.stale_day"})
 NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source in ("vision", "rest"))
 CACHE_FAULTS: tuple[str, ...] = tuple(
-    k for k, v in FAULTS.items() if v.source == "cache" and k not in EXCLUDED_FAULTS and k != "cache.read_only_dir"
+    k for k, v in FAULTS.items() if v.source == "cache" and k not in EXCLUDED_FAULTS and v.needs_days
 )
+#: Cache faults on the whole directory (nothing can be written), drawn rarely.
+DIRECTORY_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source == "cache" and not v.needs_days)
+#: Local time zones the engine may run in (``None``: UTC, as most often).
+LOCAL_ZONES: tuple[str | None, ...] = (None,) * 5 + ("Asia/Tokyo", "America/New_York", "Asia/Kolkata")
+#: Other symbols a second request may ask for, per market.
+OTHER_SYMBOLS = {"spot": "ETHUSDT", "futures_usdt": "ETHUSDT", "futures_coin": "ETHUSD_PERP"}
 #: The classic failure modes; half of the generated faults come from this list, half from all of them.
 HEADLINE_FAULTS: tuple[str, ...] = (
     "vision.http403",
@@ -75,6 +86,7 @@ class DrawnWorld:
     market: str = "spot"
     symbol: str = "BTCUSDT"
     interval: str = "1h"
+    local_tz: str | None = None
 
 
 def _default_symbol(market: str) -> str:
@@ -95,7 +107,7 @@ def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> DrawnWor
         interval = "1m"
     else:
         interval = draw(st.sampled_from(_MAIN_INTERVALS))
-    return DrawnWorld(now, market, _default_symbol(market), interval)
+    return DrawnWorld(now, market, _default_symbol(market), interval, draw(st.sampled_from(LOCAL_ZONES)))
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -112,6 +124,19 @@ def requests(draw: st.DrawFn, world: DrawnWorld, *, max_days: int = 7) -> tuple[
     reqs = draw(st.lists(_one_request(world, max_days), min_size=1, max_size=2))
     if len(reqs) == 1 and draw(st.integers(0, 9)) == 9:
         reqs.append(reqs[0])  # the same request again: the second is a cache hit
+    extra = draw(st.sampled_from(("none",) * 17 + ("series", "empty", "step")))
+    if extra == "series":  # the same range of another symbol or interval, through the same engine
+        other = draw(st.sampled_from(("symbol", "interval")))
+        if other == "symbol":
+            reqs.append(dataclasses.replace(reqs[0], symbol=OTHER_SYMBOLS[world.market]))
+        else:
+            interval = draw(st.sampled_from([i for i in _MAIN_INTERVALS if i != world.interval]))
+            reqs.append(dataclasses.replace(reqs[0], interval=interval))
+    elif extra == "empty":
+        reqs.insert(0, Request(reqs[0].start, reqs[0].start))
+    elif extra == "step":  # whole days later: the time of day, and so the distance to the edges, stays
+        at = world.now + dt.timedelta(days=draw(st.integers(1, 3)))
+        reqs.append(dataclasses.replace(reqs[-1], at=at))
     return tuple(reqs)
 
 
@@ -170,10 +195,18 @@ def cache_states(
             cached.append(day)
         elif state is not None:
             broken.setdefault(state, []).append(day)
-    faults = [fault(fid, days=d) for fid, d in broken.items()]
+    faults = [_cache_fault(draw, fid, d) for fid, d in broken.items()]
     if not cached and draw(st.integers(0, 24)) == 24:  # (a read-only directory cannot be seeded)
         faults.append(fault("cache.read_only_dir"))
+    elif draw(st.integers(0, 24)) == 24:
+        faults.append(fault("cache.write_fails", error=draw(st.sampled_from(("ENOSPC", "EIO")))))
     return tuple(cached), tuple(faults)
+
+
+def _cache_fault(draw: st.DrawFn, fid: str, days: list[dt.date]) -> Fault:
+    if fid == "cache.partial_day":
+        return fault(fid, days=days, holes=draw(st.sampled_from(("end", "start", "middle"))))
+    return fault(fid, days=days)
 
 
 @st.composite
@@ -183,7 +216,9 @@ def _attempts(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def _network_fault(draw: st.DrawFn, days: Sequence[dt.date], interval: str) -> Fault:
+def _network_fault(
+    draw: st.DrawFn, days: Sequence[dt.date], interval: str, symbols: Sequence[str], intervals: Sequence[str]
+) -> Fault:
     fid = draw(st.one_of(st.sampled_from(HEADLINE_FAULTS), st.sampled_from(NETWORK_FAULTS)))
     scope = None
     if days and draw(st.booleans()):
@@ -193,25 +228,42 @@ def _network_fault(draw: st.DrawFn, days: Sequence[dt.date], interval: str) -> F
     if FAULTS[fid].source == "vision" and draw(st.integers(0, 9)) == 9:
         door = draw(st.sampled_from(("https", "s3")))
     params = {}
-    if fid == "vision.wrong_interval" and interval == FAULTS[fid].params["other"]:
-        params["other"] = "1h"  # a file of the very interval asked for would be no fault at all
+    # a file of the very series asked for would be no fault at all: the other file is of no requested series
+    if fid == "vision.wrong_interval" and FAULTS[fid].params["other"] in {interval, *intervals}:
+        params["other"] = next(i for i in ("1m", "1h", "4h", "1d", "2h") if i not in {interval, *intervals})
+    if fid == "vision.wrong_symbol" and FAULTS[fid].params["other"] in symbols:
+        params["other"] = next(s for s in ("ETHUSDT", "XRPUSDT") if s not in symbols)
+    if "retry_after_format" in FAULTS[fid].params and draw(st.booleans()):
+        params["retry_after_format"] = "http-date"
     return fault(fid, days=scope, attempts=attempts, door=door, **params)
 
 
 def fault_schedules(
-    days: Sequence[dt.date] = (), *, interval: str = "1h", max_faults: int = 3
+    days: Sequence[dt.date] = (),
+    *,
+    interval: str = "1h",
+    max_faults: int = 3,
+    symbols: Sequence[str] = (),
+    intervals: Sequence[str] = (),
 ) -> st.SearchStrategy[tuple[Fault, ...]]:
     """Up to ``max_faults`` Vision / REST faults: any id, on every day or a subset of ``days``, with
     ``always`` / ``first:N`` / ``nth:N`` attempts and, rarely, one door (HTTPS or S3) only, in any order
     (when two faults hit the same request the first listed answers it; the oracle knows)."""
-    return st.lists(_network_fault(days, interval), max_size=max_faults).map(tuple)
+    fault_kinds = _network_fault(days, interval, tuple(symbols), tuple(intervals))
+    return st.lists(fault_kinds, max_size=max_faults).map(tuple)
 
 
 def _describe(world: DrawnWorld, reqs: Sequence[Request], faults: Sequence[Fault], cached: Sequence[dt.date]) -> str:
-    spans = ", ".join(f"[{r.start:%Y-%m-%d %H:%M}, {r.end:%Y-%m-%d %H:%M})" for r in reqs)
+    spans = ", ".join(
+        f"[{r.start:%Y-%m-%d %H:%M}, {r.end:%Y-%m-%d %H:%M})"
+        + "".join(f" {v}" for v in (r.symbol, r.interval) if v)
+        + (f" at {r.at:%Y-%m-%d %H:%M}" if r.at else "")
+        for r in reqs
+    )
     what = "; ".join(f.describe() for f in faults) or "no faults"
     held = ", ".join(d.isoformat() for d in cached) or "none"
-    return f"fuzz: {world.market} {world.symbol} {world.interval} {spans}; cached {held}; {what}"
+    zone = f" (TZ {world.local_tz})" if world.local_tz else ""
+    return f"fuzz: {world.market} {world.symbol} {world.interval}{zone} {spans}; cached {held}; {what}"
 
 
 @st.composite
@@ -224,8 +276,13 @@ def scenarios(
     world = draw(worlds(markets=markets))
     reqs = draw(requests(world, max_days=max_days))
     days = sorted({d for r in reqs for d in days_between(r.start, r.end)})
-    cached, cache_faults = draw(cache_states(days, world.now))
-    network = draw(fault_schedules(days, interval=world.interval, max_faults=max_faults))
+    old = sorted({d for r in reqs if r.symbol is None and r.interval is None for d in days_between(r.start, r.end)})
+    cached, cache_faults = draw(cache_states(old, world.now))
+    symbols = sorted({world.symbol, *(r.symbol for r in reqs if r.symbol)})
+    intervals = sorted({world.interval, *(r.interval for r in reqs if r.interval)})
+    network = draw(
+        fault_schedules(days, interval=world.interval, max_faults=max_faults, symbols=symbols, intervals=intervals)
+    )
     faults = cache_faults + network
     description = _describe(world, reqs, faults, cached)
     name = "fuzz_" + hashlib.sha1(f"{world.now.isoformat()} {description}".encode()).hexdigest()[:10]
@@ -239,6 +296,7 @@ def scenarios(
         interval=world.interval,
         faults=faults,
         cached=cached,
+        local_tz=world.local_tz,
         expect=Expect(),
         theme="fuzz",
     )

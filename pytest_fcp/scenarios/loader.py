@@ -1,6 +1,6 @@
 """Loading scenario TOML files, with errors that name the file, the scenario and the field.
 
-File format (see ``scenarios/README.md``)::
+File format (see ``README.md``, section Scenarios)::
 
     description = "what this theme covers"          # optional
     [defaults]                                       # optional: any scenario key
@@ -9,55 +9,45 @@ File format (see ``scenarios/README.md``)::
     [[scenario]]
     name = "403_falls_back_to_rest"
     description = "Vision answers 403 for every file; the days come from REST."
+    market = "spot"                                  # optional: spot, futures_usdt, futures_coin
+    symbol = "BTCUSDT"                               # optional (futures_coin: BTCUSD_PERP)
+    interval = "1h"                                  # optional
+    truth = "synthetic"                              # optional: synthetic, golden
+    publish_delay_hours = 24                         # optional: 0 .. 720
+    local_tz = "Asia/Tokyo"                          # optional: the engine runs in this local time zone
     faults = ["vision.http403", { id = "rest.http503", days = ["2024-01-03"], attempts = "first:1" }]
-    cached = ["2024-01-02"]
-    request = { start = "2024-01-02", end = "2024-01-05" }   # or a list of requests, run in order
+    cached = ["2024-01-02"]                          # days of the scenario's series cached before the first fetch
+    request = { start = "2024-01-02", end = "2024-01-05" }
+    # or a list, run in order through one engine; each may name another series and a clock step:
+    # request = [{ start = "2024-01-02", end = "2024-01-05" },
+    #            { start = "2024-01-02", end = "2024-01-03", symbol = "ETHUSDT", market = "futures_usdt",
+    #              interval = "4h", at = "2024-01-12T12:00:00Z" }]   # at: now moves forward (never back)
     [scenario.expect]
     outcome = "data"
     sources = { default = "rest" }
+
+A request may be empty (``start == end``: no bars) or lie inside one bar (the bar that opened at ``start``
+only if ``start`` is on a bar edge: rows are the bars with ``start <= open_time < end``). Bounds: dates from
+the synthetic market's listing day (2019-01-01) to 2100-01-01, at most 100,000 bars over all requests,
+400 days a request, 20 requests, 50 faults, 400 cached days; fault parameters within their ranges
+(:data:`pytest_fcp.faults.PARAM_RULES`). A fault scoped to a market, symbol, interval or days that no
+request asks for, and a cached day outside every request, are refused: they would test nothing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import pathlib
 import tomllib
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
-from pytest_fcp.contract import CHECKS
-from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
-from pytest_fcp.core.freshness import FRESHNESS
-from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between
-from pytest_fcp.core.sources import OUTCOMES, SOURCES
-from pytest_fcp.faults import Fault, FaultSpecError, fault
-from pytest_fcp.scenarios.model import (
-    Expect,
-    Request,
-    Scenario,
-    ScenarioError,
-    count_ok,
-)
+from pytest_fcp.scenarios.model import Scenario, ScenarioError
+from pytest_fcp.scenarios.validate import SCENARIO_KEYS, parse_scenario
 
-__all__ = ["catalog_dir", "load_dir", "load_file", "parse_file"]
+__all__ = ["catalog_dir", "check_unique_ids", "load_dir", "load_file", "parse_file", "parse_scenario"]
 
-SCENARIO_KEYS = {
-    "name",
-    "description",
-    "now",
-    "market",
-    "symbol",
-    "interval",
-    "truth",
-    "faults",
-    "cached",
-    "request",
-    "publish_delay_hours",
-    "expect",
-}
-EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
 FILE_KEYS = {"description", "defaults", "scenario"}
-EDGE_MARGIN = dt.timedelta(hours=1)
+#: The largest scenario file read (the whole catalog's largest is a few kB).
+MAX_FILE_BYTES = 1_000_000
 
 
 def catalog_dir() -> pathlib.Path:
@@ -65,188 +55,6 @@ def catalog_dir() -> pathlib.Path:
     here = pathlib.Path(__file__).resolve().parent.parent
     packaged = here / "_catalog"
     return packaged if packaged.is_dir() else here.parent / "scenarios"
-
-
-def _when(value: Any, fail: Any, what: str) -> dt.datetime:
-    """A UTC time from a TOML date, datetime or string; a bare day means its midnight UTC."""
-    if isinstance(value, str):
-        text = value.replace("Z", "+00:00")
-        try:
-            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
-        except ValueError:
-            fail(what, f"{value!r} is not a date or time (write 2024-01-02 or 2024-01-02T06:00:00Z)")
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            fail(what, f"{value.isoformat()} has no timezone: add Z (UTC), e.g. 2024-01-10T12:00:00Z")
-        return value.astimezone(dt.UTC)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), dt.UTC)
-    fail(what, f"expected a date or time, got {type(value).__name__} {value!r}")
-    raise AssertionError  # unreachable
-
-
-def _day(value: Any, fail: Any, what: str) -> dt.date:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    fail(what, f"{value!r} is not a day (write 2024-01-02)")
-    raise AssertionError  # unreachable
-
-
-def _alternatives(value: Any, allowed: Iterable[str], fail: Any, what: str) -> frozenset[str]:
-    items = value if isinstance(value, list) else str(value).split("|") if isinstance(value, str) else None
-    if not items:
-        fail(what, f"expected a name or a list of names from {', '.join(allowed)}, got {value!r}")
-    out = frozenset(str(i).strip() for i in items)  # type: ignore[union-attr]
-    bad = sorted(out - set(allowed))
-    if bad:
-        fail(what, f"unknown {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
-    return out
-
-
-def _faults(raw: Any, fail: Any) -> tuple[Fault, ...]:
-    if not isinstance(raw, list):
-        fail("faults", f"expected a list of fault ids or tables, got {type(raw).__name__}")
-    out = []
-    for i, entry in enumerate(raw):
-        what = f"faults[{i}]"
-        if isinstance(entry, str):
-            entry = {"id": entry}
-        if not isinstance(entry, dict) or "id" not in entry:
-            fail(what, "expected a fault id or a table with an 'id' key")
-        spec = dict(entry)
-        fid = spec.pop("id")
-        try:
-            out.append(fault(str(fid), **spec))
-        except FaultSpecError as exc:
-            fail(what, str(exc))
-        except TypeError as exc:
-            fail(what, f"bad fault fields: {exc}")
-    return tuple(out)
-
-
-def _expect(raw: Any, fail: Any) -> Expect:
-    if not isinstance(raw, dict):
-        fail("expect", f"expected a table, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - EXPECT_KEYS)
-    if unknown:
-        fail(f"expect.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(EXPECT_KEYS))}")
-    outcome = tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome"))) if "outcome" in raw else ()
-    sources: dict[str, frozenset[str]] = {}
-    for key, value in (raw.get("sources") or {}).items():
-        if key != "default":
-            _day(key, fail, f"expect.sources.{key}")
-        sources[key] = _alternatives(value, SOURCES, fail, f"expect.sources.{key}")
-    cache_after: dict[str, frozenset[str]] = {}
-    for key, value in (raw.get("cache_after") or {}).items():
-        if key != "default":
-            _day(key, fail, f"expect.cache_after.{key}")
-        cache_after[key] = _alternatives(value, CACHE_STATES, fail, f"expect.cache_after.{key}")
-    requests: dict[str, str] = {}
-    for key, value in (raw.get("requests") or {}).items():
-        if key not in ("vision", "rest"):
-            fail(f"expect.requests.{key}", "unknown source; allowed: vision, rest")
-        try:
-            count_ok(value, 0)
-        except ValueError:
-            fail(f"expect.requests.{key}", f"{value!r} is not a count like 0, '>=1' or '<=3'")
-        requests[key] = str(value)
-    skip = raw.get("skip_checks", [])
-    if not isinstance(skip, list) or any(s not in CHECKS for s in skip):
-        fail("expect.skip_checks", f"expected a list of check names from {', '.join(CHECKS)}, got {skip!r}")
-    return Expect(outcome, sources, requests, cache_after, frozenset(skip))
-
-
-def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: Mapping[str, Any]) -> Scenario:
-    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``."""
-    name = raw.get("name")
-
-    def fail(field: str, message: str) -> None:
-        raise ScenarioError(message, file=file, scenario=str(name or "?"), field=field)
-
-    if not isinstance(name, str) or not name or any(c in name for c in " /[]:"):
-        fail("name", f"every scenario needs a name without spaces, '/', ':' or brackets, got {name!r}")
-    data = {**defaults, **raw}
-    unknown = sorted(set(data) - SCENARIO_KEYS)
-    if unknown:
-        fail(unknown[0], f"unknown key; allowed: {', '.join(sorted(SCENARIO_KEYS))}")
-    for key in ("description", "now", "request"):
-        if key not in data:
-            fail(key, "missing (every scenario states its description, now and request)")
-    if not isinstance(data["description"], str):
-        fail("description", "expected a string")
-    now = _when(data["now"], fail, "now")
-    market = data.get("market", "spot")
-    if market not in MARKETS:
-        fail("market", f"unknown market {market!r}; allowed: {', '.join(MARKETS)}")
-    interval = data.get("interval", "1h")
-    if interval not in INTERVALS or interval not in MARKETS[market].intervals:
-        fail(
-            "interval",
-            f"{interval!r} is not a {market} interval; allowed: {', '.join(MARKETS[market].intervals)}",
-        )
-    symbol = data.get("symbol") or ("BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT")
-    if not isinstance(symbol, str):
-        fail("symbol", "expected a string")
-    truth = data.get("truth", "synthetic")
-    if truth not in ("synthetic", "golden"):
-        fail("truth", f"unknown truth {truth!r}; allowed: synthetic, golden")
-    raw_requests = data["request"]
-    if isinstance(raw_requests, dict):
-        raw_requests = [raw_requests]
-    if not isinstance(raw_requests, list) or not raw_requests:
-        fail("request", "expected a table {start, end} or a list of them")
-    requests = []
-    for i, req in enumerate(raw_requests):
-        what = f"request[{i}]" if len(raw_requests) > 1 else "request"
-        if not isinstance(req, dict) or set(req) != {"start", "end"}:
-            fail(what, "expected exactly the keys start and end")
-        start, end = _when(req["start"], fail, f"{what}.start"), _when(req["end"], fail, f"{what}.end")
-        if start >= end:
-            fail(what, f"start {start.isoformat()} is not before end {end.isoformat()}")
-        if start >= now:
-            fail(what, f"start {start.isoformat()} is not before now {now.isoformat()}")
-        requests.append(Request(start, end))
-    delay = data.get("publish_delay_hours", 24.0)
-    if not isinstance(delay, (int, float)) or delay < 0:
-        fail("publish_delay_hours", f"expected a number >= 0, got {delay!r}")
-    # keep clear of the freshness edges, where engines may legitimately differ
-    for req in requests:
-        for day in days_between(req.start, req.end):
-            day_end = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
-            for label, edge in (
-                ("48 h freshness", now - FRESHNESS),
-                ("Vision publication", now - dt.timedelta(hours=delay)),
-            ):
-                if abs(day_end - edge) < EDGE_MARGIN:
-                    fail(
-                        "now",
-                        f"day {day} ends within an hour of the {label} edge ({edge.isoformat()}); "
-                        "move now by an hour or more",
-                    )
-    faults = _faults(data.get("faults", []), fail)
-    cached = tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(data.get("cached", [])))
-    expect = _expect(data.get("expect", {}), fail)
-    return Scenario(
-        name=name,
-        description=data["description"],
-        now=now,
-        requests=tuple(requests),
-        market=market,
-        symbol=symbol,
-        interval=interval,
-        truth=truth,
-        faults=faults,
-        cached=cached,
-        publish_delay_hours=float(delay),
-        expect=expect,
-        theme=theme,
-        file=file,
-    )
 
 
 def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
@@ -271,6 +79,8 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
     raw = doc.get("scenario", [])
     if not isinstance(raw, list):
         raise ScenarioError("scenarios must be an array of tables: write [[scenario]]", file=file)
+    if not raw:
+        raise ScenarioError("no scenarios in this file: add at least one [[scenario]] table", file=file)
     out: list[Scenario] = []
     names: set[str] = set()
     for entry in raw:
@@ -284,7 +94,40 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
 
 def load_file(path: pathlib.Path, *, display: str | None = None) -> list[Scenario]:
     """Read and parse a scenario file, its theme being the file's stem."""
-    return parse_file(path.read_text(encoding="utf-8"), file=display or str(path), theme=path.stem)
+    file = display or str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"cannot be read: {exc.strerror or exc}", file=file) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{len(data):,} bytes; a scenario file may hold at most {MAX_FILE_BYTES:,}", file=file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): scenario files are UTF-8 TOML",
+            file=file,
+        ) from None
+    return parse_file(text, file=file, theme=path.stem)
+
+
+def check_unique_ids(files: Iterable[pathlib.Path], *, only: pathlib.Path | None = None) -> None:
+    """Raise ``ScenarioError`` naming both files when two scenario files hold the same id (``only``: just for it)."""
+    seen: dict[str, pathlib.Path] = {}
+    for path in files:
+        try:
+            scenarios = load_file(path)
+        except ScenarioError:
+            continue  # collecting the file reports it
+        for scenario in scenarios:
+            first = seen.setdefault(scenario.id, path)
+            if first != path and only in (None, path):
+                raise ScenarioError(
+                    f"scenario id {scenario.id} is in two files: {first} and {path}; rename one scenario or theme",
+                    file=str(path),
+                    scenario=scenario.name,
+                    field="name",
+                )
 
 
 def load_dir(directory: pathlib.Path) -> list[Scenario]:

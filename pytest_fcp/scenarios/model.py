@@ -38,10 +38,25 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    """One fetch a scenario makes: bars from ``start`` up to ``end``."""
+    """One fetch a scenario makes: bars from ``start`` up to ``end``.
+
+    ``symbol`` / ``market`` / ``interval``: another series than the scenario's (``None``: the scenario's);
+    ``at``: the world's virtual now is moved forward to it before the fetch (``None``: no clock step)."""
 
     start: dt.datetime
     end: dt.datetime
+    symbol: str | None = None
+    market: str | None = None
+    interval: str | None = None
+    at: dt.datetime | None = None
+
+    def series(self, scenario: Scenario) -> tuple[str, str, str]:
+        """``(symbol, market, interval)`` this request asks for, within ``scenario``."""
+        return (
+            self.symbol or scenario.symbol,
+            self.market or scenario.market,
+            self.interval or scenario.interval,
+        )
 
 
 def count_ok(constraint: str | int, value: int) -> bool:
@@ -92,6 +107,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     cached: tuple[dt.date, ...] = ()
     publish_delay_hours: float = 24.0
+    local_tz: str | None = None
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""
@@ -116,4 +132,5 @@ class Scenario:
             publish_delay=dt.timedelta(hours=self.publish_delay_hours),
             log_level=log_level,
             cached=self.cached,
+            local_tz=self.local_tz,
         )

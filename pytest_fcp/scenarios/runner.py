@@ -109,7 +109,10 @@ def run_scenario(
         if spec.cached:
             world.seed_cache(spec.cached)
         for request in scenario.requests:
-            result = world.fetch(request.start, request.end)
+            if request.at is not None:
+                world.advance_to(request.at)
+            symbol, market, interval = request.series(scenario)
+            result = world.fetch(request.start, request.end, symbol=symbol, market=market, interval=interval)
             run.results.append(result)
             run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
         run.verdicts.extend(_explicit(scenario, world, run.results[-1]))

@@ -1,14 +1,26 @@
 """Putting a day's cache file into a fault's state, starting from what the engine itself writes
-(``write_cache``), so the fault hits the engine's real format. One function per cache effect kind."""
+(``write_cache``), so the fault hits the engine's real format. One function per cache effect kind.
+
+Failing writes (``cache.write_fails``): a Python audit hook (:func:`sys.addaudithook`, installed once per
+process, idle unless a world asks for it) refuses, with the fault's ``errno`` (ENOSPC, EIO), every ``open``
+for writing, ``os.replace`` / ``os.rename`` onto, and ``os.mkdir`` under the sandbox while the world runs.
+It sees every Python-level way in (``open``, ``os.open``, ``tempfile``, ``pathlib``, ``shutil``) in every
+thread, needs neither root, FUSE nor a bind mount, and touches nothing outside the sandbox; it cannot see a
+native library opening the final path itself (pyarrow's ``OSFile``, polars), but an engine that writes
+atomically (temporary file, then ``os.replace``) is caught at the rename.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import os
 import pathlib
 import random
 import stat
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -20,7 +32,53 @@ if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
     from pytest_fcp.faults import Fault
 
-__all__ = ["apply_cache_fault", "stale_table"]
+__all__ = ["allow_writes", "apply_cache_fault", "fail_writes", "stale_table", "writes_paused"]
+
+#: Sandbox roots (with a trailing separator) whose writes fail, and with which errno.
+_FAILING: dict[str, int] = {}
+_PAUSED = [0]
+_HOOKED = [False]
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _FAILING or _PAUSED[0] or event not in ("open", "os.rename", "os.mkdir"):
+        return
+    if event == "open":
+        mode, flags = args[1], args[2]
+        writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(int(flags or 0) & _WRITE_FLAGS)
+        target = args[0] if writing else None
+    else:
+        target = args[1] if event == "os.rename" else args[0]
+    if not isinstance(target, (str, bytes, os.PathLike)):
+        return  # a file descriptor: its file was opened (and judged) before
+    path = os.path.abspath(os.fsdecode(target))
+    for root, code in _FAILING.items():
+        if path.startswith(root):
+            raise OSError(code, os.strerror(code), path)
+
+
+def fail_writes(root: pathlib.Path, code: int) -> None:
+    """From now on every write under ``root`` fails with ``code`` (see the module docstring)."""
+    if not _HOOKED[0]:
+        sys.addaudithook(_audit)
+        _HOOKED[0] = True
+    _FAILING[os.path.join(os.path.abspath(root), "")] = code
+
+
+def allow_writes(root: pathlib.Path) -> None:
+    """Undo :func:`fail_writes` for ``root`` (a no-op when its writes never failed)."""
+    _FAILING.pop(os.path.join(os.path.abspath(root), ""), None)
+
+
+@contextlib.contextmanager
+def writes_paused() -> Iterator[None]:
+    """Let the harness itself write (seeding the cache) while writes fail for the engine."""
+    _PAUSED[0] += 1
+    try:
+        yield
+    finally:
+        _PAUSED[0] -= 1
 
 
 def _rewrite(path: pathlib.Path, table: pa.Table, fmt: str = "file") -> None:
@@ -53,6 +111,9 @@ def apply_cache_fault(
     Returns ``False`` when the state is the engine's own format (a file the engine itself writes is not a fault
     for it: e.g. nanosecond times for ckvd), so the file stays the engine's own, valid one."""
     effect = item.kind.effect.kind
+    if effect == "read_only" and "error" in item.kind.params:
+        fail_writes(sandbox.root, getattr(errno, str(item.param("error"))))
+        return True
     if effect == "read_only":
         sandbox.make_read_only()
         return True
@@ -67,8 +128,14 @@ def apply_cache_fault(
 
 # --- effects written through the engine (one function per effect kind of the fault table) -------------
 def _keep_first(item: Fault, full: pa.Table) -> pa.Table:
-    keep = max(1, int(full.num_rows * float(item.param("keep"))))
-    return full.slice(0, min(keep, full.num_rows - 1))
+    keep = min(max(1, int(full.num_rows * float(item.param("keep")))), full.num_rows - 1)
+    holes = str(item.param("holes"))
+    if holes == "start":
+        return full.slice(full.num_rows - keep, keep)
+    if holes == "middle":
+        head = (keep + 1) // 2
+        return pa.concat_tables([full.slice(0, head), full.slice(full.num_rows - (keep - head), keep - head)])
+    return full.slice(0, keep)
 
 
 def _alter_values(item: Fault, full: pa.Table) -> pa.Table:

@@ -9,16 +9,18 @@ an engine's backoff costs no real time (an ``asyncio.sleep`` still yields to the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import time_machine
 
-__all__ = ["VirtualClock"]
+__all__ = ["VirtualClock", "local_zone"]
 
 _real_sleep = time.sleep
 _real_async_sleep = asyncio.sleep
@@ -110,3 +112,20 @@ class VirtualClock:
         if self._traveller is not None:
             self._travel.stop()
             self._traveller = None
+
+
+@contextlib.contextmanager
+def local_zone(name: str) -> Iterator[None]:
+    """Run in local time zone ``name`` (``TZ`` + ``time.tzset()``); enter after the clock starts, which sets
+    ``TZ=UTC``, and leave before it stops, which restores the original ``TZ``."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

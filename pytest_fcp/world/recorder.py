@@ -10,6 +10,7 @@ structured records the contract reads instead of re-parsing URLs: one :class:`Re
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +19,24 @@ from typing import Any
 from pytest_fcp.trace import Event, Trace
 from pytest_fcp.world.answer import Target
 
-__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target"]
+__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds"]
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
+    """A ``Retry-After`` header in seconds: delay-seconds (``30``) or an HTTP date counted from ``now``."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, round((when - now).total_seconds(), 3))
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,7 @@ class Recorder:
         """Record a request and its answer (a status, or the exception the engine saw)."""
         fault, self._pending.fault = getattr(self._pending, "fault", None), None
         duration = round((now - v0).total_seconds(), 3)
-        wait = float(retry_after) if retry_after else None
+        wait = retry_after_seconds(retry_after, now)
         event = self.trace.record(
             "http",
             source=source,

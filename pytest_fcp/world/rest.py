@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import email.utils
 import functools
 import json
 import threading
@@ -191,7 +192,12 @@ class RestApi:
         effect = fault.kind.effect
         extra = dict(headers)
         if "retry_after" in fault.kind.params:
-            extra["Retry-After"] = str(int(fault.param("retry_after")))
+            seconds = int(fault.param("retry_after"))
+            extra["Retry-After"] = str(seconds)
+            if fault.param("retry_after_format") == "http-date":  # RFC 9110: an IMF-fixdate, whole seconds
+                when = self.clock.now() + dt.timedelta(seconds=seconds)
+                when = when.replace(microsecond=0) + dt.timedelta(seconds=1 if when.microsecond else 0)
+                extra["Retry-After"] = email.utils.format_datetime(when.astimezone(dt.UTC), usegmt=True)
         return _error(effect.status, int(effect.code), effect.message, extra)
 
     def _html_error(self, fault: Fault, headers: dict[str, str]) -> Answer:

@@ -9,15 +9,44 @@ from typing import TYPE_CHECKING
 
 from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
-from pytest_fcp.core.markets import interval_ms, market_spec
+from pytest_fcp.core.markets import LISTED_SINCE, interval_ms, market_spec
 from pytest_fcp.faults import Fault
 
 if TYPE_CHECKING:
     from pytest_fcp.world.truth import Truth
 
-__all__ = ["TRUTHS", "WorldError", "WorldSpec", "default_symbol"]
+__all__ = [
+    "LATEST_NOW",
+    "LISTED_SINCE",
+    "MAX_PUBLISH_DELAY",
+    "TRUTHS",
+    "WorldError",
+    "WorldSpec",
+    "check_local_tz",
+    "default_symbol",
+]
 
 TRUTHS = ("synthetic", "golden")
+#: The latest "now" a world may have (the truth serves any day, but nothing sensible lies further ahead).
+LATEST_NOW = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+#: The longest Vision publication delay a world may have (real Vision publishes a day within a day or two).
+MAX_PUBLISH_DELAY = dt.timedelta(days=30)
+
+
+def check_local_tz(name: object) -> str:
+    """``name`` if it is an IANA time zone (``Asia/Tokyo``); else ``WorldError`` saying what is allowed."""
+    import zoneinfo
+
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        raise WorldError(f"local_tz must be an IANA time zone name like 'Asia/Tokyo' or 'UTC', got {name!r}")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise WorldError(
+            f"local_tz {name!r} is not a known time zone; write an IANA name like 'Asia/Tokyo', "
+            "'America/New_York' or 'UTC'"
+        ) from None
+    return name
 
 
 class WorldError(ValueError):
@@ -43,10 +72,25 @@ class WorldSpec:
     publish_delay: dt.timedelta = DEFAULT_PUBLISH_DELAY
     log_level: str = DEFAULT_LOG_LEVEL
     cached: tuple[dt.date, ...] = field(default=())
+    local_tz: str | None = None
 
     def __post_init__(self) -> None:
-        if self.now.tzinfo is None:
+        if not isinstance(self.now, dt.datetime) or self.now.tzinfo is None:
             raise WorldError(f"now={self.now!r} is naive: give a timezone-aware UTC datetime")
+        listed = dt.datetime.combine(LISTED_SINCE, dt.time(), dt.UTC)
+        if not listed < self.now <= LATEST_NOW:
+            raise WorldError(
+                f"now {self.now.isoformat()} is outside what the market truth serves: after the listing day "
+                f"{LISTED_SINCE} and not after {LATEST_NOW.isoformat()}"
+            )
+        if not isinstance(self.publish_delay, dt.timedelta) or not (
+            dt.timedelta(0) <= self.publish_delay <= MAX_PUBLISH_DELAY
+        ):
+            raise WorldError(
+                f"publish delay {self.publish_delay!r} must be from 0 to {MAX_PUBLISH_DELAY.days * 24} hours"
+            )
+        if self.local_tz is not None:
+            check_local_tz(self.local_tz)
         try:
             spec = market_spec(self.market)
             interval_ms(self.interval)
@@ -63,6 +107,9 @@ class WorldSpec:
         object.__setattr__(self, "log_level", str(self.log_level).upper())
         object.__setattr__(self, "faults", tuple(self.faults))
         object.__setattr__(self, "cached", tuple(self.cached))
+        early = [d for d in self.cached if d < LISTED_SINCE]
+        if early:
+            raise WorldError(f"cached day {early[0]} is before the listing day {LISTED_SINCE}: no bar exists then")
 
     def make_truth(self) -> Truth:
         """The market truth this world serves (shared per seed: truths are deterministic)."""

@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.core.markets import DAY_MS, day_bounds_ms, interval_ms, market_spec
+from pytest_fcp.core.markets import DAY_MS, LISTED_SINCE, day_bounds_ms, interval_ms, market_spec
 from pytest_fcp.core.schemas import KLINE_SCHEMA
 
 __all__ = ["KLINE_SCHEMA", "GoldenTruth", "SyntheticTruth", "Truth", "golden_dir"]
@@ -86,7 +86,7 @@ class SyntheticTruth:
 
     name = "synthetic"
 
-    def __init__(self, seed: int = 0, listed_since: dt.date = dt.date(2019, 1, 1)) -> None:
+    def __init__(self, seed: int = 0, listed_since: dt.date = LISTED_SINCE) -> None:
         self.seed = seed
         self.listed_since = listed_since
         self._listed_ms = day_bounds_ms(listed_since)[0]

@@ -26,9 +26,9 @@ from pytest_fcp.engines import Engine
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.trace import Trace
 from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
-from pytest_fcp.world.cache_faults import apply_cache_fault
+from pytest_fcp.world.cache_faults import allow_writes, apply_cache_fault, writes_paused
 from pytest_fcp.world.cache_watch import CacheWatch, Series
-from pytest_fcp.world.clock import VirtualClock
+from pytest_fcp.world.clock import VirtualClock, local_zone
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation, tally
 from pytest_fcp.world.recorder import Recorder
@@ -73,8 +73,11 @@ class World:
         faults: Sequence[Fault] = (),
         publish_delay: dt.timedelta = DEFAULT_PUBLISH_DELAY,
         log_level: str = DEFAULT_LOG_LEVEL,
+        local_tz: str | None = None,
     ) -> None:
-        spec = WorldSpec(now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level)
+        spec = WorldSpec(
+            now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level, local_tz=local_tz
+        )
         self.spec = spec
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         self.truth: Truth = spec.make_truth()
@@ -112,6 +115,7 @@ class World:
             faults=spec.faults,
             publish_delay=spec.publish_delay,
             log_level=spec.log_level,
+            local_tz=spec.local_tz,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -124,6 +128,13 @@ class World:
     def now(self) -> dt.datetime:
         """The world's virtual now."""
         return self.clock.now()
+
+    def advance_to(self, when: dt.datetime) -> None:
+        """Move the virtual now forward to ``when`` (a clock step between fetches; never backwards)."""
+        step = (when - self.now).total_seconds()
+        if step < 0:
+            raise WorldError(f"cannot move now back from {self.now.isoformat()} to {when.isoformat()}")
+        self.clock.advance(step)
 
     @property
     def observer(self) -> Any:
@@ -164,6 +175,9 @@ class World:
             stack.callback(self._stop_aws)
             stack.callback(self.clock.stop)
             self.clock.start()
+            if self.spec.local_tz:
+                stack.enter_context(local_zone(self.spec.local_tz))
+            stack.callback(allow_writes, self.sandbox.root)
             stack.callback(self.network.stop)
             self.network.start()
             stack.callback(self.sandbox.restore)
@@ -233,7 +247,8 @@ class World:
         for day in days:
             if state == "valid":
                 table = truth_to_cache_table(self.truth_day(day))
-                engine.write_cache(self.symbol, self.market, self.interval, day, table)
+                with writes_paused():  # the harness's own write, also under cache.write_fails
+                    engine.write_cache(self.symbol, self.market, self.interval, day, table)
             else:
                 self._apply_cache_fault(fault(state, days=[day]), day)
         self.poll_cache(quiet=True)
@@ -242,7 +257,10 @@ class World:
         engine = self._need_engine()
         truth = self.truth_day(day) if day else pa.table({})
         when = day or dt.date(1970, 1, 1)
-        applied = apply_cache_fault(engine, item, self.symbol, self.market, self.interval, when, truth, self.sandbox)
+        with writes_paused():  # the harness puts the file in its state, also under cache.write_fails
+            applied = apply_cache_fault(
+                engine, item, self.symbol, self.market, self.interval, when, truth, self.sandbox
+            )
         if not applied:  # the engine's own format: its file stays valid, and no fault is recorded
             self.recorder.event(
                 "log", level="INFO", message=f"{item.id} on {day}: the engine's own format, not a fault"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import email.utils
 import hashlib
 import io
 import os
@@ -84,6 +85,17 @@ def create(cache_dir: pathlib.Path) -> AltEngine:
 
 
 Bars = dict[str, np.ndarray]  # column name -> values; open_time in int64 ms
+
+
+def _seconds(retry_after: str) -> float:
+    """``Retry-After`` in seconds: delay-seconds or an HTTP date (counted from now); 1 s if unreadable."""
+    if retry_after.replace(".", "", 1).isdigit():
+        return float(retry_after)
+    try:
+        when = email.utils.parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError, IndexError):
+        return 1.0
+    return max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
 
 
 def _retrying(call: Callable[[], T], what: str) -> T:
@@ -327,7 +339,7 @@ class AltEngine:
                     f"HTTP {response.status_code} from {url} after {RATE_LIMIT_RETRIES} waits; "
                     f"Retry-After {retry_after} s"
                 )
-            time.sleep(max(float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0, 0.0))
+            time.sleep(_seconds(retry_after))
         if response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code}")
         if response.status_code != 200:

@@ -1,0 +1,361 @@
+"""Validating one raw scenario table into a :class:`~pytest_fcp.scenarios.model.Scenario`.
+
+Every problem is one :class:`~pytest_fcp.scenarios.model.ScenarioError` naming the file, the scenario and the
+field, saying what is wrong and what is allowed. Besides types and names it bounds what a scenario may ask of
+the world: dates inside what the market truth serves, sizes (bars, days, requests, faults) and numbers, and
+it refuses what would silently test nothing (a fault or a cached day no request can reach).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn
+
+from pytest_fcp.contract import CHECKS
+from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
+from pytest_fcp.core.freshness import FRESHNESS
+from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, interval_ms
+from pytest_fcp.core.sources import OUTCOMES, SOURCES
+from pytest_fcp.faults import Fault, FaultSpecError, fault
+from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
+from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_local_tz
+
+__all__ = ["LIMITS", "parse_scenario"]
+
+SCENARIO_KEYS = {
+    "name",
+    "description",
+    "now",
+    "market",
+    "symbol",
+    "interval",
+    "truth",
+    "faults",
+    "cached",
+    "request",
+    "publish_delay_hours",
+    "local_tz",
+    "expect",
+}
+REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at")
+EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
+EDGE_MARGIN = dt.timedelta(hours=1)
+#: What one scenario may ask for at most.
+LIMITS = {"bars": 100_000, "request_days": 400, "requests": 20, "faults": 50, "cached": 400}
+_LISTED = dt.datetime.combine(LISTED_SINCE, dt.time(), dt.UTC)
+
+Fail = Callable[[str, str], NoReturn]
+
+
+def _when(value: Any, fail: Fail, what: str) -> dt.datetime:
+    """A UTC time from a TOML date, datetime or string; a bare day means its midnight UTC."""
+    if isinstance(value, str):
+        text = value.replace("Z", "+00:00")
+        try:
+            value = dt.datetime.fromisoformat(text) if "T" in text or " " in text else dt.date.fromisoformat(text)
+        except ValueError:
+            fail(what, f"{value!r} is not a date or time (write 2024-01-02 or 2024-01-02T06:00:00Z)")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            fail(what, f"{value.isoformat()} has no timezone: add Z (UTC), e.g. 2024-01-10T12:00:00Z")
+        try:
+            value = value.astimezone(dt.UTC)
+        except OverflowError:
+            fail(what, f"{value.isoformat()} is out of range; allowed: {LISTED_SINCE} to {LATEST_NOW.date()}")
+    elif isinstance(value, dt.date):
+        value = dt.datetime.combine(value, dt.time(), dt.UTC)
+    else:
+        fail(what, f"expected a date or time, got {type(value).__name__} {value!r}")
+    if not _LISTED <= value <= LATEST_NOW:
+        fail(
+            what,
+            f"{value.isoformat()} is outside what the market truth serves: from the listing day {LISTED_SINCE} "
+            f"to {LATEST_NOW.date()}",
+        )
+    return value
+
+
+def _day(value: Any, fail: Fail, what: str) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        day = value
+    elif isinstance(value, str):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            fail(what, f"{value!r} is not a day (write 2024-01-02)")
+    else:
+        fail(what, f"{value!r} is not a day (write 2024-01-02)")
+    if day < LISTED_SINCE:
+        fail(what, f"{day} is before the market's listing day {LISTED_SINCE}: no bar exists then")
+    return day
+
+
+def _alternatives(value: Any, allowed: Iterable[str], fail: Fail, what: str) -> frozenset[str]:
+    items = value if isinstance(value, list) else str(value).split("|") if isinstance(value, str) else None
+    if not items:
+        fail(what, f"expected a name or a list of names from {', '.join(allowed)}, got {value!r}")
+    out = frozenset(str(i).strip() for i in items)
+    bad = sorted(out - set(allowed))
+    if bad:
+        fail(what, f"unknown {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
+    return out
+
+
+def _series(
+    data: Mapping[str, Any], fail: Fail, prefix: str, base: tuple[str, str, str] | None
+) -> tuple[str, str, str]:
+    """``(symbol, market, interval)`` from ``data``'s keys, over ``base`` (the scenario's series)."""
+    market = data.get("market", base[1] if base else "spot")
+    if not isinstance(market, str) or market not in MARKETS:
+        fail(prefix + "market", f"unknown market {market!r}; allowed: {', '.join(MARKETS)}")
+    interval = data.get("interval", base[2] if base else "1h")
+    if not isinstance(interval, str) or interval not in INTERVALS or interval not in MARKETS[market].intervals:
+        fail(
+            prefix + "interval",
+            f"{interval!r} is not a {market} interval; allowed: {', '.join(MARKETS[market].intervals)}",
+        )
+    default = "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
+    if base and "market" not in data and base[1] == market:
+        default = base[0]
+    symbol = data.get("symbol") or default
+    coin = market == "futures_coin"
+    if not isinstance(symbol, str) or not symbol.replace("_", "").isalnum() or ("_" in symbol) != coin:
+        form = "with '_', e.g. 'BTCUSD_PERP'" if coin else "letters and digits, e.g. 'ETHUSDT'"
+        fail(prefix + "symbol", f"{symbol!r} is not a {market} symbol ({form})")
+    return symbol, market, interval
+
+
+def _requests(
+    raw: Any, now: dt.datetime, series: tuple[str, str, str], delay: float, fail: Fail
+) -> tuple[Request, ...]:
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        fail("request", "expected a table {start, end} or a list of them")
+    if len(raw) > LIMITS["requests"]:
+        fail("request", f"{len(raw)} requests; at most {LIMITS['requests']}")
+    out: list[Request] = []
+    clock = now
+    for i, req in enumerate(raw):
+        what = f"request[{i}]" if len(raw) > 1 else "request"
+        if not isinstance(req, dict) or not {"start", "end"} <= set(req) or set(req) - set(REQUEST_KEYS):
+            extra = sorted(set(req) - set(REQUEST_KEYS)) if isinstance(req, dict) else []
+            got = f"; unknown {extra[0]!r}" if extra else ""
+            fail(what, f"expected a table with start and end (optional: symbol, market, interval, at){got}")
+        start, end = _when(req["start"], fail, f"{what}.start"), _when(req["end"], fail, f"{what}.end")
+        at = None
+        if "at" in req:
+            at = _when(req["at"], fail, f"{what}.at")
+            if at < clock:
+                fail(
+                    f"{what}.at",
+                    f"{at.isoformat()} is before the world's now then ({clock.isoformat()}): time only moves forward",
+                )
+            clock = at
+        if start > end:
+            fail(what, f"start {start.isoformat()} is after end {end.isoformat()} (start == end asks for no bars)")
+        if start >= clock:
+            fail(what, f"start {start.isoformat()} is not before now {clock.isoformat()}")
+        symbol, market, interval = _series(req, fail, f"{what}.", series)
+        days = len(days_between(start, end))
+        if days > LIMITS["request_days"]:
+            fail(what, f"{days} days; a request may span at most {LIMITS['request_days']} days")
+        _edges(start, end, clock, delay, f"{what}.at" if at else "now", fail)
+        out.append(
+            Request(
+                start,
+                end,
+                symbol if symbol != series[0] else None,
+                market if market != series[1] else None,
+                interval if interval != series[2] else None,
+                at,
+            )
+        )
+    bars = sum(int((r.end - r.start) / dt.timedelta(milliseconds=interval_ms(r.interval or series[2]))) for r in out)
+    if bars > LIMITS["bars"]:
+        fail(
+            "request",
+            f"asks for {bars:,} bars; a scenario may ask for at most {LIMITS['bars']:,} "
+            "(shorten it or use a longer interval)",
+        )
+    return tuple(out)
+
+
+def _edges(start: dt.datetime, end: dt.datetime, now: dt.datetime, delay: float, field: str, fail: Fail) -> None:
+    """Keep clear of the freshness edges, where engines may legitimately differ."""
+    for day in days_between(start, end):
+        day_end = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
+        for label, edge in (
+            ("48 h freshness", now - FRESHNESS),
+            ("Vision publication", now - dt.timedelta(hours=delay)),
+        ):
+            if abs(day_end - edge) < EDGE_MARGIN:
+                fail(
+                    field,
+                    f"day {day} ends within an hour of the {label} edge ({edge.isoformat()}); "
+                    "move now by an hour or more",
+                )
+
+
+def _faults(raw: Any, fail: Fail) -> tuple[Fault, ...]:
+    if not isinstance(raw, list):
+        fail("faults", f"expected a list of fault ids or tables, got {type(raw).__name__}")
+    if len(raw) > LIMITS["faults"]:
+        fail("faults", f"{len(raw)} faults; at most {LIMITS['faults']}")
+    out = []
+    for i, entry in enumerate(raw):
+        what = f"faults[{i}]"
+        if isinstance(entry, str):
+            entry = {"id": entry}
+        if not isinstance(entry, dict) or "id" not in entry:
+            fail(what, "expected a fault id or a table with an 'id' key")
+        spec = dict(entry)
+        fid = spec.pop("id")
+        try:
+            out.append(fault(str(fid), **spec))
+        except FaultSpecError as exc:
+            fail(what, str(exc))
+        except (TypeError, ValueError, OverflowError) as exc:
+            fail(what, f"bad fault fields: {exc}")
+    return tuple(out)
+
+
+def _reachable(faults: tuple[Fault, ...], reqs: tuple[Request, ...], scenario: Scenario, fail: Fail) -> None:
+    """Refuse a fault or cached day no request reaches: it would silently test nothing."""
+    series = [r.series(scenario) for r in reqs]
+    days = sorted({d for r in reqs for d in days_between(r.start, r.end)})
+    span = f"{days[0]}..{days[-1]}" if days else "no day"
+    for i, item in enumerate(faults):
+        for index, name in ((1, "market"), (0, "symbol"), (2, "interval")):
+            value = getattr(item, name)
+            if value is not None and value not in {s[index] for s in series}:
+                have = ", ".join(sorted({s[index] for s in series}))
+                fail(
+                    f"faults[{i}].{name}",
+                    f"{value!r} is not the {name} of any request ({have}): the fault would never fire",
+                )
+        outside = [d for d in item.days or () if d not in days]
+        if outside:
+            fail(f"faults[{i}].days", f"{outside[0]} is outside every request ({span}): the fault would never fire")
+    for i, day in enumerate(scenario.cached):
+        if day not in days:
+            fail(f"cached[{i}]", f"{day} is outside every request ({span}): caching it tests nothing")
+
+
+def _expect(raw: Any, fail: Fail) -> Expect:
+    if not isinstance(raw, dict):
+        fail("expect", f"expected a table, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - EXPECT_KEYS)
+    if unknown:
+        fail(f"expect.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(EXPECT_KEYS))}")
+    outcome = tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome"))) if "outcome" in raw else ()
+    tables: dict[str, dict[str, frozenset[str]]] = {"sources": {}, "cache_after": {}}
+    for name, allowed in (("sources", SOURCES), ("cache_after", CACHE_STATES)):
+        value = raw.get(name) or {}
+        if not isinstance(value, dict):
+            fail(f"expect.{name}", f"expected a table of days (or default) to names, got {value!r}")
+        for key, names in value.items():
+            if key != "default":
+                _day(key, fail, f"expect.{name}.{key}")
+            tables[name][key] = _alternatives(names, allowed, fail, f"expect.{name}.{key}")
+    requests: dict[str, str] = {}
+    counts = raw.get("requests") or {}
+    if not isinstance(counts, dict):
+        fail("expect.requests", f"expected a table like {{ vision = 0, rest = '>=1' }}, got {counts!r}")
+    for key, value in counts.items():
+        if key not in ("vision", "rest"):
+            fail(f"expect.requests.{key}", "unknown source; allowed: vision, rest")
+        try:
+            count_ok(value, 0)
+        except ValueError:
+            fail(f"expect.requests.{key}", f"{value!r} is not a count like 0, '>=1' or '<=3'")
+        requests[key] = str(value)
+    skip = raw.get("skip_checks", [])
+    if not isinstance(skip, list) or any(s not in CHECKS for s in skip):
+        fail("expect.skip_checks", f"expected a list of check names from {', '.join(CHECKS)}, got {skip!r}")
+    return Expect(outcome, tables["sources"], requests, tables["cache_after"], frozenset(skip))
+
+
+def _cached(raw: Any, fail: Fail) -> tuple[dt.date, ...]:
+    if not isinstance(raw, list):
+        fail("cached", f'cached must be a list of days, e.g. ["2024-01-02"], got {raw!r}')
+    if len(raw) > LIMITS["cached"]:
+        fail("cached", f"{len(raw)} days; at most {LIMITS['cached']}")
+    return tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(raw))
+
+
+def _delay(data: Mapping[str, Any], fail: Fail) -> float:
+    delay = data.get("publish_delay_hours", 24.0)
+    limit = MAX_PUBLISH_DELAY / dt.timedelta(hours=1)
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, (int, float))
+        or not math.isfinite(delay)
+        or not 0 <= delay <= limit
+    ):
+        fail("publish_delay_hours", f"expected a number of hours from 0 to {limit:g}, got {delay!r}")
+    return float(delay)
+
+
+def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: Mapping[str, Any]) -> Scenario:
+    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``."""
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+
+    def fail(field: str, message: str) -> NoReturn:
+        raise ScenarioError(message, file=file, scenario=str(name or "?"), field=field)
+
+    if not isinstance(raw, Mapping):
+        fail("scenario", "each [[scenario]] must be a table")
+    if not isinstance(name, str) or not name or any(c in name for c in " /[]:") or len(name) > 120:
+        fail(
+            "name",
+            f"every scenario needs a name (at most 120 characters) without spaces, '/', ':' or brackets, got {name!r}",
+        )
+    data = {**defaults, **raw}
+    unknown = sorted(set(data) - SCENARIO_KEYS)
+    if unknown:
+        fail(unknown[0], f"unknown key; allowed: {', '.join(sorted(SCENARIO_KEYS))}")
+    for key in ("description", "now", "request"):
+        if key not in data:
+            fail(key, "missing (every scenario states its description, now and request)")
+    if not isinstance(data["description"], str):
+        fail("description", "expected a string")
+    now = _when(data["now"], fail, "now")
+    if now == _LISTED:
+        fail("now", f"{now.isoformat()} is the listing moment: no bar has opened yet; move now later")
+    symbol, market, interval = _series(data, fail, "", None)
+    truth = data.get("truth", "synthetic")
+    if truth not in ("synthetic", "golden"):
+        fail("truth", f"unknown truth {truth!r}; allowed: synthetic, golden")
+    local_tz = data.get("local_tz")
+    if local_tz is not None:
+        try:
+            check_local_tz(local_tz)
+        except WorldError as exc:
+            fail("local_tz", str(exc))
+    delay = _delay(data, fail)
+    requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
+    faults = _faults(data.get("faults", []), fail)
+    cached = _cached(data.get("cached", []), fail)
+    expect = _expect(data.get("expect", {}), fail)
+    scenario = Scenario(
+        name=name,
+        description=data["description"],
+        now=now,
+        requests=requests,
+        market=market,
+        symbol=symbol,
+        interval=interval,
+        truth=truth,
+        faults=faults,
+        cached=cached,
+        publish_delay_hours=delay,
+        local_tz=local_tz,
+        expect=expect,
+        theme=theme,
+        file=file,
+    )
+    _reachable(faults, requests, scenario, fail)
+    return scenario
