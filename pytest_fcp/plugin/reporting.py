@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import platform
-import shlex
 import uuid
 from collections.abc import Generator
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin.replay import replay_command
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
 
 __all__ = ["Reporter", "replay_command"]
@@ -32,11 +32,6 @@ def _version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
-
-
-def replay_command(seed: int, nodeid: str) -> str:
-    """The command line that reruns ``nodeid`` with the same seed."""
-    return f"pytest --fcp-seed={seed} {shlex.quote(nodeid)}"
 
 
 class Reporter:
@@ -74,7 +69,7 @@ class Reporter:
         if report.failed or (report.passed and ("P" in chars or "A" in chars)):  # only what pytest will show
             report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
         if report.failed:
-            report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid)))
+            report.sections.append(("fcp replay", replay_command(self.run, item)))
         extra = getattr(item, "fcp_report_extra", {})
         props = [("fcp.path", path), ("fcp.outcome", outcome_text)]
         item.user_properties[:] = [p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")] + props
