@@ -100,11 +100,16 @@ def test_scenarios_with_paths_run_the_catalog_and_the_paths(pytester: pytest.Pyt
     assert "test_mine.py::test_mine" in out and "planted_wrong_source[reference]" in out, out
 
 
-def test_baseline_dir_as_a_separate_token_keeps_the_rootdir(pytester: pytest.Pytester) -> None:
-    elsewhere = pytester.path / "sub" / "base"
-    elsewhere.mkdir(parents=True)
-    pytester.makepyfile("def test_x(): pass")
+def test_baseline_dir_as_a_separate_token_keeps_the_rootdir(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = pytester.path / "base"  # outside the project: pytest would take it for a test path
+    elsewhere.mkdir()
+    project = pytester.path / "proj"
+    project.mkdir()
+    (project / "test_x.py").write_text("def test_x(): pass\n")
+    monkeypatch.chdir(project)
     for option in ("--fcp-baseline-dir", "--fcp-expectations-dir"):
         result = pytester.runpytest("-p", "no:xdist", option, str(elsewhere), "--fcp-engine=reference")
         result.assert_outcomes(passed=1)
-        assert f"rootdir: {pytester.path}" in result.stdout.str(), result.stdout.str()
+        assert f"rootdir: {project}" in result.stdout.str(), result.stdout.str()
