@@ -21,8 +21,9 @@ import pytest
 
 from pytest_fcp.plugin.replay import replay_command
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
+from pytest_fcp.trace import canonical
 
-__all__ = ["Reporter", "replay_command"]
+__all__ = ["Reporter", "outcome_of", "replay_command"]
 
 SUMMARY_LIMIT = 60_000  # bytes of Markdown added to $GITHUB_STEP_SUMMARY at most
 
@@ -32,6 +33,25 @@ def _version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
+
+
+_FCP_FIXTURES = {"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"}
+
+
+def _uses_fcp(item: pytest.Item) -> bool:
+    """Whether ``item`` is one of pytest-fcp's: a scenario or fuzz item, or a test with its marker or fixtures."""
+    if hasattr(item, "engine") or item.get_closest_marker("fcp") is not None:
+        return True
+    return bool(_FCP_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def outcome_of(report: pytest.TestReport) -> str:
+    """passed, failed, error (at setup), xfailed, xpassed or skipped."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.failed and report.when == "setup":
+        return "error"
+    return report.outcome
 
 
 class Reporter:
@@ -45,6 +65,7 @@ class Reporter:
         self.is_worker = run.worker
         self.trace_dir = run.trace_dir
         self.written: pathlib.Path | None = None
+        self.write_error = ""
 
     @property
     def seed(self) -> int:
@@ -57,7 +78,18 @@ class Reporter:
         """Add the decision trace and replay sections, JUnit properties and ``report.fcp_trace``."""
         report = yield
         world = item.stash.get(WORLD_KEY, None)
-        if world is None or report.when == "teardown" or (report.when == "setup" and report.passed):
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return report
+        if world is None:
+            if report.when == "setup" and _uses_fcp(item):  # failed or skipped before its world existed
+                report.fcp_trace = {
+                    "nodeid": item.nodeid,
+                    "engine": item.stash.get(ENGINE_NAME_KEY, None) or getattr(item, "engine", None),
+                    "path": "",
+                    "phase": report.when,
+                    "faults": [],
+                    **({"events": [], "canonical": []} if self.trace_dir else {}),
+                }
             return report
         trace = world.trace
         path = trace.path()
@@ -78,13 +110,14 @@ class Reporter:
             "nodeid": item.nodeid,
             "engine": item.stash.get(ENGINE_NAME_KEY, None),
             "path": path,
-            "outcome": report.outcome,
             "phase": report.when,
             "faults": [f.to_dict() for f in world.faults.faults],
             **extra,
         }
         if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
-            report.fcp_trace["events"] = trace.to_list()
+            events = trace.to_list()
+            report.fcp_trace["events"] = events
+            report.fcp_trace["canonical"] = canonical(events)
         return report
 
     # --- on the controller ------------------------------------------------------------------------
@@ -93,7 +126,7 @@ class Reporter:
         record = getattr(report, "fcp_trace", None)
         if record is None or self.is_worker:
             return
-        record = dict(record, outcome=report.outcome, duration_s=round(report.duration, 4))
+        record = dict(record, outcome=outcome_of(report), duration_s=round(report.duration, 4))
         # a failed setup and the call phase are separate reports; keep the last word per test
         self.records = [r for r in self.records if r["nodeid"] != record["nodeid"]]
         self.records.append(record)
@@ -119,7 +152,10 @@ class Reporter:
         if self.is_worker:
             return
         if self.trace_dir and self.records:
-            self.write_jsonl(pathlib.Path(self.trace_dir))
+            try:
+                self.write_jsonl(pathlib.Path(self.trace_dir))
+            except OSError as exc:  # the run's summary must not be lost to a trace directory gone bad
+                self.write_error = f"fcp: could not write the traces to {self.trace_dir}: {exc}"
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary and self.records:
             self.write_step_summary(pathlib.Path(summary))
@@ -147,7 +183,7 @@ class Reporter:
             "| outcome | test | decision path |",
             "|---|---|---|",
         ]
-        order = {"failed": 0, "passed": 2}
+        order = {"failed": 0, "error": 0, "passed": 2}
         body = ""
         shown = 0
         for record in sorted(self.records, key=lambda r: (order.get(r["outcome"], 1), r["nodeid"])):
@@ -166,3 +202,5 @@ class Reporter:
         """Say where the traces were written."""
         if self.written is not None:
             terminalreporter.write_line(f"fcp: traces written to {self.written}")
+        if self.write_error:
+            terminalreporter.write_line(self.write_error, red=True)

@@ -336,7 +336,7 @@ class World:
                 "outcome",
                 error=type(error).__name__,
                 error_kind=_error_kind(error),
-                message=str(error)[:500],
+                message=self._local(str(error))[:500],
             )
         else:
             assert table is not None
@@ -381,11 +381,15 @@ class World:
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
 
+    def _local(self, text: str) -> str:
+        """``text`` with this world's cache directory (a fresh temporary one each run) written ``<cache>``."""
+        return text.replace(str(self.cache_dir), "<cache>")
+
     def _on_log(self, record: dict[str, Any]) -> None:
         self.recorder.event(
             "log",
             level=record.get("level"),
-            message=str(record.get("message", ""))[:300],
+            message=self._local(str(record.get("message", "")))[:300],
             module=record.get("module"),
         )
 
