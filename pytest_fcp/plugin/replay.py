@@ -53,7 +53,7 @@ def fix_rootdir(config: pytest.Config) -> None:
     given = shlex.split(os.environ.get("PYTEST_ADDOPTS", "")) + list(config.invocation_params.args)
     if not any(arg.startswith("--fcp-") and "=" not in arg for arg in given):
         return  # pytest's own reading was right
-    ns = config._parser.parse_known_args(given)  # noqa: SLF001 - now knowing every plugin's options
+    ns = config._parser.parse_known_args(given)
     if ns.rootdir:
         return
     old_root = config.rootpath
@@ -67,12 +67,12 @@ def fix_rootdir(config: pytest.Config) -> None:
     if rootpath == old_root:
         return
     # pytest has no public way to correct these; they were set from the misread arguments a moment ago
-    config._rootpath = rootpath  # noqa: SLF001
-    config._parser.extra_info["rootdir"] = str(rootpath)  # noqa: SLF001
+    config._rootpath = rootpath
+    config._parser.extra_info["rootdir"] = str(rootpath)
     if inipath != config.inipath:
-        config._inipath, config._inicfg = inipath, inicfg  # noqa: SLF001
-        config._inicache.clear()  # noqa: SLF001
-        config._parser.extra_info["inifile"] = str(inipath)  # noqa: SLF001
+        config._inipath, config._inicfg = inipath, inicfg
+        config._inicache.clear()
+        config._parser.extra_info["inifile"] = str(inipath)
     known = config.known_args_namespace
     if known.confcutdir == str(old_root):
         known.confcutdir = str(inipath.parent if inipath else rootpath)
