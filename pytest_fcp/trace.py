@@ -12,6 +12,7 @@ http       a request and its answer (door, method, url, status or exception, dur
 sleep      the engine slept (virtual seconds); no real time passes
 cache      a cache file was read / written / replaced / deleted (path relative to the root, size, valid)
 log        an engine log line (where the adapter can capture them)
+warning    a Python warning the engine raised (category, message, module, count: deduplicated per fetch)
 violation  something the world forbids (an unserved URL, a real socket)
 outcome    rows per source per day, or the exception type and message
 =========  ==================================================================================
@@ -276,6 +277,8 @@ def _describe(event: Event) -> str:
         return f"{d['seconds']:g}s (virtual)"
     if event.kind == "log":
         return f"{d.get('level', '')} {d.get('message', '')}"[:160]
+    if event.kind == "warning":
+        return f"{d.get('category', '')} x{d.get('count', 1)} from {d.get('module', '')}: {d.get('message', '')}"[:200]
     return ", ".join(f"{k}={v}" for k, v in d.items())[:200]
 
 
