@@ -24,7 +24,7 @@ outcome    rows per source per day, or the exception type and message
 the order the thread scheduler chose, so two runs with the same seed can differ in order only. The canonical
 form drops the wall-clock fields (``real_ms``, ``took_ms``) and ``index``, writes random ids in log lines
 (8+ hex characters) as ``<id>``, and sorts the events between each fetch's ``request`` and its ``outcome``; the
-same seed gives the same canonical form.
+same seed gives the same canonical form, and :func:`canonical_path` renders the decision path from it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = [
     "Trace",
     "TraceMismatch",
     "canonical",
+    "canonical_path",
     "render_path",
     "render_table",
 ]
@@ -86,6 +87,15 @@ def canonical(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             middle.append(event)
     flush()
     return out
+
+
+def canonical_path(events: Iterable[dict[str, Any]]) -> str:
+    """The decision path rendered from the canonical order: the same for every run with the same seed."""
+    return render_path(Event(0, e["kind"], e.get("virtual", ""), 0.0, _data(e)) for e in canonical(events))
+
+
+def _data(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("kind", "virtual")}
 
 
 @dataclass(slots=True)

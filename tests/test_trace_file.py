@@ -12,7 +12,7 @@ from pytest_fcp.world.cache_watch import stable_path
 
 pytest_plugins = ["pytester"]
 
-WALL_CLOCK = ("duration_s", "events")  # the raw events keep the scheduler's order; ``canonical`` is order-free
+WALL_CLOCK = ("duration_s", "events", "path")  # raw order: the scheduler's; ``canonical*`` are order-free
 
 
 def _tests(directory: pathlib.Path) -> list[dict]:
@@ -40,6 +40,8 @@ def test_same_seed_same_trace_file_for_scenarios(pytester: pytest.Pytester, engi
     assert len(runs[0]) == 23
     for record in runs[0]:
         assert record["canonical"] == canonical(record["events"])
+        if engine == "reference":  # one thread: the canonical path tells the same story as the raw one
+            assert sorted(record["canonical_path"].split(" -> ")) == sorted(record["path"].split(" -> "))
     if engine == "ckvd":  # ckvd's threads race over its own cache files (which day gets replaced, read again)
         runs = [[_decisions(r) for r in run] for run in runs]  # and now and then over its requests: its results
     assert _stable(runs[0]) == _stable(runs[1]), _first_difference(_stable(runs[0]), _stable(runs[1]))
@@ -142,5 +144,6 @@ def _first_difference(one: list[dict], other: list[dict]) -> str:
             for x, y in zip(a.get("canonical", []), b.get("canonical", []), strict=False):
                 if x != y:
                     return f"{a['nodeid']}: {x} != {y}"
-            return f"{a['nodeid']}: {a} != {b}"
+            keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            return f"{a['nodeid']}: {', '.join(f'{k}: {a.get(k)!r} != {b.get(k)!r}' for k in keys)}"
     return ""

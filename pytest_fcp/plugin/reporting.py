@@ -21,7 +21,7 @@ import pytest
 
 from pytest_fcp.plugin.replay import replay_command
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
-from pytest_fcp.trace import canonical
+from pytest_fcp.trace import canonical, canonical_path
 
 __all__ = ["Reporter", "outcome_of", "replay_command"]
 
@@ -88,7 +88,7 @@ class Reporter:
                     "path": "",
                     "phase": report.when,
                     "faults": [],
-                    **({"events": [], "canonical": []} if self.trace_dir else {}),
+                    **({"events": [], "canonical": [], "canonical_path": ""} if self.trace_dir else {}),
                 }
             return report
         trace = world.trace
@@ -118,6 +118,7 @@ class Reporter:
             events = trace.to_list()
             report.fcp_trace["events"] = events
             report.fcp_trace["canonical"] = canonical(events)
+            report.fcp_trace["canonical_path"] = canonical_path(events)
         return report
 
     # --- on the controller ------------------------------------------------------------------------
