@@ -12,12 +12,19 @@ http       a request and its answer (door, method, url, status or exception, dur
 sleep      the engine slept (virtual seconds); no real time passes
 cache      a cache file was read / written / replaced / deleted (path relative to the root, size, valid)
 log        an engine log line (where the adapter can capture them)
+warning    a Python warning the engine raised (category, message, module, count: deduplicated per fetch)
 violation  something the world forbids (an unserved URL, a real socket)
 outcome    rows per source per day, or the exception type and message
 =========  ==================================================================================
 
 :func:`render_path` folds a trace into one line such as
 ``cache miss 4d -> vision 403 x4 -> rest 200 x1 -> 96 rows (rest 96)``.
+
+:func:`canonical` is the order-free form of a trace: an engine that fetches in threads records its requests in
+the order the thread scheduler chose, so two runs with the same seed can differ in order only. The canonical
+form drops the wall-clock fields (``real_ms``, ``took_ms``) and ``index``, writes random ids in log lines
+(8+ hex characters) as ``<id>``, and sorts the events between each fetch's ``request`` and its ``outcome``; the
+same seed gives the same canonical form, and :func:`canonical_path` renders the decision path from it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -33,7 +41,61 @@ from typing import Any
 
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
 
-__all__ = ["DEFAULT_LOG_LEVEL", "LOG_LEVELS", "Event", "Trace", "TraceMismatch", "render_path", "render_table"]
+__all__ = [
+    "DEFAULT_LOG_LEVEL",
+    "LOG_LEVELS",
+    "VOLATILE_FIELDS",
+    "Event",
+    "Trace",
+    "TraceMismatch",
+    "canonical",
+    "canonical_path",
+    "render_path",
+    "render_table",
+]
+
+#: what differs between two runs with the same seed: wall-clock times and the scheduler's order
+VOLATILE_FIELDS = ("index", "real_ms", "took_ms")
+
+
+#: a random id in an engine's log line (ckvd's ``trace_id=36dfe666``): hex, 8+ characters, letters and digits
+_RANDOM_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{8,}(?![0-9A-Za-z])")
+
+
+def _stable(raw: dict[str, Any]) -> dict[str, Any]:
+    event = {k: v for k, v in raw.items() if k not in VOLATILE_FIELDS}
+    if event.get("kind") == "log" and isinstance(event.get("message"), str):
+        event["message"] = _RANDOM_ID.sub("<id>", event["message"])
+    return event
+
+
+def canonical(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events without their volatile fields, each fetch's events (between request and outcome) sorted."""
+    out: list[dict[str, Any]] = []
+    middle: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        out.extend(sorted(middle, key=lambda e: json.dumps(e, sort_keys=True, default=str)))
+        middle.clear()
+
+    for raw in events:
+        event = _stable(raw)
+        if event.get("kind") in ("request", "outcome"):
+            flush()
+            out.append(event)
+        else:
+            middle.append(event)
+    flush()
+    return out
+
+
+def canonical_path(events: Iterable[dict[str, Any]]) -> str:
+    """The decision path rendered from the canonical order: the same for every run with the same seed."""
+    return render_path(Event(0, e["kind"], e.get("virtual", ""), 0.0, _data(e)) for e in canonical(events))
+
+
+def _data(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("kind", "virtual")}
 
 
 @dataclass(slots=True)
@@ -225,6 +287,8 @@ def _describe(event: Event) -> str:
         return f"{d['seconds']:g}s (virtual)"
     if event.kind == "log":
         return f"{d.get('level', '')} {d.get('message', '')}"[:160]
+    if event.kind == "warning":
+        return f"{d.get('category', '')} x{d.get('count', 1)} from {d.get('module', '')}: {d.get('message', '')}"[:200]
     return ", ".join(f"{k}={v}" for k, v in d.items())[:200]
 
 

@@ -99,7 +99,8 @@ def test_misuse_fails_at_setup_with_a_clear_message(pytester: pytest.Pytester) -
 def test_unknown_engine_is_named(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_e(fcp_engine): pass")
     result = pytester.runpytest("--fcp-engine=nope")
-    result.stdout.fnmatch_lines(["*unknown engine 'nope': registered engines are ckvd, reference*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--fcp-engine nope: no such engine; registered engines are ckvd, reference*"])
 
 
 def test_unserved_url_fails_the_test_even_when_the_engine_swallows_it(pytester: pytest.Pytester) -> None:
@@ -182,8 +183,8 @@ create.requires = ("no_such_module_fcp",)
     )
     pytester.syspathinsert()
     result = pytester.runpytest("--fcp-engine=needy:create", "-p", "no:xdist")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*engine 'needy:create' cannot be loaded: it needs no_such_module_fcp*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--fcp-engine needy:create: cannot be loaded: it needs no_such_module_fcp*"])
 
 
 @pytest.mark.parametrize(
@@ -309,13 +310,38 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         (["--fcp-log-level=loud"], "--fcp-log-level 'loud' is not a log level; use one of TRACE, DEBUG, INFO*"),
         (["--fcp-now=yesterday"], "--fcp-now: 'yesterday' is not an ISO 8601 time like 2024-01-10T12:00:00Z"),
         (["--fcp-scenarios", "--fcp-scenarios-dir=nowhere"], "--fcp-scenarios-dir nowhere: no such directory"),
+        (["--fcp-scenarios", "--fcp-scenarios-dir=afile"], "--fcp-scenarios-dir afile: is a file, not a directory"),
+        (["--fcp-engine", "os:getcwd"], "--fcp-engine os:getcwd: <built-in function getcwd> is not an engine factory*"),
+        (["--fcp-engine", "nosuch"], "--fcp-engine nosuch: no such engine; registered engines are ckvd, reference*"),
+        (["--fcp-engine=os:nosuch"], "--fcp-engine os:nosuch: module 'os' has no attribute 'nosuch'"),
+        (["--fcp-engine=nosuchmod_fcp:create"], "--fcp-engine nosuchmod_fcp:create: cannot import module*"),
+        (["--fcp-trace-dir=afile"], "--fcp-trace-dir afile: is a file, not a directory"),
+        (["--fcp-trace-dir=afile/sub"], "--fcp-trace-dir afile/sub: cannot write there (*"),
+        (["--fcp-fuzz", "--fcp-fuzz-examples", "-5"], "--fcp-fuzz-examples -5: must be a whole number of at least*"),
+        (["--fcp-fuzz-examples=0"], "--fcp-fuzz-examples 0: must be a whole number of at least 1"),
+        (["--fcp-fuzz", "--fcp-fuzz-budget", "-1"], "--fcp-fuzz-budget -1: must be a number of seconds, not negative"),
     ],
-    ids=["log-level", "now", "scenarios-dir"],
+    ids=[
+        "log-level",
+        "now",
+        "scenarios-dir",
+        "scenarios-dir-file",
+        "engine-not-factory",
+        "engine-unknown",
+        "engine-no-attribute",
+        "engine-no-module",
+        "trace-dir-file",
+        "trace-dir-unwritable",
+        "fuzz-examples",
+        "fuzz-examples-zero",
+        "fuzz-budget",
+    ],
 )
 def test_bad_settings_are_one_usage_error_line_at_start_up(
     pytester: pytest.Pytester, args: list[str], message: str
 ) -> None:
     pytester.makepyfile("def test_never_runs(): raise AssertionError")
+    (pytester.path / "afile").write_text("not a directory")
     result = pytester.runpytest("-p", "xdist", "-n", "2", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert len([line for line in result.stderr.lines if line.strip()]) == 1, result.stderr.str()

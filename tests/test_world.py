@@ -297,7 +297,9 @@ def test_one_world_at_a_time_and_teardown_always_completes(tmp_path):
     with pytest.raises(OSError, match="boom"):
         first.stop()
     # every other step still ran: real sockets, real sleep and the real clock are back
-    assert socket.socket.connect.__name__ == "connect" and time.sleep.__name__ == "sleep"
+    from pytest_fcp.world import network
+
+    assert socket.socket.connect is network._real_connect and time.sleep.__name__ == "sleep"
     assert dt.datetime.now(dt.UTC) - NOW > dt.timedelta(days=1)
     with World(tmp_path / "c", NOW):  # and a new world can start
         pass

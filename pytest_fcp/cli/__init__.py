@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -39,22 +41,49 @@ def _diagnose(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fcp`` with ``argv`` (default: the command line); the exit status."""
     parser = build_parser()
+    raw = list(argv) if argv is not None else sys.argv[1:]
+    as_json = "--json" in raw and "diagnose" in raw
+    err = io.StringIO()
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        with contextlib.redirect_stderr(err) if as_json else contextlib.nullcontext():
+            args = parser.parse_args(raw)
     except SystemExit as exc:  # --help (0) or a usage error already printed (2)
-        return int(exc.code or 0)
+        code = int(exc.code or 0)
+        if as_json and code:
+            return _json_error(err.getvalue().strip().splitlines()[-1], code)
+        sys.stderr.write(err.getvalue())
+        return code
     command = f"fcp {args.command}"
+    if getattr(args, "json", False) and args.command == "diagnose":
+        try:
+            return _run(args, command)
+        except UsageError as exc:
+            return _json_error(f"{command}: error: {exc}", EXIT_USAGE)
+        except NoNetwork as exc:
+            return _json_error(f"{command}: error: no network: {exc}", EXIT_USAGE)
+        except Exception as exc:  # an engine that fails outside the fetch: still one JSON object
+            return _json_error(f"{command}: error: {type(exc).__name__}: {exc}", EXIT_PROBLEMS)
+    return _run(args, command)
+
+
+def _json_error(message: str, code: int) -> int:
+    """``fcp diagnose --json``: the error as a JSON object on stdout; the exit status."""
+    print(json.dumps({"error": message, "exit": code}))
+    return code
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
     try:
         if args.command == "cache-health":
             from pytest_fcp.cli.cache_health import cmd_cache_health
 
             return cmd_cache_health(args)
         return _diagnose(args)
-    except UsageError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except NoNetwork as exc:
-        print(f"{command}: error: no network: {exc}", file=sys.stderr)
+    except (UsageError, NoNetwork) as exc:
+        if getattr(args, "json", False) and args.command == "diagnose":
+            raise
+        what = "no network: " if isinstance(exc, NoNetwork) else ""
+        print(f"{command}: error: {what}{exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

@@ -90,6 +90,12 @@ def _ckvd() -> SimpleNamespace:
         raise ImportError(
             f"the 'ckvd' engine needs crypto-kline-vision-data (Python >= 3.13): {INSTALL_HINT} ({exc})"
         ) from exc
+    if "CKVD_DISABLE_COLORS" not in os.environ and not sys.stderr.isatty():  # no ANSI codes in logs and CI
+        with contextlib.suppress(ImportError, AttributeError):
+            from ckvd.utils import loguru_setup
+
+            if not loguru_setup.logger._disable_colors:
+                loguru_setup.disable_colors(True)
     return SimpleNamespace(
         ChartType=ChartType,
         CryptoKlineVisionData=CryptoKlineVisionData,

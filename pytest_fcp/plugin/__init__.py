@@ -45,6 +45,7 @@ __all__ = [
     "pytest_addoption",
     "pytest_configure",
     "pytest_generate_tests",
+    "pytest_load_initial_conftests",
     "pytest_report_header",
     "pytest_runtest_call",
     "settings",
@@ -54,6 +55,14 @@ __all__ = [
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register pytest-fcp's options and ini keys."""
     options.addoption(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Correct the rootdir if pytest took an ``--fcp-* DIR`` option's value for a test path."""
+    from pytest_fcp.plugin.replay import fix_rootdir
+
+    fix_rootdir(early_config)
 
 
 def pytest_configure(config: pytest.Config) -> None:

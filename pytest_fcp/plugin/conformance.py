@@ -77,7 +77,9 @@ class Conformance:
             results = self.results[engine]
             counts = _counts(results.values())
             shown = ", ".join(f"{counts[k]} {_LABELS[k]}" for k in KINDS if counts[k] or k in ("conforming",))
-            out.append(f"{engine}: {shown} ({len(results)} scenarios)")
+            warned = sum(int(info.get("warnings", 0)) for info in results.values())
+            noise = f"; {warned} engine warnings, in the traces" if warned else ""
+            out.append(f"{engine}: {shown} ({len(results)} scenarios{noise})")
             themes: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for info in results.values():
                 themes[info["theme"]].append(info)

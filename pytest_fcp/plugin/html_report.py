@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from pytest_fcp.plugin.reporting import replay_command
 from pytest_fcp.plugin.settings import RunSettings
 
 __all__ = ["HtmlReport", "outcome_of"]
@@ -61,8 +60,10 @@ class HtmlReport:
         if info is not None:
             entry.update(scenario=info.get("id"), engine=info.get("engine"))
             entry.update({k: info[k] for k in _SCENARIO_KEYS if k in info})
+        if trace is not None and trace.get("replay"):
+            entry["replay_line"] = trace["replay"]
         if entry["outcome"] in ("failed", "error", "xpassed") or entry.get("kind") not in (None, "conforming"):
-            entry["replay"] = replay_command(self.run.seed, report.nodeid, entry.get("scenario") is not None)
+            entry["replay"] = entry.get("replay_line", "")
 
     @staticmethod
     def _events(entry: dict[str, Any], trace: dict[str, Any]) -> None:

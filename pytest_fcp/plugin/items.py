@@ -182,7 +182,14 @@ class ScenarioItem(pytest.Item):
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
-        self._fcp_info.update(kind=kind, first=first, record=record.to_data(), diff=diff, verdicts=verdicts)
+        self._fcp_info.update(
+            kind=kind,
+            first=first,
+            record=record.to_data(),
+            diff=diff,
+            verdicts=verdicts,
+            warnings=run.world.warning_count,
+        )
         self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run

@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import platform
-import shlex
 import uuid
 from collections.abc import Generator
 from importlib.metadata import PackageNotFoundError, version
@@ -20,9 +19,11 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin.replay import replay_command
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
+from pytest_fcp.trace import canonical, canonical_path
 
-__all__ = ["Reporter", "replay_command"]
+__all__ = ["Reporter", "outcome_of", "replay_command"]
 
 SUMMARY_LIMIT = 60_000  # bytes of Markdown added to $GITHUB_STEP_SUMMARY at most
 
@@ -39,9 +40,23 @@ def _totals(events: list[dict[str, Any]]) -> dict[str, int]:
     return {"drawn": len(events) - logs, "logs": logs}
 
 
-def replay_command(seed: int, nodeid: str, scenario: bool = False) -> str:
-    """The command line that reruns ``nodeid`` with the same seed (a scenario item needs ``--fcp-scenarios``)."""
-    return f"pytest {'--fcp-scenarios ' if scenario else ''}--fcp-seed={seed} {shlex.quote(nodeid)}"
+_FCP_FIXTURES = {"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"}
+
+
+def _uses_fcp(item: pytest.Item) -> bool:
+    """Whether ``item`` is one of pytest-fcp's: a scenario or fuzz item, or a test with its marker or fixtures."""
+    if hasattr(item, "engine") or item.get_closest_marker("fcp") is not None:
+        return True
+    return bool(_FCP_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def outcome_of(report: pytest.TestReport) -> str:
+    """passed, failed, error (at setup), xfailed, xpassed or skipped."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.failed and report.when == "setup":
+        return "error"
+    return report.outcome
 
 
 class Reporter:
@@ -55,6 +70,7 @@ class Reporter:
         self.is_worker = run.worker
         self.trace_dir = run.trace_dir
         self.written: pathlib.Path | None = None
+        self.write_error = ""
 
     @property
     def seed(self) -> int:
@@ -67,7 +83,18 @@ class Reporter:
         """Add the decision trace and replay sections, JUnit properties and ``report.fcp_trace``."""
         report = yield
         world = item.stash.get(WORLD_KEY, None)
-        if world is None or report.when == "teardown" or (report.when == "setup" and report.passed):
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return report
+        if world is None:
+            if report.when == "setup" and _uses_fcp(item):  # failed or skipped before its world existed
+                report.fcp_trace = {
+                    "nodeid": item.nodeid,
+                    "engine": item.stash.get(ENGINE_NAME_KEY, None) or getattr(item, "engine", None),
+                    "path": "",
+                    "phase": report.when,
+                    "faults": [],
+                    **({"events": [], "canonical": [], "canonical_path": ""} if self.trace_dir else {}),
+                }
             return report
         trace = world.trace
         path = trace.path()
@@ -79,7 +106,7 @@ class Reporter:
         if report.failed or (report.passed and ("P" in chars or "A" in chars)):  # only what pytest will show
             report.sections.append(("fcp decision trace", f"path: {path}\n\n{trace.table()}"))
         if report.failed:
-            report.sections.append(("fcp replay", replay_command(self.seed, item.nodeid, hasattr(item, "scenario"))))
+            report.sections.append(("fcp replay", replay_command(self.run, item)))
         extra = getattr(item, "fcp_report_extra", {})
         props = [("fcp.path", path), ("fcp.outcome", outcome_text)]
         item.user_properties[:] = [p for p in item.user_properties if p[0] not in ("fcp.path", "fcp.outcome")] + props
@@ -88,13 +115,16 @@ class Reporter:
             "nodeid": item.nodeid,
             "engine": item.stash.get(ENGINE_NAME_KEY, None),
             "path": path,
-            "outcome": report.outcome,
             "phase": report.when,
             "faults": [f.to_dict() for f in world.faults.faults],
+            "replay": replay_command(self.run, item),
             **extra,
         }
         if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
-            report.fcp_trace["events"] = trace.to_list()
+            events = trace.to_list()
+            report.fcp_trace["events"] = events
+            report.fcp_trace["canonical"] = canonical(events)
+            report.fcp_trace["canonical_path"] = canonical_path(events)
         elif self.run.html is not None:  # the HTML report draws at most its first events: only those travel
             from pytest_fcp.report import cap_events
 
@@ -109,7 +139,7 @@ class Reporter:
         record = getattr(report, "fcp_trace", None)
         if record is None or self.is_worker:
             return
-        record = dict(record, outcome=report.outcome, duration_s=round(report.duration, 4))
+        record = dict(record, outcome=outcome_of(report), duration_s=round(report.duration, 4))
         # a failed setup and the call phase are separate reports; keep the last word per test
         self.records = [r for r in self.records if r["nodeid"] != record["nodeid"]]
         self.records.append(record)
@@ -135,7 +165,10 @@ class Reporter:
         if self.is_worker:
             return
         if self.trace_dir and self.records:
-            self.write_jsonl(pathlib.Path(self.trace_dir))
+            try:
+                self.write_jsonl(pathlib.Path(self.trace_dir))
+            except OSError as exc:  # the run's summary must not be lost to a trace directory gone bad
+                self.write_error = f"fcp: could not write the traces to {self.trace_dir}: {exc}"
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary and self.records:
             self.write_step_summary(pathlib.Path(summary))
@@ -163,7 +196,7 @@ class Reporter:
             "| outcome | test | decision path |",
             "|---|---|---|",
         ]
-        order = {"failed": 0, "passed": 2}
+        order = {"failed": 0, "error": 0, "passed": 2}
         body = ""
         shown = 0
         for record in sorted(self.records, key=lambda r: (order.get(r["outcome"], 1), r["nodeid"])):
@@ -182,3 +215,5 @@ class Reporter:
         """Say where the traces were written."""
         if self.written is not None:
             terminalreporter.write_line(f"fcp: traces written to {self.written}")
+        if self.write_error:
+            terminalreporter.write_line(self.write_error, red=True)

@@ -71,16 +71,28 @@ class RunSettings:
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
     explicit_args: bool = False  # paths were given on the command line
+    given_args: tuple[str, ...] = ()  # those paths (or node ids), as given
+    replay_options: tuple[str, ...] = ()  # the options a replay line repeats (all but the engine), see replay.py
+    invocation_dir: pathlib.Path = pathlib.Path()
 
     def collection_args(self) -> list[str] | None:
-        """What to collect when no paths were given: the scenario dirs, nothing (fuzz only), or the default."""
-        if self.explicit_args:
-            return None
+        """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
+
+        Given paths add to the catalog, unless one of them already names a scenario file or directory (a node id
+        such as a replay line's): then exactly the given paths are collected."""
         if self.scenarios:
-            return [str(d) for d in self.scenario_dirs]
-        if self.fuzz.enabled:
-            return []
-        return None
+            if not self.explicit_args:
+                return [str(d) for d in self.scenario_dirs]
+            if any(self._in_scenario_dirs(arg) for arg in self.given_args):
+                return None
+            return [str(d) for d in self.scenario_dirs] + list(self.given_args)
+        if self.explicit_args or not self.fuzz.enabled:
+            return None
+        return []
+
+    def _in_scenario_dirs(self, arg: str) -> bool:
+        path = (self.invocation_dir / arg.split("::", 1)[0]).resolve()
+        return any(path == d or path.is_relative_to(d) or d.is_relative_to(path) for d in self.scenario_dirs)
 
 
 SETTINGS_KEY = pytest.StashKey[RunSettings]()
@@ -122,7 +134,52 @@ def _engines(config: pytest.Config) -> tuple[str, ...]:
         for part in str(name).replace(",", " ").split():
             if part not in out:
                 out.append(part)
+    for name in out:
+        _check_engine(name)
     return tuple(out)
+
+
+def _check_engine(name: str) -> None:
+    """A usage error unless ``name`` is a registered engine or a ``package.module:factory`` taking one argument.
+
+    Registered engines are not imported here (a bundled engine whose package is missing skips its tests)."""
+    import importlib
+    import importlib.util
+    import inspect
+    from importlib.metadata import entry_points
+
+    registered = sorted({ep.name for ep in entry_points(group="pytest_fcp.engines")})
+    if ":" not in name:
+        if name not in registered:
+            raise _usage(
+                f"--fcp-engine {name}: no such engine; registered engines are {', '.join(registered) or 'none'}, "
+                "or give 'package.module:factory'"
+            )
+        return
+    module_name, _, attr = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except ImportError as exc:
+        raise _usage(f"--fcp-engine {name}: cannot import module {module_name!r} ({exc})") from None
+    except AttributeError:
+        raise _usage(f"--fcp-engine {name}: module {module_name!r} has no attribute {attr!r}") from None
+    try:
+        inspect.signature(target).bind("cache_dir")
+        factory = callable(target)
+    except TypeError:
+        factory = False
+    except ValueError:  # no signature to read (some builtins): let the first call tell
+        factory = callable(target)
+    if not factory:
+        raise _usage(
+            f"--fcp-engine {name}: {target!r} is not an engine factory (a callable taking one argument, the "
+            f"cache directory, and returning an engine); registered engines are {', '.join(registered) or 'none'}"
+        )
+    missing = [m for m in getattr(target, "requires", ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _usage(f"--fcp-engine {name}: cannot be loaded: it needs {', '.join(missing)}, which is not installed")
 
 
 def _seed(config: pytest.Config) -> int:
@@ -157,10 +214,13 @@ def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Pat
     dirs: list[pathlib.Path] = [] if no_bundled else [catalog_dir()]
     for extra in (_option(config, "fcp_scenarios_dirs") or []) + list(config.getini("fcp_scenarios_dirs")):
         path = pathlib.Path(extra).resolve()
+        if path.is_file():
+            raise _usage(f"--fcp-scenarios-dir {extra}: is a file, not a directory")
         if not path.is_dir():
             raise _usage(f"--fcp-scenarios-dir {extra}: no such directory")
-        dirs.append(path)
-    return tuple(d.resolve() for d in dirs)
+        if path not in dirs:
+            dirs.append(path)
+    return tuple(dict.fromkeys(d.resolve() for d in dirs))
 
 
 def _html(config: pytest.Config) -> pathlib.Path | None:
@@ -205,7 +265,34 @@ def _baseline_dirs(config: pytest.Config) -> tuple[pathlib.Path, pathlib.Path]:
     return bundled, (project if _installed(bundled) else bundled)
 
 
+def _trace_dir(config: pytest.Config) -> str | None:
+    """The trace directory, created and proven writable now (a usage error otherwise), or None."""
+    given = _option(config, "fcp_trace_dir") or config.getini("fcp_trace_dir") or None
+    if not given or hasattr(config, "workerinput"):  # only the controller writes the file
+        return given
+    path = pathlib.Path(given)
+    if path.exists() and not path.is_dir():
+        raise _usage(f"--fcp-trace-dir {given}: is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".fcp-write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise _usage(f"--fcp-trace-dir {given}: cannot write there ({exc.strerror or exc})") from None
+    return given
+
+
+def _not_negative(value: float | None, option: str, what: str) -> None:
+    if value is not None and value < 0:
+        raise _usage(f"{option} {value:g}: must be {what}, not negative")
+
+
 def _fuzz(config: pytest.Config) -> FuzzSettings:
+    _not_negative(_option(config, "fcp_fuzz_examples"), "--fcp-fuzz-examples", "a whole number of at least 1")
+    _not_negative(_option(config, "fcp_fuzz_budget"), "--fcp-fuzz-budget", "a number of seconds")
+    if _option(config, "fcp_fuzz_examples") == 0:
+        raise _usage("--fcp-fuzz-examples 0: must be a whole number of at least 1")
     if not _option(config, "fcp_fuzz"):
         return FuzzSettings()
     profile = PROFILES.get(_option(config, "fcp_fuzz_profile") or "", {})
@@ -243,7 +330,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         seed=_seed(config),
         now=_now(config),
         log_level=_log_level(config),
-        trace_dir=_option(config, "fcp_trace_dir") or config.getini("fcp_trace_dir") or None,
+        trace_dir=_trace_dir(config),
         html=_html(config),
         scenarios=scenarios,
         scenario_dirs=_scenario_dirs(config, no_bundled) if scenarios else (),
@@ -255,4 +342,29 @@ def build_settings(config: pytest.Config) -> RunSettings:
         fuzz=_fuzz(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
+        given_args=tuple(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else (),
+        replay_options=_replay_options(config, scenarios, no_bundled, baselines[0]),
+        invocation_dir=config.invocation_params.dir,
     )
+
+
+def _replay_options(
+    config: pytest.Config, scenarios: bool, no_bundled: bool, baseline_dir: pathlib.Path | None
+) -> tuple[str, ...]:
+    """What shaped this run besides the engine and the seed: options that were given or differ from defaults."""
+    out: list[str] = []
+    if scenarios:
+        out.append("--fcp-scenarios")
+        for extra in _option(config, "fcp_scenarios_dirs") or []:
+            out.append(f"--fcp-scenarios-dir={pathlib.Path(extra).resolve()}")
+        if no_bundled:
+            out.append("--fcp-no-bundled")
+        if _option(config, "fcp_baseline_dir") and baseline_dir is not None:
+            out.append(f"--fcp-baseline-dir={baseline_dir.resolve()}")
+    now = _now(config)
+    if now != parse_now(DEFAULT_NOW, "default"):
+        out.append(f"--fcp-now={now.isoformat().replace('+00:00', 'Z')}")
+    level = _log_level(config)
+    if level != DEFAULT_LOG_LEVEL:
+        out.append(f"--fcp-log-level={level}")
+    return tuple(out)

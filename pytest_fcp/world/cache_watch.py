@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
+import re
 import stat
 import threading
 from collections.abc import Callable
@@ -22,13 +23,24 @@ from pytest_fcp.faults import FAULTS
 from pytest_fcp.world.cache import CacheObserver, CacheSandbox, inspect_day_file
 from pytest_fcp.world.recorder import Recorder
 
-__all__ = ["CacheWatch", "Series"]
+__all__ = ["CacheWatch", "Series", "stable_path"]
 
 #: (symbol, market, interval)
 Series = tuple[str, str, str]
 
 _ABSENT = (-1, -1, -1, -1)
 _MISSING = DayFileState("missing")
+
+
+_TEMP_SUFFIX = re.compile(r"(?<=\.)[a-z0-9_]{8}(?=\.tmp$)|(?<=^tmp)[a-z0-9_]{8}(?=(\.[^/]*)?$)")
+
+
+def stable_path(rel: str) -> str:
+    """``rel`` with a temporary file's random part replaced by ``*`` (``.2024-01-03.arrow.wqud7bfm.tmp`` ->
+    ``.2024-01-03.arrow.*.tmp``, ``tmpab12cd34`` -> ``tmp*``), so that traces of one seed do not differ."""
+    head, _, name = rel.rpartition("/")
+    name = _TEMP_SUFFIX.sub("*", name)
+    return f"{head}/{name}" if head else name
 
 
 def _signature(path: pathlib.Path) -> tuple[int, int, int, int]:
@@ -117,5 +129,5 @@ class CacheWatch:
                     self._inspected[rel] = (signature, state)
                     valid = state.valid
                     inspected.add(rel)
-                self.recorder.event("cache", op=op, path=rel, size=size, valid=valid)
+                self.recorder.event("cache", op=op, path=stable_path(rel), size=size, valid=valid)
             self.observer.ignore_own_reads(inspected)

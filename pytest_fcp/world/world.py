@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import os
 import pathlib
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -98,6 +99,7 @@ class World:
         self.results: list[Observation] = []
         self._cache_paths: dict[tuple[str, str, str, dt.date], pathlib.Path] = {}
         self._mark = self.recorder.mark()
+        self.warning_count = 0  # warnings the engine raised (recorded as trace events)
         self._mock: Any = None
         self._stack: contextlib.ExitStack | None = None
 
@@ -238,8 +240,28 @@ class World:
         return engine
 
     def create_engine(self, factory: Any) -> Engine:
-        """Create the engine on this world's cache sandbox and attach it."""
-        return self.attach(factory(self.cache_dir))
+        """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace)."""
+        with self._engine_warnings():
+            engine = factory(self.cache_dir)
+        return self.attach(engine)
+
+    @contextlib.contextmanager
+    def _engine_warnings(self) -> Iterator[None]:
+        """Record the warnings raised inside (the engine's threads' too) as ``warning`` events, one per distinct
+        warning with a count, instead of pytest's warnings summary. ``catch_warnings`` is process-wide: fine
+        while one world runs at a time."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                counts: dict[tuple[str, str, str], int] = {}
+                for w in caught:
+                    key = (w.category.__name__, str(w.message)[:300], _module_of(w.filename))
+                    counts[key] = counts.get(key, 0) + 1
+                for (category, message, module), count in counts.items():
+                    self.recorder.event("warning", category=category, message=message, module=module, count=count)
+                self.warning_count += sum(counts.values())
 
     def seed_cache(self, days: Iterable[dt.date], state: str = "valid") -> None:
         """Pre-cache ``days`` through the engine (``valid``) or in a cache fault's state (``cache.*``)."""
@@ -351,7 +373,8 @@ class World:
         table: pa.Table | None = None
         error: BaseException | None = None
         try:
-            table = engine.fetch(request.symbol, request.market, request.interval, start, end)
+            with self._engine_warnings():
+                table = engine.fetch(request.symbol, request.market, request.interval, start, end)
         except Exception as exc:
             error = exc
         self.poll_cache()
@@ -361,7 +384,7 @@ class World:
                 "outcome",
                 error=type(error).__name__,
                 error_kind=_error_kind(error),
-                message=str(error)[:500],
+                message=self._local(str(error))[:500],
             )
         else:
             assert table is not None
@@ -408,13 +431,29 @@ class World:
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
 
+    def _local(self, text: str) -> str:
+        """``text`` with this world's cache directory (a fresh temporary one each run) written ``<cache>``."""
+        return text.replace(str(self.cache_dir), "<cache>")
+
     def _on_log(self, record: dict[str, Any]) -> None:
         self.recorder.event(
             "log",
             level=record.get("level"),
-            message=str(record.get("message", ""))[:300],
+            message=self._local(str(record.get("message", "")))[:300],
             module=record.get("module"),
         )
+
+
+def _module_of(filename: str) -> str:
+    """The dotted module a warning came from, read from its file's path (``ckvd/core/x.py`` -> ``ckvd.core.x``)."""
+    parts = pathlib.PurePath(filename).with_suffix("").parts
+    for anchor in ("site-packages", "dist-packages", "lib"):
+        if anchor in parts:
+            parts = parts[len(parts) - parts[::-1].index(anchor) :]
+            break
+    else:
+        parts = parts[-2:]
+    return ".".join(p for p in parts if p != "__init__")
 
 
 def _error_kind(error: BaseException) -> str | None:
