@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import pathlib
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +28,7 @@ from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
 from pytest_fcp.world.cache_faults import allow_writes, apply_cache_fault, writes_paused
 from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
+from pytest_fcp.world.environment import recorded_warnings, sandboxed_environment, takes_level
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation, tally
 from pytest_fcp.world.recorder import Recorder
@@ -42,20 +41,6 @@ __all__ = ["FetchResult", "World", "WorldError"]
 
 #: What ``fetch`` returns (the name older code uses).
 FetchResult = Observation
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class World:
@@ -157,21 +142,8 @@ class World:
                 "another simulated world is still active (started and never stopped): one world at a time; "
                 "`with World(...)` and the fcp_world fixture stop theirs"
             )
-        home = self.sandbox.home
-        env = {
-            "XDG_CACHE_HOME": str(home / "cache"),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_STATE_HOME": str(home / "state"),
-            "CKVD_CACHE_DIR": str(self.sandbox.root),
-            "AWS_DEFAULT_REGION": "ap-northeast-1",
-            # never the user's AWS identity: fake keys, no config or credentials files
-            "AWS_ACCESS_KEY_ID": "FCPSIMULATEDKEY",
-            "AWS_SECRET_ACCESS_KEY": "FCPSIMULATEDSECRET",
-            "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
-            "AWS_CONFIG_FILE": str(home / "aws-config"),
-        }
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_environ(env))
+            stack.enter_context(sandboxed_environment(self.sandbox))
             stack.callback(self.vision.stop)
             self.vision.start()
             stack.callback(self._stop_aws)
@@ -226,7 +198,7 @@ class World:
         self._cache_paths.clear()
         set_sink = getattr(engine, "set_log_sink", None)
         if callable(set_sink):
-            if _takes_level(set_sink):
+            if takes_level(set_sink):
                 set_sink(self._on_log, level=self.log_level)
             else:
                 set_sink(self._on_log)
@@ -247,21 +219,12 @@ class World:
 
     @contextlib.contextmanager
     def _engine_warnings(self) -> Iterator[None]:
-        """Record the warnings raised inside (the engine's threads' too) as ``warning`` events, one per distinct
-        warning with a count, instead of pytest's warnings summary. ``catch_warnings`` is process-wide: fine
-        while one world runs at a time."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        """Record the warnings raised inside as ``warning`` events (see :func:`recorded_warnings`)."""
+        with recorded_warnings(self.recorder) as counted:
             try:
                 yield
             finally:
-                counts: dict[tuple[str, str, str], int] = {}
-                for w in caught:
-                    key = (w.category.__name__, str(w.message)[:300], _module_of(w.filename))
-                    counts[key] = counts.get(key, 0) + 1
-                for (category, message, module), count in counts.items():
-                    self.recorder.event("warning", category=category, message=message, module=module, count=count)
-                self.warning_count += sum(counts.values())
+                self.warning_count += counted[0]
 
     def seed_cache(self, days: Iterable[dt.date], state: str = "valid") -> None:
         """Pre-cache ``days`` through the engine (``valid``) or in a cache fault's state (``cache.*``)."""
@@ -444,18 +407,6 @@ class World:
         )
 
 
-def _module_of(filename: str) -> str:
-    """The dotted module a warning came from, read from its file's path (``ckvd/core/x.py`` -> ``ckvd.core.x``)."""
-    parts = pathlib.PurePath(filename).with_suffix("").parts
-    for anchor in ("site-packages", "dist-packages", "lib"):
-        if anchor in parts:
-            parts = parts[len(parts) - parts[::-1].index(anchor) :]
-            break
-    else:
-        parts = parts[-2:]
-    return ".".join(p for p in parts if p != "__init__")
-
-
 def _error_kind(error: BaseException) -> str | None:
     from pytest_fcp.core.sources import error_kind
 
@@ -468,14 +419,3 @@ def _by_source(by_day: dict[dt.date | None, dict[str, int]]) -> dict[str, int]:
         for source, n in per_source.items():
             counts[source] = counts.get(source, 0) + n
     return counts
-
-
-def _takes_level(function: Any) -> bool:
-    """Whether an engine's ``set_log_sink`` accepts ``level=`` (the older form takes only the callback)."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "level" or p.kind is p.VAR_KEYWORD for p in parameters)
