@@ -220,11 +220,12 @@ class World:
     @contextlib.contextmanager
     def _engine_warnings(self) -> Iterator[None]:
         """Record the warnings raised inside as ``warning`` events (see :func:`recorded_warnings`)."""
-        with recorded_warnings(self.recorder) as counted:
-            try:
+        counted = [0]
+        try:
+            with recorded_warnings(self.recorder) as counted:
                 yield
-            finally:
-                self.warning_count += counted[0]
+        finally:
+            self.warning_count += counted[0]
 
     def seed_cache(self, days: Iterable[dt.date], state: str = "valid") -> None:
         """Pre-cache ``days`` through the engine (``valid``) or in a cache fault's state (``cache.*``)."""
@@ -321,7 +322,8 @@ class World:
         series = (request.symbol, request.market, request.interval)
         now, days = self.now, request.days
         before = {d: self.watch.state(series, d) for d in days}
-        edges = [d for d in (days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1)) if d not in before]
+        around = (days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1)) if days else ()
+        edges = [d for d in around if d not in before]
         outside = {d: self.watch.state(series, d) for d in edges}
         published = frozenset(d for d in days if self.vision.has_day(series[1], series[0], series[2], d, now))
         self.recorder.event(
