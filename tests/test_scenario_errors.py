@@ -373,6 +373,11 @@ CASES: list[tuple[str, str, str]] = [
     ),
     ("skip_unknown", sc(expect='skip_checks = ["nonsense"]'), "[expect.skip_checks]: expected a list of check names"),
     ("skip_string", sc(expect='skip_checks = "rows"'), "[expect.skip_checks]: expected a list of check names"),
+    (
+        "skip_rows",
+        sc(expect='skip_checks = ["rows"]'),
+        "outcome, rows, sources, cache, network judge the data and the cache: no scenario may switch them off",
+    ),
 ]
 
 
@@ -488,3 +493,24 @@ def test_bad_marker_calls_are_one_clear_line_each(pytester: pytest.Pytester) -> 
             if f"bad world for test_bad_marker_calls_are_one_clear_line_each.py::test_{i}:" in line
         ]
         assert any(message in line for line in lines), (i, message, lines)
+
+
+def test_the_marker_takes_local_tz_and_bounds_publish_delay(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import datetime as dt, time
+        import pytest
+
+        @pytest.mark.fcp(now="2024-01-10T12:00:00Z", local_tz="Asia/Tokyo")
+        def test_tz(fcp_world, fcp_engine):
+            assert time.strftime("%Z") == "JST"
+
+        @pytest.mark.fcp(publish_delay_hours=1e308)
+        def test_big(fcp_world, fcp_engine):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--fcp-engine=reference")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*publish_delay_hours must be a number of hours from 0 to 720, got 1e+308*"])
+    assert "Traceback" not in result.stdout.str()

@@ -216,3 +216,21 @@ def test_scenarios_run_under_xdist(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == len(CATALOG) + 1, outcomes
     result.stdout.fnmatch_lines([f"reference: {len(CATALOG) + 1} conforming ({len(CATALOG) + 1} scenarios)"])
+
+
+def test_two_scenario_dirs_with_one_id_are_one_collection_error(pytester: pytest.Pytester) -> None:
+    first = _user_dir(pytester)
+    second = pytester.path / "more_scenarios"
+    second.mkdir()
+    (second / "mine.toml").write_text(textwrap.dedent(GOOD))
+    result = pytester.runpytest(
+        "--fcp-scenarios",
+        f"--fcp-scenarios-dir={first}",
+        f"--fcp-scenarios-dir={second}",
+        "--fcp-no-bundled",
+        "--fcp-engine=reference",
+    )
+    assert result.ret != 0
+    out = result.stdout.str()
+    assert out.count("ERROR collecting") == 1 and "Traceback" not in out
+    assert "mine/my_403" in out and "my_scenarios/mine.toml" in out and "more_scenarios/mine.toml" in out

@@ -39,7 +39,7 @@ __all__ = [
 
 MARKER_DOC = (
     "fcp(*, faults=(), now=None, market='spot', symbol=None, interval='1h', truth='synthetic', "
-    "cached=(), publish_delay_hours=24, engines=None): run the test's engine (fixture fcp_engine) in a "
+    "cached=(), publish_delay_hours=24, local_tz=None, engines=None): run the test's engine (fixture fcp_engine) in a "
     "simulated Binance world. faults: fault ids or pytest_fcp.fault(...) objects (see pytest_fcp.FAULTS); "
     "now: the world's UTC now (ISO string or aware datetime; default --fcp-now); market: spot | "
     "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
@@ -54,6 +54,7 @@ MARKER_KEYS = (
     "truth",
     "cached",
     "publish_delay_hours",
+    "local_tz",
     "engines",
 )
 
@@ -120,6 +121,9 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
         else:
             faults.append(fault(str(entry)))
     market = options.get("market", "spot")
+    delay = options.get("publish_delay_hours", 24)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 720:
+        raise ValueError(f"publish_delay_hours must be a number of hours from 0 to 720, got {delay!r}")
     return WorldSpec(
         now=now,
         market=market,
@@ -128,9 +132,10 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
         truth=options.get("truth", "synthetic"),
         seed=run.seed,
         faults=tuple(faults),
-        publish_delay=dt.timedelta(hours=float(options.get("publish_delay_hours", 24))),
+        publish_delay=dt.timedelta(hours=float(delay)),
         log_level=run.log_level,
         cached=tuple(dt.date.fromisoformat(str(d)) for d in options.get("cached") or ()),
+        local_tz=options.get("local_tz"),
     )
 
 
@@ -141,7 +146,7 @@ def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> 
 
     try:
         world = World.from_spec(world_spec(options, settings(item.config)), cache_root)
-    except (FaultSpecError, WorldError, ValueError) as exc:
+    except (FaultSpecError, WorldError, ValueError, OverflowError, TypeError) as exc:
         pytest.fail(f"pytest-fcp: bad world for {item.nodeid}: {exc}", pytrace=False)
     world.start()
     item.stash[WORLD_KEY] = world

@@ -20,7 +20,7 @@ import pytest
 from pytest_fcp.plugin.baselines import EngineBaselines
 from pytest_fcp.plugin.fixtures import load_factory
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings, settings
-from pytest_fcp.scenarios.loader import load_file
+from pytest_fcp.scenarios.loader import check_unique_ids, load_file
 from pytest_fcp.scenarios.model import Scenario, ScenarioError
 
 __all__ = ["COLLECTOR_NAME", "ScenarioChanged", "ScenarioCollector", "ScenarioFailed", "ScenarioFile", "ScenarioItem"]
@@ -70,6 +70,8 @@ class ScenarioFile(pytest.File):
         except ValueError:
             pass
         try:
+            dirs = settings(self.config).scenario_dirs
+            check_unique_ids([p for d in dirs for p in sorted(d.glob("*.toml"))], only=self.path)
             scenarios = load_file(self.path, display=display)
         except ScenarioError as exc:
             raise self.CollectError(f"pytest-fcp: bad scenario file: {exc}") from None
