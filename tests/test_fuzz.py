@@ -155,7 +155,7 @@ request = [{ start = "2024-01-02T03:30:00Z", end = "2024-01-10T06:00:00Z" },
 outcome = ["data", "DataSourceError"]
 sources = { "2024-01-02" = "cache", default = ["vision", "rest"] }
 requests = { rest = ">=1" }
-skip_checks = ["cache"]
+skip_checks = ["needed_only"]
 """,
         file="sample.toml",
         theme="sample",
