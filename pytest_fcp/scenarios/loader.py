@@ -36,6 +36,7 @@ request asks for, and a cached day outside every request, are refused: they woul
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import tomllib
 from collections.abc import Iterable
@@ -108,7 +109,14 @@ def load_file(path: pathlib.Path, *, display: str | None = None) -> list[Scenari
             f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): scenario files are UTF-8 TOML",
             file=file,
         ) from None
-    return parse_file(text, file=file, theme=path.stem)
+    return list(_parsed(text, file, path.stem))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str, file: str, theme: str) -> tuple[Scenario, ...]:
+    """A file's scenarios, parsed once per content (collection and the id checks read each file more than once;
+    scenarios are immutable, so they are shared)."""
+    return tuple(parse_file(text, file=file, theme=theme))
 
 
 def check_unique_ids(files: Iterable[pathlib.Path], *, only: pathlib.Path | None = None) -> None:
