@@ -21,7 +21,7 @@ from pytest_fcp.core.sources import error_kind
 from pytest_fcp.trace import Event
 from pytest_fcp.world.recorder import FaultFiring, RequestRecord
 
-__all__ = ["FetchRequest", "Observation", "RowTimes", "tally"]
+__all__ = ["FetchRequest", "Observation", "RowTimes", "rows_per_source", "tally"]
 
 #: ``(null, ms)`` arrays of a result's open times, the exception reading them raised, or ``None`` (no table).
 RowTimes = tuple[np.ndarray, np.ndarray] | BaseException | None
@@ -108,11 +108,7 @@ class Observation:
 
     def rows_by_source(self) -> dict[str, int]:
         """Returned rows per source tag."""
-        counts: dict[str, int] = {}
-        for per_source in self.rows_by_day().values():
-            for source, n in per_source.items():
-                counts[source] = counts.get(source, 0) + n
-        return counts
+        return rows_per_source(self.rows_per_day)
 
     def rows_by_day(self) -> dict[dt.date | None, dict[str, int]]:
         """Row counts per UTC day (``None`` for rows without a time) and source, as the engine tagged them."""
@@ -132,6 +128,15 @@ class Observation:
             raise self.row_times
         assert self.row_times is not None
         return self.row_times
+
+
+def rows_per_source(by_day: Mapping[dt.date | None, dict[str, int]]) -> dict[str, int]:
+    """Row counts per source tag, summed over the days."""
+    counts: dict[str, int] = {}
+    for per_source in by_day.values():
+        for source, n in per_source.items():
+            counts[source] = counts.get(source, 0) + n
+    return counts
 
 
 def tally(table: pa.Table | None) -> tuple[RowTimes, dict[dt.date | None, dict[str, int]]]:

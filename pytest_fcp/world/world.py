@@ -30,7 +30,7 @@ from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
 from pytest_fcp.world.environment import recorded_warnings, sandboxed_environment, takes_level
 from pytest_fcp.world.network import SealedNetwork, active_network
-from pytest_fcp.world.observation import FetchRequest, Observation, tally
+from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_source, tally
 from pytest_fcp.world.recorder import Recorder
 from pytest_fcp.world.rest import RestApi
 from pytest_fcp.world.spec import WorldError, WorldSpec
@@ -123,11 +123,6 @@ class World:
             raise WorldError(f"cannot move now back from {self.now.isoformat()} to {when.isoformat()}")
         self.clock.advance(step)
 
-    @property
-    def observer(self) -> Any:
-        """The cache observer while the world runs."""
-        return self.watch.observer
-
     def __enter__(self) -> World:
         self.start()
         return self
@@ -188,8 +183,6 @@ class World:
         if self._mock is not None:
             mock, self._mock = self._mock, None
             mock.stop()
-
-    ensure_aws = _start_aws
 
     # --- the engine ---------------------------------------------------------------------------------
     def attach(self, engine: Engine) -> Engine:
@@ -356,7 +349,7 @@ class World:
             self.recorder.event(
                 "outcome",
                 rows=table.num_rows,
-                rows_by_source=_by_source(by_day),
+                rows_by_source=rows_per_source(by_day),
                 rows_by_day={(d.isoformat() if d else "null"): per for d, per in sorted(by_day.items(), key=str)},
             )
         events, requests, firings = self.recorder.since(self._mark)
@@ -384,10 +377,6 @@ class World:
         return observation
 
     # --- recording -----------------------------------------------------------------------------------
-    def violation(self, what: str, detail: str) -> None:
-        """Record something the world forbids."""
-        self.recorder.violation(what, detail)
-
     def poll_cache(self, quiet: bool = False) -> None:
         """Record the cache operations since the last poll."""
         self.watch.poll(quiet)
@@ -413,11 +402,3 @@ def _error_kind(error: BaseException) -> str | None:
     from pytest_fcp.core.sources import error_kind
 
     return error_kind(error)
-
-
-def _by_source(by_day: dict[dt.date | None, dict[str, int]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for per_source in by_day.values():
-        for source, n in per_source.items():
-            counts[source] = counts.get(source, 0) + n
-    return counts
