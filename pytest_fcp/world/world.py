@@ -21,6 +21,7 @@ from pytest_fcp.core.cache_states import PATH_WORDS, DayFileState
 from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.core.markets import day_bounds_ms, to_ms
+from pytest_fcp.core.sources import error_kind
 from pytest_fcp.engines import Engine
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.trace import Trace
@@ -341,7 +342,7 @@ class World:
             self.recorder.event(
                 "outcome",
                 error=type(error).__name__,
-                error_kind=_error_kind(error),
+                error_kind=error_kind(error),
                 message=self._local(str(error))[:500],
             )
         else:
@@ -396,9 +397,3 @@ class World:
             message=self._local(str(record.get("message", "")))[:300],
             module=record.get("module"),
         )
-
-
-def _error_kind(error: BaseException) -> str | None:
-    from pytest_fcp.core.sources import error_kind
-
-    return error_kind(error)
