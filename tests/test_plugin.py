@@ -201,6 +201,12 @@ create.requires = ("no_such_module_fcp",)
             ("moto", "respx", "boto3", "time_machine", "httpx"),
             id="collection",
         ),
+        pytest.param(  # what an xdist controller imports to check the options, scenario files and baselines
+            "pytest_fcp.plugin.settings, pytest_fcp.plugin.items, pytest_fcp.plugin.conformance, "
+            "pytest_fcp.plugin.baselines, pytest_fcp.plugin.lean, pytest_fcp.scenarios",
+            ("moto", "respx", "boto3", "time_machine", "httpx", "numpy", "pyarrow", "hypothesis"),
+            id="controller",
+        ),
     ],
 )
 def test_imports_stay_light(modules: str, absent: tuple[str, ...]) -> None:

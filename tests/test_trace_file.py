@@ -12,7 +12,7 @@ from pytest_fcp.world.cache_watch import stable_path
 
 pytest_plugins = ["pytester"]
 
-WALL_CLOCK = ("duration_s", "events", "path")  # raw order: the scheduler's; ``canonical*`` are order-free
+WALL_CLOCK = ("duration_s", "engine_s", "events", "path")  # raw order: the scheduler's; ``canonical*`` are order-free
 
 
 def _tests(directory: pathlib.Path) -> list[dict]:

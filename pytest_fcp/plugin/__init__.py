@@ -32,7 +32,7 @@ def _leave_own_asserts_alone() -> None:
 
 _leave_own_asserts_alone()
 
-from pytest_fcp.plugin import fixtures, options  # noqa: E402 - after opting out of rewriting
+from pytest_fcp.plugin import fixtures, lean, options  # noqa: E402 - after opting out of rewriting
 from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world  # noqa: E402
 from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings  # noqa: E402
 
@@ -48,6 +48,7 @@ __all__ = [
     "pytest_load_initial_conftests",
     "pytest_report_header",
     "pytest_runtest_call",
+    "pytest_sessionfinish",
     "settings",
 ]
 
@@ -85,6 +86,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     fixtures.reseed(item)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Set aside Hypothesis's plugin when its summary would be empty (see :mod:`~pytest_fcp.plugin.lean`)."""
+    if settings(session.config).scenarios:
+        lean.set_aside_idle_hypothesis(session.config)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     """Fail a test whose engine left the simulated world."""
@@ -108,6 +115,7 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
     from pytest_fcp.plugin.user_baselines import UserBaselines
 
     config.addinivalue_line("markers", fixtures.MARKER_DOC)
+    lean.skip_final_collections()
     args = run.collection_args()
     if args is not None:  # the one place that decides what a --fcp-scenarios / --fcp-fuzz run collects
         config.args[:] = args

@@ -71,6 +71,10 @@ class Reporter:
         self.trace_dir = run.trace_dir
         self.written: pathlib.Path | None = None
         self.write_error = ""
+        self.engine_seconds = 0.0  # inside the engines' fetch, over every traced test (controller)
+        self.test_seconds = 0.0  # the same tests' setup, call and teardown
+        self.timed: set[str] = set()
+        self._setup_seconds: dict[str, float] = {}  # a setup report comes before the record that marks a test
 
     @property
     def seed(self) -> int:
@@ -118,6 +122,7 @@ class Reporter:
             "phase": report.when,
             "faults": [f.to_dict() for f in world.faults.faults],
             "replay": replay_command(self.run, item),
+            "engine_s": round(sum(o.engine_seconds for o in world.results), 6),
             **extra,
         }
         if self.trace_dir:  # the events travel (to the controller) only when a file will hold them
@@ -137,12 +142,26 @@ class Reporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep the last record of each traced test (on the controller)."""
         record = getattr(report, "fcp_trace", None)
-        if record is None or self.is_worker:
+        if self.is_worker:
+            return
+        self._time(report, record)
+        if record is None:
             return
         record = dict(record, outcome=outcome_of(report), duration_s=round(report.duration, 4))
         # a failed setup and the call phase are separate reports; keep the last word per test
         self.records = [r for r in self.records if r["nodeid"] != record["nodeid"]]
         self.records.append(record)
+
+    def _time(self, report: pytest.TestReport, record: dict[str, Any] | None) -> None:
+        if report.when == "setup" and record is None:
+            self._setup_seconds[report.nodeid] = report.duration
+        elif record is not None or report.nodeid in self.timed:
+            first = report.nodeid not in self.timed
+            self.timed.add(report.nodeid)
+            self.test_seconds += report.duration + (self._setup_seconds.pop(report.nodeid, 0.0) if first else 0.0)
+            self.engine_seconds += float(record.get("engine_s", 0.0)) if record else 0.0
+        elif report.when == "teardown":
+            self._setup_seconds.pop(report.nodeid, None)  # not a pytest-fcp test
 
     def header(self) -> dict[str, Any]:
         """The JSONL file's first line: run id, seed, engines, time and versions."""
@@ -212,7 +231,13 @@ class Reporter:
             handle.write(text + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """Say where the traces were written."""
+        """Say how long the engines spent inside ``fetch`` and where the traces were written."""
+        if self.timed and self.test_seconds > 0:
+            share = min(100.0, 100 * self.engine_seconds / self.test_seconds)
+            terminalreporter.write_line(
+                f"fcp: the engines spent {self.engine_seconds:.2f} s inside fetch, {share:.0f}% of the "
+                f"{self.test_seconds:.2f} s {len(self.timed)} test(s) took (setup, call, teardown)"
+            )
         if self.written is not None:
             terminalreporter.write_line(f"fcp: traces written to {self.written}")
         if self.write_error:

@@ -13,7 +13,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from pytest_fcp.contract import CHECKS
 from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
 from pytest_fcp.core.freshness import FRESHNESS
 from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, interval_ms
@@ -276,6 +275,8 @@ def _expect(raw: Any, fail: Fail) -> Expect:
         requests[key] = str(value)
     skip = raw.get("skip_checks", [])
     if not isinstance(skip, list) or any(s not in SKIPPABLE for s in skip):
+        from pytest_fcp.contract import CHECKS  # only for this message: the checks need numpy and pyarrow
+
         guarded = ", ".join(c for c in CHECKS if c not in SKIPPABLE)
         fail(
             "expect.skip_checks",

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -294,7 +295,16 @@ class CacheSandbox:
                         os.chmod(full, 0o644)
 
 
-_FREE_INOTIFY: list[Any] = []
+_FREE_INOTIFY: list[Any] = []  # inotify instances of stopped worlds, reused (each costs a file descriptor)
+
+
+@atexit.register
+def _close_free_inotify() -> None:
+    while _FREE_INOTIFY:
+        with contextlib.suppress(OSError):
+            _FREE_INOTIFY.pop().close()
+
+
 _INOTIFY_FLAGS = ("OPEN", "CLOSE_WRITE", "CLOSE_NOWRITE", "MOVED_TO", "DELETE", "CREATE", "ISDIR")
 
 

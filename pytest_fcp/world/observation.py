@@ -63,6 +63,8 @@ class Observation:
     rows_per_day: Mapping[dt.date | None, dict[str, int]] = field(default_factory=dict)
     #: The days just outside the request (before its start, at its end): their cache state before and after.
     cache_outside: Mapping[dt.date, tuple[DayFileState, DayFileState]] = field(default_factory=dict)
+    #: Real seconds spent inside the engine's ``fetch`` (``time.perf_counter``): for the run's timing, never a verdict.
+    engine_seconds: float = 0.0
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

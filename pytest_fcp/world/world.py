@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import pathlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -331,11 +332,13 @@ class World:
         )
         table: pa.Table | None = None
         error: BaseException | None = None
+        began = time.perf_counter()
         try:
             with self._engine_warnings():
                 table = engine.fetch(request.symbol, request.market, request.interval, start, end)
         except Exception as exc:
             error = exc
+        engine_seconds = time.perf_counter() - began
         self.poll_cache()
         times, by_day = tally(table)
         if error is not None:
@@ -373,6 +376,7 @@ class World:
             row_times=times,
             rows_per_day=by_day,
             cache_outside=outside_after,
+            engine_seconds=engine_seconds,
         )
         self.results.append(observation)
         return observation
