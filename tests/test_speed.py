@@ -72,8 +72,12 @@ def test_a_run_without_scenarios_leaves_hypothesis_alone(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["hypothesis plugin: True"])
 
 
-@pytest.mark.parametrize(("world", "frozen"), [(True, True), (False, False)])
-def test_live_objects_are_frozen_at_exit_only_after_a_world(world: bool, frozen: bool) -> None:
+@pytest.mark.parametrize(
+    ("world", "scenarios", "frozen"), [(True, False, True), (False, True, True), (False, False, False)]
+)
+def test_live_objects_are_frozen_at_exit_only_after_a_world_or_a_scenario_run(
+    world: bool, scenarios: bool, frozen: bool
+) -> None:
     code = textwrap.dedent(
         f"""
         import atexit, gc
@@ -81,7 +85,7 @@ def test_live_objects_are_frozen_at_exit_only_after_a_world(world: bool, frozen:
         if {world!r}:
             import pytest_fcp.world.world
         from pytest_fcp.plugin.lean import skip_final_collections
-        skip_final_collections()
+        skip_final_collections(scenarios={scenarios!r})
         skip_final_collections()  # registering twice still freezes once
         print("frozen before exit:", gc.get_freeze_count() > 0)
         """

@@ -115,7 +115,7 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
     from pytest_fcp.plugin.user_baselines import UserBaselines
 
     config.addinivalue_line("markers", fixtures.MARKER_DOC)
-    lean.skip_final_collections()
+    lean.skip_final_collections(scenarios=run.scenarios or run.fuzz.enabled)
     args = run.collection_args()
     if args is not None:  # the one place that decides what a --fcp-scenarios / --fcp-fuzz run collects
         config.args[:] = args
