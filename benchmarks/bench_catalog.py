@@ -50,15 +50,16 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"ratio": 1.3, "first": 1.5, "speedup": {"ckvd": 1.6, "reference": 1.2}}
 
 
-def catalog_run(engine: str, workers: str, env: dict[str, str]) -> dict[str, float]:
-    """One catalog run in a fresh process: wall time, time to the first scenario, the engine's fetch time."""
+def catalog_run(engine: str, workers: str, env: dict[str, str], cwd: pathlib.Path = ROOT) -> dict[str, float]:
+    """One catalog run in a fresh process: wall time, time to the first scenario, the engine's fetch time
+    (``cwd``: the checkout whose pytest-fcp runs; ``python -m pytest`` puts it first on ``sys.path``)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "timing.json"
         cmd = [sys.executable, "-m", "pytest", "-p", "fcp_timing", "--fcp-scenarios", f"--fcp-engine={engine}"]
         cmd += ["-q", "-p", "no:cacheprovider", "-n", workers, "--fcp-seed=1"]
         run_env = {**env, "FCP_TIMING_OUT": str(out), "PYTHONPATH": str(ROOT / "benchmarks")}
         began = time.time()
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=run_env)
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=run_env)
         wall = time.time() - began
         if done.returncode != 0 or not out.exists():
             tail = done.stdout[-2000:] + done.stderr[-2000:]
@@ -72,13 +73,18 @@ def _spread(values: list[float], unit: str = " s", digits: int = 1) -> str:
     return f"{mid:.{digits}f}{unit} ({low:.{digits}f} to {high:.{digits}f})"
 
 
-def catalog(engines: list[str], repeats: int, env: dict[str, str]) -> None:
-    """Print the catalog table: medians and ranges over ``repeats`` alternating runs."""
+def catalog(engines: list[str], repeats: int, env: dict[str, str], other: pathlib.Path | None) -> None:
+    """Print the catalog table: medians and ranges over ``repeats`` alternating runs (and ``other``'s)."""
     runs: dict[str, dict[str, list[dict[str, float]]]] = {e: {"0": [], "2": []} for e in engines}
+    others: dict[str, dict[str, list[dict[str, float]]]] = {e: {"0": [], "2": []} for e in engines}
     for _ in range(repeats):
         for engine in engines:
             for workers in ("0", "2"):
                 runs[engine][workers].append(catalog_run(engine, workers, env))
+                if other is not None:
+                    others[engine][workers].append(catalog_run(engine, workers, env, other))
+    if other is not None:
+        _compare(engines, runs, others, other)
     print(
         "\n| engine | 1 process | floor: inside fetch | wall / floor | -n 2 | speed-up | first scenario (1 process) "
         "| first scenario (-n 2) |\n|---|---|---|---|---|---|---|---|"
@@ -257,6 +263,18 @@ def overhead(engine: str, repeats: int) -> list[tuple[str, float, float, float]]
     return out
 
 
+def _compare(engines: list[str], runs: dict, others: dict, other: pathlib.Path) -> None:
+    print(f"\nthe same runs, alternating with the checkout {other}:\n")
+    print("| engine | 1 process: this / other | -n 2: this / other | first scenario: this / other |\n|---|---|---|---|")
+    for engine in engines:
+        cells = []
+        for workers in ("0", "2"):
+            mine, theirs = runs[engine][workers], others[engine][workers]
+            cells.append(f"{_spread([r['wall'] for r in mine])} / {_spread([r['wall'] for r in theirs])}")
+        firsts = [r["first"] for r in runs[engine]["0"]], [r["first"] for r in others[engine]["0"]]
+        print(f"| {engine} | {cells[0]} | {cells[1]} | {_spread(firsts[0], ' s', 2)} / {_spread(firsts[1], ' s', 2)} |")
+
+
 def _environment(bytecode: str, engines: list[str], keep: contextlib.ExitStack) -> dict[str, str]:
     env = dict(os.environ)
     if bytecode == "cached":
@@ -275,6 +293,12 @@ def main() -> None:
     parser.add_argument("--bytecode", choices=("as-is", "cached"), default="as-is")
     parser.add_argument("--skip-catalog", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument(
+        "--compare-with",
+        type=pathlib.Path,
+        help="another checkout of pytest-fcp (e.g. a git worktree of an older commit): its catalog runs alternate "
+        "with this one's, wall times side by side",
+    )
     args = parser.parse_args()
     engines = args.engines.split(",")
     regime = os.environ.get("PYTHONDONTWRITEBYTECODE") and args.bytecode == "as-is"
@@ -285,7 +309,7 @@ def main() -> None:
     )
     if not args.skip_catalog:
         with contextlib.ExitStack() as keep:
-            catalog(engines, args.repeats, _environment(args.bytecode, engines, keep))
+            catalog(engines, args.repeats, _environment(args.bytecode, engines, keep), args.compare_with)
     if not args.skip_overhead:
         print(
             "\n| engine | scenario | pytest-fcp | hand-written, plain | hand-written, same TLS | overhead |"
