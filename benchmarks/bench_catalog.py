@@ -25,7 +25,7 @@ this shell does (``PYTHONDONTWRITEBYTECODE=1`` here: every process compiles pyte
 rewrites its plugins' modules again). The engines' log lines go to the world's trace or nowhere: the script
 prints only its tables.
 
-Targets (issue #16): wall <= 1.3x the floor in one process; ``-n 2`` speed-up >= 1.6x on ckvd and >= 1.2x on
+Targets: wall <= 1.3x the floor in one process; ``-n 2`` speed-up >= 1.6x on ckvd and >= 1.2x on
 the reference engine; first scenario <= 1.5 s.
 """
 
