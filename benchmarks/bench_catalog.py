@@ -86,18 +86,20 @@ def catalog(engines: list[str], repeats: int, env: dict[str, str], other: pathli
     if other is not None:
         _compare(engines, runs, others, other)
     print(
-        "\n| engine | 1 process | floor: inside fetch | wall / floor | -n 2 | speed-up | first scenario (1 process) "
-        "| first scenario (-n 2) |\n|---|---|---|---|---|---|---|---|"
+        "\n| engine | 1 process | floor: inside fetch | wall / floor | -n 2 | -n 2 wall / floor | speed-up "
+        "| first scenario (1 process) | first scenario (-n 2) |\n|---|---|---|---|---|---|---|---|---|"
     )
     verdicts = []
     for engine in engines:
         one, two = runs[engine]["0"], runs[engine]["2"]
         ratio = [r["wall"] / r["engine"] for r in one]
         speedup = [a["wall"] / b["wall"] for a, b in zip(one, two, strict=True)]
+        ratio2 = [b["wall"] / a["engine"] for a, b in zip(one, two, strict=True)]  # the floor: one process's
         first = [r["first"] for r in one]
         print(
             f"| {engine} | {_spread([r['wall'] for r in one])} | {_spread([r['engine'] for r in one])} "
-            f"| {_spread(ratio, 'x', 2)} | {_spread([r['wall'] for r in two])} | {_spread(speedup, 'x', 2)} "
+            f"| {_spread(ratio, 'x', 2)} | {_spread([r['wall'] for r in two])} | {_spread(ratio2, 'x', 2)} "
+            f"| {_spread(speedup, 'x', 2)} "
             f"| {_spread(first, ' s', 2)} | {_spread([r['first'] for r in two], ' s', 2)} |"
         )
         want = TARGETS["speedup"].get(engine)

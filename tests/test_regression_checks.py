@@ -96,7 +96,7 @@ def _summary(result: pytest.RunResult) -> list[str]:
     out = _out(result)
     assert "FCP conformance" in out, out[-3000:]
     section = out[out.index("FCP conformance") :].splitlines()[1:]
-    return [line for line in section if line.strip() and not line.startswith("=")]
+    return [line for line in section if line.strip() and not line.startswith(("=", "fcp: "))]
 
 
 # --- ckvd -------------------------------------------------------------------------------------------------

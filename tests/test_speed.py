@@ -135,4 +135,4 @@ def test_summary_says_how_long_the_engines_spent_inside_fetch(pytester: pytest.P
     ).groups()  # type: ignore[union-attr]
     assert count == "2"  # the plain test is not pytest-fcp's
     assert 0 < float(engine) < float(total) - 0.3
-    assert int(share) == round(100 * float(engine) / float(total))
+    assert abs(int(share) - 100 * float(engine) / float(total)) <= 1  # of the rounded figures printed
