@@ -61,6 +61,6 @@ def skip_final_collections(scenarios: bool = False) -> None:
     """At interpreter exit, freeze the live objects of a process that ran a simulated world or a scenario
     run's xdist controller (``scenarios``); see the module docstring."""
     if scenarios:
-        _RUNS_SCENARIOS.append(True)
+        _RUNS_SCENARIOS[:] = [True]
     atexit.unregister(_freeze_if_world_ran)  # once per process, however many pytest runs it hosts
     atexit.register(_freeze_if_world_ran)
