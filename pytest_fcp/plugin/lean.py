@@ -1,7 +1,7 @@
 """Process-level costs a pytest-fcp run does not need to pay, skipped without changing any output.
 
 - **Hypothesis's end-of-run import.** Hypothesis's pytest plugin imports Hypothesis in its terminal summary,
-  in every run, even when no Hypothesis test ran: about 0.6 s, and 2 s where pytest cannot cache its
+  in every run, even when no Hypothesis test ran: about 0.2 s, and 1.6 to 2 s where pytest cannot cache its
   rewritten bytecode (``PYTHONDONTWRITEBYTECODE``). When Hypothesis was never imported in this process, no
   report carries Hypothesis's statistics or failing examples and ``--hypothesis-show-statistics`` is not
   given, that summary has nothing to print: the plugin is set aside at the session's end.
