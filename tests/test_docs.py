@@ -138,3 +138,41 @@ def test_a_defect_planted_in_the_example_engine_is_named(tiny: pytest.Pytester) 
             "tiny_engine:create: 0 conforming, 1 failing, not in the baseline (1 scenarios)",
         ]
     )
+
+
+# --- the counts of docs/ckvd.md -------------------------------------------------------------------------------
+
+
+def _baseline_counts(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What ``scripts/baseline_counts.py`` prints for ``args``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("baseline_counts", ROOT / "scripts" / "baseline_counts.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def test_the_ckvd_page_shows_what_the_count_script_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    page = (ROOT / "docs" / "ckvd.md").read_text(encoding="utf-8")
+    block = page.split("$ python scripts/baseline_counts.py\n", 1)[1].split("```", 1)[0]
+    assert block == _baseline_counts(capsys)
+
+
+def test_the_count_script_counts_scenarios_per_kind(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    days = '["a/one".days]\n2024-01-02 = { cache_before = "", vision = "", rest = "", rows = "", cache_after = "" }\n'
+    totals = "totals = { vision = 0, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }\n"
+    inclusive = "needed_only: treated the request's end as inclusive: asked Vision for 2024-01-05, the day that starts"
+    baseline = tmp_path / "x.toml"
+    baseline.write_text(
+        'format = 1\nengine = "x"\n\n'
+        f'["a/one"]\noutcome = "data"\nfailures = ["{inclusive}", "{inclusive} (again)"]\n{totals}{days}\n'
+        f'["a/two"]\noutcome = "data"\nfailures = []\n{totals}{days.replace("a/one", "a/two")}'
+    )
+    out = _baseline_counts(capsys, str(baseline)).splitlines()
+    assert out[0] == "x.toml: engine x, 2 scenarios, 1 conforming"
+    assert "   1  end treated as inclusive" in out
+    assert "   0  placeholder rows (NaN, no source tag)" in out
+    assert out[-1] == "other failures (scenarios per check): none"

@@ -7,7 +7,7 @@ in the group ``pytest_fcp.engines`` or a ``package.module:callable`` path. The c
 
 and the returned object implements :class:`Engine` (``close()`` is optional). A factory may list the
 modules it needs as ``factory.requires = ("pkg", ...)``: when one is missing the engine is reported as
-unavailable (a bundled engine is then skipped) before any world is built. See ``README.md``.
+unavailable (a bundled engine is then skipped) before any world is built. Guide: ``docs/engines.md``.
 
 An engine that logs may also offer ``set_log_sink(callback, level="INFO")``: the world hands it a callback
 for the engine's log records (``{"level", "message", "module", "time"}``), which land in the trace, and the

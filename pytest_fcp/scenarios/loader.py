@@ -1,6 +1,6 @@
 """Loading scenario TOML files, with errors that name the file, the scenario and the field.
 
-File format (see ``README.md``, section Scenarios)::
+File format (see ``docs/scenarios.md``)::
 
     description = "what this theme covers"          # optional
     [defaults]                                       # optional: any scenario key
