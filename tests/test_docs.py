@@ -176,3 +176,13 @@ def test_the_count_script_counts_scenarios_per_kind(tmp_path: pathlib.Path, caps
     assert "   1  end treated as inclusive" in out
     assert "   0  placeholder rows (NaN, no source tag)" in out
     assert out[-1] == "other failures (scenarios per check): none"
+
+
+def test_the_baseline_format_page_quotes_the_bundled_ckvd_baseline() -> None:
+    page = (ROOT / "docs" / "baselines.md").read_text(encoding="utf-8")
+    example = page.split("```toml\n", 1)[1].split("```", 1)[0]
+    entries = [chunk.strip() + "\n" for chunk in example.split("\n\n") if chunk.startswith('["')]
+    assert len(entries) == 2, entries
+    baseline = (ROOT / "scenarios" / "baselines" / "ckvd.toml").read_text(encoding="utf-8")
+    for entry in entries:
+        assert entry in baseline, entry
