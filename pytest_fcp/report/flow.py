@@ -26,6 +26,7 @@ DRAWN = ("request", "cache", "fault", "http", "sleep", "outcome", "violation")
 
 _STEP = 18  # px between two events of one instant
 _GAP = 26  # px added where the virtual clock moved
+_ROOMY = 24  # flows of fewer events than this get wider steps
 _LEFT = 58  # px of lane labels
 _TICK_Y, _FETCH_Y, _SLEEP_Y = 11, 25, 38  # baselines of the instant, fetch and sleep labels
 _SLEEP_TOP = 29  # px: where the sleep bands start
@@ -198,6 +199,7 @@ def _layout(events: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, str]
     x = float(_LEFT + 14)
     first = last = None
     fetches = 0
+    spread = max(1.0, min(2.0, _ROOMY / max(1, len(events))))  # a short flow gets wider steps, up to twice
     for i, event in enumerate(events):
         virtual = str(event.get("virtual", ""))
         wants = _wants(event, fetches)
@@ -205,13 +207,13 @@ def _layout(events: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, str]
         tick = ""
         if i == 0 or virtual != last:
             moment = _instant(virtual)
-            x += _GAP if i else 0
+            x += _GAP * spread if i else 0
             first = first or moment
             tick = _offset(first, moment)
             wants.append((("tick",), -4.0, label_width("tl", tick)))
             last = virtual
         else:
-            x += _STEP
+            x += _STEP * spread
         x, chosen = place(x, wants, shelves)
         if tick:
             ticks.append((x, tick))
