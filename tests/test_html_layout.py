@@ -52,8 +52,9 @@ def _pills_hold_text(svg: str) -> bool:
     pills = [el for el in root.iter(f"{NS}rect") if el.get("class") in ("ok", "oe")]
     texts = [el for el in root.iter(f"{NS}text") if el.get("class") == "ot"]
     return len(pills) == len(texts) and all(
-        float(t.get("x", 0)) + text_width(t.text or "", FONT["ot"], True) <= float(p.get("x", 0)) + float(p.get("width", 0))
-        for p, t in zip(pills, texts, strict=True)
+        float(t.get("x", 0)) + text_width(t.text or "", FONT["ot"], True)
+        <= float(r.get("x", 0)) + float(r.get("width", 0))
+        for r, t in zip(pills, texts, strict=True)
     )
 
 
@@ -116,7 +117,9 @@ def retry_storm(attempts: int = 60) -> list[dict[str, Any]]:
     return _stamp(raw)
 
 
-@pytest.mark.parametrize("events", [month_from_vision(), one_bar_fetches(), retry_storm()], ids=["month", "1bar", "429"])
+@pytest.mark.parametrize(
+    "events", [month_from_vision(), one_bar_fetches(), retry_storm()], ids=["month", "1bar", "429"]
+)
 def test_no_two_labels_overlap(events: list[dict[str, Any]]) -> None:
     svg = flow_svg(events, note="first 300 of 400 events shown")
     boxes = label_boxes(svg)
