@@ -117,8 +117,20 @@ def retry_storm(attempts: int = 60) -> list[dict[str, Any]]:
     return _stamp(raw)
 
 
+def clock_steps(steps: int = 60) -> list[dict[str, Any]]:
+    """Every event its own instant, far from the first (long offset labels), cache days back to back."""
+    raw: list[tuple[str, float, dict[str, Any]]] = []
+    for n in range(steps):
+        day = (dt.date(2024, 1, 1) + dt.timedelta(days=n)).isoformat()
+        raw += [("http", 10_000.001 * n, {"source": "rest", "url": f"u{n}", "status": 200})]
+        raw += [("cache", 10_000.001 * n + 0.5, {"op": "write", "path": f"a/{day}.arrow"})]
+    return _stamp(raw)
+
+
 @pytest.mark.parametrize(
-    "events", [month_from_vision(), one_bar_fetches(), retry_storm()], ids=["month", "1bar", "429"]
+    "events",
+    [month_from_vision(), one_bar_fetches(), retry_storm(), clock_steps()],
+    ids=["month", "1bar", "429", "clock"],
 )
 def test_no_two_labels_overlap(events: list[dict[str, Any]]) -> None:
     svg = flow_svg(events, note="first 300 of 400 events shown")
