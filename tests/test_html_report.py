@@ -246,6 +246,7 @@ def test_fcp_html_under_xdist_is_written_by_the_controller(pytester: pytest.Pyte
     assert "test_fails[reference]" in page and "test_plain" not in page  # traced tests only
     assert "pytest --fcp-seed=3" in page and 'class="s4"' in page  # the replay line and the 403 marks
     assert "cache miss 1d -&gt; vision 403 x" in page
+    assert _chips(page) == {"reference": "1 traced test(s): 1 new failing or failed"}  # the user's test counts
 
 
 def test_fcp_html_from_ini_and_a_bad_directory(pytester: pytest.Pytester) -> None:

@@ -31,7 +31,7 @@ _LEFT = 58  # px of lane labels
 _TICK_Y, _FETCH_Y, _SLEEP_Y = 11, 25, 38  # baselines of the instant, fetch and sleep labels
 _SLEEP_TOP = 29  # px: where the sleep bands start
 #: The y of each lane, top to bottom; the cache lane leaves room below it for two bands of day labels.
-LANE_Y = {"cache": 54, "vision": 100, "rest": 130, "result": 160}
+LANE_Y = dict(zip(LANES, (54, 100, 130, 160), strict=True))
 _DAY_Y = (70, 81)  # baselines of the two bands of cache day labels
 _DAY = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MS = re.compile(r"(startTime|endTime)=(\d+)")
