@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_fcp.report import render_single
+from pytest_fcp.report import render_report, render_single
 
 THEMES = ("basics", "rest_errors")
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -158,3 +158,45 @@ def test_diagnose_page_loads_clean(browser: Any, tmp_path: pathlib.Path) -> None
     page.write_text(render_single({"nodeid": "fcp diagnose", "engine": "reference", "events": [event]}, "diag"))
     assert _open(browser, page) == []
     assert len(browser.find_elements("css selector", "section.t svg.flow circle.s2")) == 1
+
+
+_BOXES_JS = """
+return Array.prototype.map.call(document.querySelectorAll('section.t svg.flow'), function (svg) {
+  return Array.prototype.map.call(svg.querySelectorAll('text, rect.ok, rect.oe'), function (el) {
+    var b = el.getBBox();
+    return [el.tagName, el.getAttribute('class') || '', el.textContent, b.x, b.y, b.width, b.height];
+  });
+});
+"""
+
+
+def test_flow_labels_never_overlap_as_drawn(browser: Any, tmp_path: pathlib.Path) -> None:
+    """The browser's own boxes of every label: none intersect, none is wider than the layout reckoned."""
+    from pytest_fcp.report.layout import BOLD, FONT, text_width
+    from tests.test_html_layout import clock_steps, month_from_vision, one_bar_fetches, overlaps, retry_storm
+
+    tests = [
+        {"nodeid": f"t.py::{name}", "engine": "reference", "outcome": "passed", "events": events}
+        for name, events in (
+            ("month", month_from_vision()),
+            ("one_bar", one_bar_fetches()),
+            ("storm", retry_storm()),
+            ("clock", clock_steps()),
+        )
+    ]
+    page = tmp_path / "many.html"
+    page.write_text(render_report({"seed": 1, "engines": ["reference"], "tests": tests}))
+    assert _open(browser, page) == []
+    for row in browser.find_elements("css selector", "#others tr.row"):
+        row.click()  # a hidden flow has no boxes
+    flows = browser.execute_script(_BOXES_JS)
+    assert len(flows) == 4
+    for flow in flows:
+        texts = [f for f in flow if f[0] == "text"]
+        assert len(texts) > 40
+        for _, cls, text, _, _, width, _ in texts:
+            assert 0 < width <= text_width(text, FONT.get(cls, 10), cls in BOLD), (cls, text, width)
+        boxes = [(f"{c}:{t}", x, y, x + w, y + h) for tag, c, t, x, y, w, h in flow if c != "ot"]
+        assert overlaps(boxes) == []
+    shot = tmp_path / "many.png"
+    assert browser.save_screenshot(str(shot)) and _severe(browser) == []

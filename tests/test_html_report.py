@@ -142,6 +142,78 @@ def test_render_report_matrix_filters_detail_and_escaping() -> None:
     assert page.count('<svg class="flow"') == 1 + 4  # the legend, and one flow per test with events
 
 
+def _chips(page: str) -> dict[str, str]:
+    """The badge line of each engine at the top of the page: engine -> its text without tags."""
+    lines = re.findall(r'<p class="chips" data-engine="[^"]*"><b>([^<]*)</b>(.*?)</p>', page)
+    return {name: re.sub(r"<[^>]+>", "", rest).strip() for name, rest in lines}
+
+
+def test_badges_count_every_traced_test() -> None:
+    tests = [
+        _test("s/basics.toml::a[ref]", "ref", scenario="basics/a", theme="basics", kind="conforming"),
+        _test("tests/test_u.py::test_fails[ref]", "ref", outcome="failed"),  # a plain @pytest.mark.fcp test
+        _test("tests/test_u.py::test_passes[ref]", "ref"),
+        _test("tests/test_u.py::test_xfails[alt]", "alt", outcome="xfailed"),
+        {"nodeid": "tests/test_u.py::test_setup_error", "engine": None, "outcome": "error"},  # no world, no engine
+    ]
+    chips = _chips(render_report({"seed": 1, "engines": ["ref", "alt"], "tests": tests}))
+    assert chips == {
+        "ref": "3 traced test(s): 2 conforming or passed 1 new failing or failed",
+        "alt": "1 traced test(s): 1 known failure unchanged or xfailed",
+        "no engine": "1 traced test(s): 1 error or skipped",
+    }
+
+
+def _http_trace(n: int) -> list[dict]:
+    """``n`` Vision requests, with a log record every tenth event and one Python warning among them."""
+    events: list[dict] = []
+    for i in range(n):
+        events.append({"kind": "http", "virtual": T0, "source": "vision", "url": f"u{i}", "status": 200})
+        if i % 10 == 0:
+            events.append({"kind": "log", "virtual": T0, "level": "INFO", "message": f"m{i}"})
+    events.insert(len(events) // 2, {"kind": "warning", "virtual": T0, "category": "UserWarning", "message": "w"})
+    return [{"index": i, "real_ms": 0.0, **e} for i, e in enumerate(events)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 26, 27, 299, 300, 301, 1000])
+@pytest.mark.parametrize("full", [False, True], ids=["capped-on-worker", "full-trace"])
+def test_any_number_of_events_is_shown_right(n: int, full: bool) -> None:
+    from pytest_fcp.plugin.html_report import HtmlReport
+    from pytest_fcp.report import MAX_EVENTS, event_totals
+
+    events = _http_trace(n)
+    trace = {"events": events} if full else {"events": cap_events(events), "events_total": event_totals(events)}
+    entry: dict = {"nodeid": "t.py::t", "engine": "x", "outcome": "passed"}
+    HtmlReport._events(entry, trace)
+    page = render_report({"seed": 1, "engines": ["x"], "tests": [entry]})
+    assert page.split("<section", 1)[1].count('<circle class="s2"') == min(n, MAX_EVENTS)  # after the legend
+    notes = re.findall(r"first \d+ of \d+ events shown", page)
+    assert notes == ([f"first {MAX_EVENTS} of {n} events shown"] if n > MAX_EVENTS else [])
+    logs = (n + 9) // 10
+    assert (f"engine log, {min(logs, 60)} record(s)" in page) == (logs > 0)
+    assert ("(first 60 of" in page) == (logs > 60)
+    assert ("Python warnings, 1 distinct" in page) and "UserWarning: w" in page
+
+
+def test_verdicts_diff_and_faults_are_escaped() -> None:
+    test = _test(
+        "s/basics.toml::a[ref]", "ref", scenario="basics/a", theme="basics", kind="worse", outcome="failed",
+        first="rows: <script>first()</script> & first", diff=["days: <script>diff()</script> & diff"],
+        verdicts=["order: <script>verdict()</script> & verdict"],
+        faults=[{"id": "<script>fault()</script>", "note": "a & b <i>"}, "<b>plain & fault</b>"],
+    )  # fmt: skip
+    test["record"] = dict(test["record"], failures=["rows: <script>failure()</script> & failure"])
+    page = render_report({"seed": 1, "engines": ["ref"], "tests": [test]})
+    for name in ("first", "diff", "failure"):
+        assert f"<script>{name}()</script>" not in page
+        assert f"&lt;script&gt;{name}()&lt;/script&gt; &amp; {name}" in page
+    assert "&lt;script&gt;fault()&lt;/script&gt; [note=a &amp; b &lt;i&gt;]" in page and "<i>" not in page
+    assert "&lt;b&gt;plain &amp; fault&lt;/b&gt;" in page
+    del test["record"]  # no record: the verdicts list is the test's own
+    page = render_report({"seed": 1, "engines": ["ref"], "tests": [test]})
+    assert "<script>verdict()</script>" not in page and "&lt;script&gt;verdict()&lt;/script&gt; &amp; verdict" in page
+
+
 def test_render_single_page() -> None:
     page = render_single(_test("fcp diagnose BTCUSDT spot 1h", "reference", label="contract kept"), "diag", ["l1"])
     assert "<h1>diag</h1>" in page and "contract kept" in page and page.count('<svg class="flow"') == 2
@@ -174,6 +246,7 @@ def test_fcp_html_under_xdist_is_written_by_the_controller(pytester: pytest.Pyte
     assert "test_fails[reference]" in page and "test_plain" not in page  # traced tests only
     assert "pytest --fcp-seed=3" in page and 'class="s4"' in page  # the replay line and the 403 marks
     assert "cache miss 1d -&gt; vision 403 x" in page
+    assert _chips(page) == {"reference": "1 traced test(s): 1 new failing or failed"}  # the user's test counts
 
 
 def test_fcp_html_from_ini_and_a_bad_directory(pytester: pytest.Pytester) -> None:

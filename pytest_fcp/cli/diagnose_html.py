@@ -75,7 +75,7 @@ def _counted(counts: Counter[str] | None) -> str:
 def diagnosis_data(d: Diagnosis) -> dict[str, Any]:
     """The diagnosis as the report's plain test data (events, faults, verdicts, the per-day table)."""
     from pytest_fcp.core.markets import days_between
-    from pytest_fcp.report import cap_events
+    from pytest_fcp.report import cap_events, event_totals
 
     vision, rest = _answers(d)
     days = sorted({x.isoformat() for x in days_between(d.start, d.end)} | set(vision) | set(rest))
@@ -90,7 +90,6 @@ def diagnosis_data(d: Diagnosis) -> dict[str, Any]:
         for day in days
     }
     events = [e.to_dict() for e in d.events]
-    logs = sum(1 for e in events if e["kind"] == "log")
     failures = [f"{check}: {reason}" for check, reason in d.verdicts or []]
     sources = d.sources()
     if d.verdicts is None:
@@ -106,7 +105,7 @@ def diagnosis_data(d: Diagnosis) -> dict[str, Any]:
         "path": d.path,
         "faults": list(d.faults),
         "events": cap_events(events),
-        "events_total": {"drawn": len(events) - logs, "logs": logs},
+        "events_total": event_totals(events),
         "record": {
             "outcome": "data" if d.error is None else d.error.split(":", 1)[0],
             "failures": failures,

@@ -67,13 +67,12 @@ class HtmlReport:
 
     @staticmethod
     def _events(entry: dict[str, Any], trace: dict[str, Any]) -> None:
-        from pytest_fcp.report import cap_events
+        from pytest_fcp.report import cap_events, event_totals
 
         events = trace["events"]
         total = trace.get("events_total")
         if total is None:  # the full trace travelled (--fcp-trace-dir): count, then keep the first events
-            logs = sum(1 for e in events if e.get("kind") == "log")
-            total = {"drawn": len(events) - logs, "logs": logs}
+            total = event_totals(events)
         entry["events"], entry["events_total"] = cap_events(events), total
 
     def data(self) -> dict[str, Any]:

@@ -35,11 +35,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _totals(events: list[dict[str, Any]]) -> dict[str, int]:
-    logs = sum(1 for e in events if e["kind"] == "log")
-    return {"drawn": len(events) - logs, "logs": logs}
-
-
 _FCP_FIXTURES = {"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"}
 
 
@@ -131,11 +126,11 @@ class Reporter:
             report.fcp_trace["canonical"] = canonical(events)
             report.fcp_trace["canonical_path"] = canonical_path(events)
         elif self.run.html is not None:  # the HTML report draws at most its first events: only those travel
-            from pytest_fcp.report import cap_events
+            from pytest_fcp.report import cap_events, event_totals
 
             events = trace.to_list()
             report.fcp_trace["events"] = cap_events(events)
-            report.fcp_trace["events_total"] = _totals(events)
+            report.fcp_trace["events_total"] = event_totals(events)
         return report
 
     # --- on the controller ------------------------------------------------------------------------

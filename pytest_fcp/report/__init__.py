@@ -8,7 +8,16 @@ flow alone.
 from __future__ import annotations
 
 from pytest_fcp.report.flow import flow_svg, status_class
-from pytest_fcp.report.page import CATEGORIES, MAX_EVENTS, MAX_LOGS, cap_events, category, render_report, render_single
+from pytest_fcp.report.page import (
+    CATEGORIES,
+    MAX_EVENTS,
+    MAX_LOGS,
+    cap_events,
+    category,
+    event_totals,
+    render_report,
+    render_single,
+)
 
 __all__ = [
     "CATEGORIES",
@@ -16,6 +25,7 @@ __all__ = [
     "MAX_LOGS",
     "cap_events",
     "category",
+    "event_totals",
     "flow_svg",
     "render_report",
     "render_single",

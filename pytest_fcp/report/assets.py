@@ -27,15 +27,16 @@ aside ul{margin:2px 0 6px;padding-left:16px}.replay code{background:#fff3c4;padd
 table.d{border-collapse:collapse;margin:6px 10px 6px 0;font-size:12px;display:inline-table;vertical-align:top}
 table.d th,table.d td{border:1px solid #e4e7eb;padding:1px 6px;white-space:nowrap}table.d caption{text-align:left;
 font-weight:600}.cv{background:#e3f9e5}.cm{color:#829ab1}.cb{background:#ffe3e3}
-svg.flow{display:block;font:10px sans-serif}svg .lane{stroke:#d9e2ec;stroke-width:1}svg .ln{fill:#52606d;
-font-weight:600}svg .tick{stroke:#bcccdc;stroke-dasharray:2 3}svg .tl{fill:#829ab1}svg .path{fill:none;
+svg.flow{display:block;font:10px sans-serif}svg .lane{stroke:#d9e2ec;stroke-width:1}svg .ln{fill:#52606d}
+svg .tick{stroke:#bcccdc;stroke-dasharray:2 3}svg .tl{fill:#829ab1}
+svg .path{fill:none;
 stroke:#9fb3c8;stroke-width:1}svg .s2{fill:var(--s2)}svg .s4{fill:var(--s4)}svg .rl{fill:var(--rl)}
 svg .s5{fill:var(--s5)}svg .sx{fill:var(--sx)}svg .s3{fill:var(--s3)}svg .ring{fill:none;stroke:#334e68;
 stroke-width:1.5;stroke-dasharray:2 2}svg .cr{fill:#fff;stroke:#2680c2;stroke-width:2}svg .cw{fill:#2680c2}
 svg .bad{stroke:var(--new);stroke-width:2}svg .cd{stroke:#52606d;stroke-width:2}svg .day{fill:#52606d;
-font-size:8px;text-anchor:middle}svg .flt{fill:#a61b29}svg .slp{fill:#bee3f8;opacity:.7}svg .st{fill:#2a4365;
-font-size:9px}svg .ok{fill:#c6f7d0;stroke:var(--ok)}svg .oe{fill:#ffd6d9;stroke:var(--new)}svg .ot{font-size:11px;
-font-weight:600}svg .fetch{stroke:#334e68;stroke-dasharray:4 2}svg .fl{fill:#334e68;font-size:9px}
+text-anchor:middle}svg .flt{fill:#a61b29}svg .slp{fill:#bee3f8;opacity:.7}svg .st{fill:#2a4365}
+svg .ok{fill:#c6f7d0;stroke:var(--ok)}svg .oe{fill:#ffd6d9;stroke:var(--new)}
+svg .fetch{stroke:#334e68;stroke-dasharray:4 2}svg .fl{fill:#334e68}
 svg .vio{stroke:var(--new);stroke-width:3}svg .note{fill:#a61b29}pre.log{max-height:220px;overflow:auto;
 background:#f5f7fa;padding:4px}
 """

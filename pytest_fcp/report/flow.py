@@ -15,18 +15,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-__all__ = ["DRAWN", "LANES", "flow_svg", "status_class", "url_label"]
+from pytest_fcp.report.layout import Shelf, label_width, place
+
+__all__ = ["DRAWN", "LANES", "LANE_Y", "flow_svg", "status_class", "url_label"]
 
 #: The lanes, top to bottom, in the order the FCP diagram reads (cache -> Vision -> REST -> result / error).
 LANES = ("cache", "vision", "rest", "result")
 #: The event kinds that get a mark (log records are listed beside the flow, not drawn).
 DRAWN = ("request", "cache", "fault", "http", "sleep", "outcome", "violation")
 
-_STEP = 15  # px between two events of one instant
-_GAP = 22  # px added where the virtual clock moved
+_STEP = 18  # px between two events of one instant
+_GAP = 26  # px added where the virtual clock moved
+_ROOMY = 24  # flows of fewer events than this get wider steps
 _LEFT = 58  # px of lane labels
-_TOP = 36  # px above the first lane: instant labels, sleep labels
-_LANE = 26  # px between lanes
+_TICK_Y, _FETCH_Y, _SLEEP_Y = 11, 25, 38  # baselines of the instant, fetch and sleep labels
+_SLEEP_TOP = 29  # px: where the sleep bands start
+#: The y of each lane, top to bottom; the cache lane leaves room below it for two bands of day labels.
+LANE_Y = dict(zip(LANES, (54, 100, 130, 160), strict=True))
+_DAY_Y = (70, 81)  # baselines of the two bands of cache day labels
 _DAY = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _MS = re.compile(r"(startTime|endTime)=(\d+)")
 
@@ -89,7 +95,12 @@ def _http(event: Mapping[str, Any], x: float, y: float, retry: bool) -> str:
     return f'<g>{ring}<circle class="{status_class(event)}" cx="{x:g}" cy="{y:g}" r="5">{_title(tip)}</circle></g>'
 
 
-def _cache(event: Mapping[str, Any], x: float, y: float, low: bool) -> str:
+def _day_label(event: Mapping[str, Any]) -> str:
+    """The day a cache event names, as ``MM-DD`` (empty if it names none)."""
+    return _day_of(str(event.get("path", "")))[5:]
+
+
+def _cache(event: Mapping[str, Any], x: float, y: float, label_y: float) -> str:
     op = str(event.get("op", "?"))
     path = str(event.get("path", ""))
     day = _day_of(path)
@@ -98,7 +109,7 @@ def _cache(event: Mapping[str, Any], x: float, y: float, low: bool) -> str:
     size = f" {event['size']} B" if "size" in event else ""
     tip = _title(f"#{event.get('index', '')} cache {op} {day or path}{size}{state}")
     bad = " bad" if valid is False else ""
-    label = f'<text class="day" x="{x:g}" y="{y + (21 if low else 13):g}">{day[5:]}</text>' if day else ""
+    label = f'<text class="day" x="{x:g}" y="{label_y:g}">{escape(day[5:])}</text>' if day else ""
     if op == "read":
         return f'<g><circle class="cr{bad}" cx="{x:g}" cy="{y:g}" r="4.5">{tip}</circle>{label}</g>'
     if op == "delete":
@@ -112,27 +123,39 @@ def _fault(event: Mapping[str, Any], x: float, y: float) -> str:
     return f'<path class="flt" d="M{x - 5:g} {y - 15:g}h10l-5 7z">{tip}</path>'
 
 
+def _outcome_text(event: Mapping[str, Any]) -> str:
+    """What the result lane says of an outcome: the error's type, or the rows."""
+    return str(event["error"]) if "error" in event else f"{event.get('rows', 0)} rows"
+
+
+def _outcome_width(event: Mapping[str, Any]) -> float:
+    return round(label_width("ot", _outcome_text(event)) + 10, 1)
+
+
 def _outcome(event: Mapping[str, Any], x: float, y: float) -> str:
+    text = _outcome_text(event)
     if "error" in event:
-        text, cls = str(event["error"]), "oe"
-        tip = f"{event['error']}: {event.get('message', '')}"[:300]
+        cls, tip = "oe", f"{event['error']}: {event.get('message', '')}"[:300]
     else:
         per = event.get("rows_by_source") or {}
-        text, cls = f"{event.get('rows', 0)} rows", "ok"
-        tip = f"{text} (" + ", ".join(f"{s} {n}" for s, n in sorted(per.items())) + ")"
-    width = 7 * len(text) + 10
+        cls, tip = "ok", f"{text} (" + ", ".join(f"{s} {n}" for s, n in sorted(per.items())) + ")"
+    width = _outcome_width(event)
     return (
-        f'<g><rect class="{cls}" x="{x - 5:g}" y="{y - 8:g}" width="{width}" height="16" rx="8">{_title(tip)}</rect>'
+        f'<g><rect class="{cls}" x="{x - 5:g}" y="{y - 8:g}" width="{width:g}" height="16" rx="8">{_title(tip)}</rect>'
         f'<text class="ot" x="{x:g}" y="{y + 4:g}">{escape(text)}</text></g>'
     )
+
+
+def _sleep_label(event: Mapping[str, Any]) -> str:
+    return f"{float(event.get('seconds', 0.0)):.3g}s"
 
 
 def _sleep(event: Mapping[str, Any], x: float, bottom: float) -> str:
     seconds = float(event.get("seconds", 0.0))
     tip = _title(f"#{event.get('index', '')} sleep {seconds:g} s (virtual)")
     return (
-        f'<g><rect class="slp" x="{x - 5:g}" y="22" width="10" height="{bottom - 22}">{tip}</rect>'
-        f'<text class="st" x="{x - 5:g}" y="30">{seconds:.3g}s</text></g>'
+        f'<g><rect class="slp" x="{x - 5:g}" y="{_SLEEP_TOP}" width="10" height="{bottom - _SLEEP_TOP}">{tip}</rect>'
+        f'<text class="st" x="{x - 5:g}" y="{_SLEEP_Y}">{escape(_sleep_label(event))}</text></g>'
     )
 
 
@@ -147,38 +170,65 @@ def _request(event: Mapping[str, Any], x: float, top: float, bottom: float, numb
     )
     return (
         f'<g><path class="fetch" d="M{x:g} {top:g}V{bottom:g}">{_title(tip)}</path>'
-        f'<text class="fl" x="{x + 3:g}" y="22">fetch {number}</text></g>'
+        f'<text class="fl" x="{x + 3:g}" y="{_FETCH_Y}">fetch {number}</text></g>'
     )
 
 
-def _positions(events: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[tuple[float, str]], float]:
-    """x of each event, the instant labels, and the width used."""
-    xs: list[float] = []
+def _wants(event: Mapping[str, Any], fetches: int) -> list[tuple[tuple[str, ...], float, float]]:
+    """The labels an event draws: the shelves each may go on, its left edge relative to x, its width."""
+    kind = event.get("kind")
+    if kind == "request":
+        return [(("fetch",), 3.0, label_width("fl", f"fetch {fetches + 1}")), (("result",), 0.0, 1.0)]
+    if kind == "sleep":
+        return [(("sleep",), -5.0, max(10.0, label_width("st", _sleep_label(event))))]
+    if kind == "cache" and _day_label(event):
+        width = label_width("day", _day_label(event))
+        return [(("day0", "day1"), -width / 2, width)]
+    if kind == "outcome":
+        return [(("result",), -5.0, _outcome_width(event))]
+    if kind == "violation":
+        return [(("result",), -5.0, 10.0)]
+    return []
+
+
+def _layout(events: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, str]], list[tuple[float, str]], float]:
+    """x and label shelf of each event, the instant labels, and the rightmost x any label or mark reaches."""
+    shelves = {name: Shelf() for name in ("tick", "fetch", "sleep", "day0", "day1", "result")}
+    placed: list[tuple[float, str]] = []
     ticks: list[tuple[float, str]] = []
     x = float(_LEFT + 14)
     first = last = None
+    fetches = 0
+    spread = max(1.0, min(2.0, _ROOMY / max(1, len(events))))  # a short flow gets wider steps, up to twice
     for i, event in enumerate(events):
         virtual = str(event.get("virtual", ""))
+        wants = _wants(event, fetches)
+        fetches += event.get("kind") == "request"
+        tick = ""
         if i == 0 or virtual != last:
             moment = _instant(virtual)
-            if i:
-                x += _GAP
+            x += _GAP * spread if i else 0
             first = first or moment
-            ticks.append((x, _offset(first, moment)))
+            tick = _offset(first, moment)
+            wants.append((("tick",), -4.0, label_width("tl", tick)))
             last = virtual
-        elif i:
-            x += _STEP
-        xs.append(x)
-    return xs, ticks, x
+        else:
+            x += _STEP * spread
+        x, chosen = place(x, wants, shelves)
+        if tick:
+            ticks.append((x, tick))
+        placed.append((x, chosen[0] if chosen else ""))
+    right = max([x + 12, *(s.right for s in shelves.values())])
+    return placed, ticks, right
 
 
 def flow_svg(events: Iterable[Mapping[str, Any]], note: str = "") -> str:
     """The decision flow of ``events`` (trace event mappings, in order) as one ``<svg>`` element."""
     drawn = sorted((e for e in events if e.get("kind") in DRAWN), key=lambda e: e.get("index", 0))
-    lane_y = {lane: _TOP + 8 + i * _LANE for i, lane in enumerate(LANES)}
-    xs, ticks, last_x = _positions(drawn)
-    bottom = lane_y[LANES[-1]] + 14
-    width = int(last_x + 130)
+    lane_y = LANE_Y
+    placed, ticks, right = _layout(drawn)
+    bottom = lane_y["result"] + 16
+    width = int(max(right + 8, _LEFT + 40, label_width("note", note) + 12 if note else 0))
     height = bottom + (16 if note else 4)
     parts = [
         f'<svg class="flow" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -190,13 +240,14 @@ def flow_svg(events: Iterable[Mapping[str, Any]], note: str = "") -> str:
         )
     for x, label in ticks:
         parts.append(
-            f'<path class="tick" d="M{x - 6:g} 12V{bottom}"/><text class="tl" x="{x - 4:g}" y="10">{label}</text>'
+            f'<path class="tick" d="M{x - 6:g} 14V{bottom}"/><text class="tl" x="{x - 4:g}" y="{_TICK_Y}">'
+            f"{escape(label)}</text>"
         )
     seen: set[tuple[Any, ...]] = set()
     flow_points: list[str] = []
     marks: list[str] = []
-    fetches = caches = 0
-    for event, x in zip(drawn, xs, strict=True):
+    fetches = 0
+    for event, (x, shelf) in zip(drawn, placed, strict=True):
         kind = event.get("kind")
         if kind == "request":
             fetches += 1
@@ -209,8 +260,7 @@ def flow_svg(events: Iterable[Mapping[str, Any]], note: str = "") -> str:
             seen.add(key)
             flow_points.append(f"{x:g},{y}")
         elif kind == "cache":
-            caches += 1
-            marks.append(_cache(event, x, lane_y["cache"], low=caches % 2 == 0))
+            marks.append(_cache(event, x, lane_y["cache"], _DAY_Y[shelf == "day1"]))
             flow_points.append(f"{x:g},{lane_y['cache']}")
         elif kind == "fault":
             source = str(event.get("source", "rest"))

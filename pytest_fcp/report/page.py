@@ -19,15 +19,25 @@ from typing import Any
 
 from pytest_fcp.report.assets import CSS, JS, LEGEND
 from pytest_fcp.report.flow import DRAWN, flow_svg
+from pytest_fcp.report.layout import label_css
 
-__all__ = ["CATEGORIES", "MAX_EVENTS", "MAX_LOGS", "cap_events", "category", "render_report", "render_single"]
+__all__ = [
+    "CATEGORIES",
+    "MAX_EVENTS",
+    "MAX_LOGS",
+    "cap_events",
+    "category",
+    "event_totals",
+    "render_report",
+    "render_single",
+]
 
 #: Cell categories: (key, label), in legend and filter order.
 CATEGORIES = (
-    ("ok", "conforming"),
-    ("known", "known failure unchanged"),
-    ("chg", "changed (worse, better, changed)"),
-    ("new", "new failing"),
+    ("ok", "conforming or passed"),
+    ("known", "known failure unchanged or xfailed"),
+    ("chg", "changed (worse, better, changed) or xpassed"),
+    ("new", "new failing or failed"),
     ("err", "error or skipped"),
 )
 _KIND_CATEGORY = {
@@ -39,7 +49,7 @@ _KIND_CATEGORY = {
     "new failing": "new",
 }
 _OUTCOME_CATEGORY = {"passed": "ok", "xfailed": "known", "xpassed": "chg", "failed": "new"}
-#: Drawn events kept per test, and engine log records kept per test (the rest is counted in a note).
+#: Drawn events kept per test, and engine log records (and warnings) kept per test (the rest is counted).
 MAX_EVENTS = 300
 MAX_LOGS = 60
 _LOG_CHARS = 220
@@ -63,40 +73,55 @@ def _label(test: Mapping[str, Any]) -> str:
     return str(test.get("outcome", "?"))
 
 
+def event_totals(events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many drawn events, engine log records and Python warnings ``events`` holds (before any cap)."""
+    totals = {"drawn": 0, "logs": 0, "warnings": 0}
+    for event in events:
+        kind = event.get("kind")
+        if kind in DRAWN:
+            totals["drawn"] += 1
+        elif kind == "log":
+            totals["logs"] += 1
+        elif kind == "warning":
+            totals["warnings"] += 1
+    return totals
+
+
 def cap_events(
     events: Iterable[Mapping[str, Any]], limit: int = MAX_EVENTS, logs: int = MAX_LOGS
 ) -> list[dict[str, Any]]:
-    """The first ``limit`` drawn events and first ``logs`` log records (messages shortened), in order."""
+    """The first ``limit`` drawn events, and the first ``logs`` log records and warnings (shortened), in order."""
     kept: list[dict[str, Any]] = []
-    drawn = logged = 0
+    counted = {"drawn": 0, "log": 0, "warning": 0}
     for event in events:
-        if event.get("kind") == "log":
-            logged += 1
-            if logged <= logs:
+        kind = event.get("kind")
+        if kind in ("log", "warning"):
+            counted[kind] += 1
+            if counted[kind] <= logs:
                 kept.append({k: v for k, v in event.items() if k not in ("module", "real_ms")})
                 kept[-1]["message"] = str(event.get("message", ""))[:_LOG_CHARS]
-        elif event.get("kind") in DRAWN:
-            drawn += 1
-            if drawn <= limit:
+        elif kind in DRAWN:
+            counted["drawn"] += 1
+            if counted["drawn"] <= limit:
                 kept.append({k: v for k, v in event.items() if k not in ("real_ms", "took_ms")})
     return kept
 
 
-def _counts(test: Mapping[str, Any]) -> tuple[int, int]:
-    """Drawn events and log records the test had in all (before capping)."""
+def _counts(test: Mapping[str, Any]) -> dict[str, int]:
+    """Drawn events, log records and warnings the test had in all (before capping)."""
+    kept = event_totals(test.get("events") or [])
     total = test.get("events_total")
-    events = test.get("events") or []
-    logs = sum(1 for e in events if e.get("kind") == "log")
     if isinstance(total, Mapping):
-        return int(total.get("drawn", 0)), int(total.get("logs", logs))
-    return len(events) - logs, logs
+        return {key: max(int(total.get(key, kept[key])), kept[key]) for key in kept}
+    return kept
 
 
 def _note(test: Mapping[str, Any]) -> str:
-    drawn_total, _ = _counts(test)
-    drawn = sum(1 for e in test.get("events") or [] if e.get("kind") in DRAWN)
-    if drawn_total > drawn:
-        return f"first {drawn} of {drawn_total} events shown"
+    """Says how many drawn events the flow leaves out, if any."""
+    total = _counts(test)["drawn"]
+    drawn = event_totals(test.get("events") or [])["drawn"]
+    if total > drawn:
+        return f"first {drawn} of {total} events shown"
     return ""
 
 
@@ -165,14 +190,26 @@ def _aside(test: Mapping[str, Any]) -> str:
 
 
 def _logs(test: Mapping[str, Any]) -> str:
-    logs = [e for e in test.get("events") or [] if e.get("kind") == "log"]
-    if not logs:
-        return ""
-    _, total = _counts(test)
-    more = f" (first {len(logs)} of {total})" if total > len(logs) else ""
-    text = "\n".join(f"#{e.get('index', '')} {e.get('level', '')} {e.get('message', '')}" for e in logs)
-    summary = f"<summary>engine log, {len(logs)} record(s){more}</summary>"
-    return f'<details>{summary}<pre class="log">{escape(text)}</pre></details>'
+    """The engine's log records and Python warnings, folded under a summary that counts them."""
+    parts = []
+    total = _counts(test)
+    for kind, what in (("log", "engine log, {} record(s)"), ("warning", "Python warnings, {} distinct")):
+        kept = [e for e in test.get("events") or [] if e.get("kind") == kind]
+        if not kept:
+            continue
+        count = total["logs" if kind == "log" else "warnings"]
+        more = f" (first {len(kept)} of {count})" if count > len(kept) else ""
+        if kind == "log":
+            text = "\n".join(f"#{e.get('index', '')} {e.get('level', '')} {e.get('message', '')}" for e in kept)
+        else:
+            text = "\n".join(
+                f"#{e.get('index', '')} {e.get('category', '')}: {e.get('message', '')}"
+                + (f" (x{e['count']})" if e.get("count", 1) != 1 else "")
+                for e in kept
+            )
+        summary = f"<summary>{what.format(len(kept))}{more}</summary>"
+        parts.append(f'<details>{summary}<pre class="log">{escape(text)}</pre></details>')
+    return "".join(parts)
 
 
 def _detail(test: Mapping[str, Any]) -> str:
@@ -242,6 +279,25 @@ def _others(tests: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
     return table, sorted(files)
 
 
+def _chips(tests: Sequence[Mapping[str, Any]], engines: Sequence[str]) -> str:
+    """Per engine, how many of its traced tests (scenarios and the others) fall in each category."""
+    counts: dict[str, dict[str, int]] = {engine: {key: 0 for key, _ in CATEGORIES} for engine in engines}
+    for test in tests:
+        engine = str(test.get("engine") or "")
+        counts.setdefault(engine, {key: 0 for key, _ in CATEGORIES})[category(test)] += 1
+    chips = []
+    for engine, per in counts.items():
+        shown = " ".join(f'<span class="badge k-{k}">{per[k]} {label}</span>' for k, label in CATEGORIES if per[k])
+        if shown:
+            name = escape(engine) if engine else "no engine"
+            total = sum(per.values())
+            chips.append(
+                f'<p class="chips" data-engine="{escape(engine)}"><b>{name}</b> '
+                f'<span class="meta">{total} traced test(s):</span> {shown}</p>'
+            )
+    return "".join(chips)
+
+
 def _options(values: Iterable[tuple[str, str]], every: str) -> str:
     return f'<option value="">{escape(every)}</option>' + "".join(
         f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in values
@@ -252,7 +308,7 @@ def _page(title: str, head: str, body: str) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
-        f"<style>{CSS}</style></head><body>{head}{body}</body></html>"
+        f"<style>{CSS}{label_css()}</style></head><body>{head}{body}</body></html>"
     )
 
 
@@ -264,22 +320,13 @@ def render_report(data: Mapping[str, Any]) -> str:
     others = [t for t in tests if t.get("scenario") is None]
     seed = data.get("seed")
     versions = ", ".join(f"{k} {v}" for k, v in (data.get("versions") or {}).items() if v)
-    chips = []
-    for engine in engines:
-        counts = {key: 0 for key, _ in CATEGORIES}
-        for test in scenarios:
-            if test.get("engine") == engine:
-                counts[category(test)] += 1
-        shown = " ".join(f'<span class="badge k-{k}">{counts[k]} {lbl}</span>' for k, lbl in CATEGORIES if counts[k])
-        if shown:
-            chips.append(f'<p class="chips" data-engine="{escape(engine)}"><b>{escape(engine)}</b> {shown}</p>')
     head = (
         f"<h1>{escape(str(data.get('title') or 'pytest-fcp report'))}</h1>"
         f'<p class="meta">seed <code id="seed">{escape(str(seed))}</code> '
         f"(replay with <code>--fcp-seed={escape(str(seed))}</code>) · engines {escape(', '.join(engines))} · "
         f"{len(tests)} traced test(s) · "
         f"{escape(str(data.get('created', '')))}{' · ' + escape(versions) if versions else ''}</p>"
-        + "".join(chips)
+        + _chips(tests, engines)
         + LEGEND
     )
     body = []

@@ -25,6 +25,11 @@ File format (see ``docs/scenarios.md``)::
     [scenario.expect]
     outcome = "data"
     sources = { default = "rest" }
+    requests = { vision = 4, rest = ">=1" }          # HTTP requests per source over the whole scenario
+
+``expect.requests`` counts every HTTP request the engine sends to a source (HTTPS, or an S3 GetObject for
+Vision): a ``.CHECKSUM`` file is a Vision request of its own, so two Vision days fetched with their checksums
+are ``vision = 4``; a retry of the same URL counts again, and so does each REST page.
 
 A request may be empty (``start == end``: no bars) or lie inside one bar (the bar that opened at ``start``
 only if ``start`` is on a bar edge: rows are the bars with ``start <= open_time < end``). Bounds: dates from

@@ -80,7 +80,9 @@ class Expect:
 
     * ``outcome``: alternatives among ``data``, ``DataSourceError``, ``RateLimitError``;
     * ``sources``: per-day allowed row sources (``default`` for the other days);
-    * ``requests``: request counts per source over the whole scenario (``0``, ``>=1``, ``<=3`` ...);
+    * ``requests``: request counts per source over the whole scenario (``0``, ``>=1``, ``<=3`` ...): every HTTP
+      request the engine sent to that source counts, a ``.CHECKSUM`` file and a retry of the same URL too (a
+      Vision day fetched with its checksum is 2 requests), as does each REST page;
     * ``cache_after``: per-day allowed cache states afterwards (``default`` for the other days);
     * ``skip_checks``: default checks that do not apply.
     """
