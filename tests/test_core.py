@@ -14,6 +14,7 @@ from pytest_fcp.core.freshness import FRESHNESS, FRESHNESS_HOURS, is_old
 from pytest_fcp.core.hosts import LOCAL_URL, is_local, is_local_url
 from pytest_fcp.core.markets import (
     CHECKSUM_SUFFIX,
+    DEFAULT_PAGE_LIMIT,
     MARKETS,
     MAX_PAGE_LIMIT,
     REST_HOSTS,
@@ -259,3 +260,18 @@ def test_a_fact_written_again_is_named(tmp_path):
         "world.py:6: 'localhost' (use core.hosts.is_local)",
         "world.py:7: hours=48 (use core.freshness.FRESHNESS)",
     ]
+
+
+@pytest.mark.parametrize("market", list(MARKETS))
+def test_rest_pages_follow_the_default_and_the_largest_limit(tmp_path, market):
+    import httpx
+
+    from pytest_fcp.world import World
+
+    spec, start = MARKETS[market], markets.to_ms(utc(2024, 1, 1))
+    params = {"symbol": default_symbol(market), "interval": "1m", "startTime": start}
+    with World(tmp_path / "cache", utc(2024, 1, 10, 12), market=market, symbol=params["symbol"]):
+        unnamed = httpx.get(spec.rest_url, params=params).json()
+        largest = httpx.get(spec.rest_url, params={**params, "limit": MAX_PAGE_LIMIT + 1}).json()
+    assert len(unnamed) == DEFAULT_PAGE_LIMIT
+    assert len(largest) == spec.max_limit <= MAX_PAGE_LIMIT

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "CHECKSUM_SUFFIX",
     "DAY_MS",
+    "DEFAULT_PAGE_LIMIT",
     "INTERVALS",
     "LISTED_SINCE",
     "MARKETS",
@@ -124,6 +125,8 @@ MARKETS: dict[str, MarketSpec] = {
 REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
 #: The largest klines page any market serves (a page limit's upper bound in any market).
 MAX_PAGE_LIMIT = max(spec.max_limit for spec in MARKETS.values())
+#: The klines page REST serves when a request names no ``limit`` (every market).
+DEFAULT_PAGE_LIMIT = 500
 
 
 def market_spec(market: str) -> MarketSpec:
