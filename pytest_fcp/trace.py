@@ -39,6 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_fcp.core.cache_states import PATH_ORDER
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
 
 __all__ = [
@@ -228,7 +229,7 @@ def _tokens(events: Iterable[Event]) -> Iterator[str]:
             counts: dict[str, int] = {}
             for state in data["cache_days"].values():
                 counts[state] = counts.get(state, 0) + 1
-            for state in ("hit", "miss", "corrupt", "partial", "stale"):
+            for state in PATH_ORDER:
                 if counts.get(state):
                     yield f"cache {state} {counts[state]}d"
         elif event.kind == "http":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -307,3 +308,29 @@ def test_the_client_engines_fall_back_from_a_blocked_vision_to_rest(tmp_path, en
         result = world.fetch(utc(2024, 1, 2), utc(2024, 1, 5))
     assert result.ok and result.rows_by_source() == {"vision": 48, "rest": 24}
     assert result.violations == ()
+
+
+@pytest.mark.parametrize("url", ["http://localhost:9/x", "http://127.0.0.2:9/x", "http://[::1]:9/x"])
+def test_a_request_to_this_machine_passes_every_door_to_the_sealed_sockets(tmp_path, client, monkeypatch, url):
+    # this machine is not the world's business: no door serves it, so the request reaches the real socket
+    # layer, which the seal stops (a socket violation), never the world's "unserved" refusal
+    loopback = {"localhost": (socket.AF_INET, ("127.0.0.1", 9)), "127.0.0.2": (socket.AF_INET, ("127.0.0.2", 9))}
+    loopback["::1"] = (socket.AF_INET6, ("::1", 9, 0, 0))
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:  # no name service asked, not even for localhost
+        family, address = loopback[host]
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+
+    monkeypatch.setattr(network_module, "_real_getaddrinfo", resolve)
+    with _world(tmp_path) as world, pytest.raises(Exception):  # noqa: B017 - each client wraps it its own way
+        client.get(url)
+    kinds = {e.data["what"] for e in world.trace.of_kind("violation")}
+    assert kinds == {"socket"}
+    assert world.recorder.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://localhost.example.com/x", "http://127.0.0.2.example.com/x"])
+def test_a_host_that_only_looks_like_this_machine_is_unserved(tmp_path, client, url):
+    with _world(tmp_path) as world, pytest.raises(client.unserved, match="not served by the simulated world"):
+        client.get(url)
+    assert world.violations == [f"GET {url}"]

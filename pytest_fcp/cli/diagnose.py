@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_fcp.cli.args import EXIT_OK, EXIT_PROBLEMS, UsageError
 from pytest_fcp.cli.output import console as _console
 from pytest_fcp.cli.output import iso as _iso
-from pytest_fcp.core.freshness import FRESHNESS, is_old
+from pytest_fcp.core.freshness import FRESHNESS_HOURS, is_old
 from pytest_fcp.core.markets import day_bounds_ms, days_between, market_spec, to_ms
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from pytest_fcp.world.spec import WorldSpec
 
 __all__ = [
-    "FRESHNESS_HOURS",
     "NO_SOURCE",
     "Diagnosis",
     "diagnose_simulated",
@@ -40,8 +39,6 @@ __all__ = [
 
 #: How a row without a source (e.g. a NaN row an engine padded a gap with) is counted.
 NO_SOURCE = "(none)"
-#: :data:`~pytest_fcp.core.freshness.FRESHNESS` in hours, for messages.
-FRESHNESS_HOURS = int(FRESHNESS.total_seconds() // 3600)
 
 
 @dataclass

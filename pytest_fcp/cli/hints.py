@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pytest_fcp.cli.diagnose import FRESHNESS_HOURS, NO_SOURCE, Diagnosis
+from pytest_fcp.cli.diagnose import NO_SOURCE, Diagnosis
+from pytest_fcp.core.freshness import FRESHNESS_HOURS
+from pytest_fcp.core.markets import VISION_HOST
+from pytest_fcp.core.sources import is_rate_limited
 
 if TYPE_CHECKING:
     from pytest_fcp.trace import Event
@@ -39,12 +42,12 @@ def add_hints(d: Diagnosis) -> None:
             "vision_403",
             "problem",
             f"Binance Vision answered 403 Forbidden to {len(forbidden)} request(s). "
-            "data.binance.vision refuses "
+            f"{VISION_HOST} refuses "
             "some networks and regions (it is geo-blocked e.g. in the US, and behind some proxies and cloud "
             "hosts); the engine had to fall back to REST, which is slower, rate-limited and per-request "
             "weighted. Run from a network Vision serves, or expect REST-only fetches.",
         )
-    limited = [e for e in rest if e.data.get("status") in (418, 429)]
+    limited = [e for e in rest if is_rate_limited(e.data.get("status"))]
     if limited or d.error_kind == "RateLimitError":
         codes = sorted({str(e.data.get("status")) for e in limited}) or ["RateLimitError"]
         hint(
@@ -90,7 +93,7 @@ def add_hints(d: Diagnosis) -> None:
     rest_failed = [
         e
         for e in rest
-        if e.data.get("status") is None or (e.data["status"] >= 400 and e.data["status"] not in (418, 429))
+        if e.data.get("status") is None or (e.data["status"] >= 400 and not is_rate_limited(e.data["status"]))
     ]
     if rest_failed:
         hint("rest_failed", "problem", f"REST failed {len(rest_failed)} time(s) ({_statuses(rest_failed)}).")

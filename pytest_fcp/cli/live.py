@@ -15,15 +15,13 @@ from typing import TYPE_CHECKING
 
 from pytest_fcp.cli.diagnose import NO_SOURCE, Diagnosis, fetch_range, fill_outcome, warm_up_imports
 from pytest_fcp.core.cache_states import health_path_word
-from pytest_fcp.core.markets import MARKETS, days_between, market_spec, to_ms
+from pytest_fcp.core.markets import REST_HOSTS, VISION_HOST, days_between, market_spec, to_ms
 
 if TYPE_CHECKING:
     from pytest_fcp.engines import Engine, EngineFactory
     from pytest_fcp.trace import Trace
 
-__all__ = ["VISION_HOST", "NoNetwork", "check_network", "diagnose_live"]
-
-VISION_HOST = "data.binance.vision"
+__all__ = ["NoNetwork", "check_network", "diagnose_live"]
 
 
 class NoNetwork(Exception):
@@ -52,7 +50,7 @@ def _source_of(host: str) -> str:
     """The source a request to ``host`` belongs to: vision, rest, or net."""
     if host == VISION_HOST:
         return "vision"
-    if host in {spec.rest_host for spec in MARKETS.values()}:
+    if host in REST_HOSTS:
         return "rest"
     return "net"
 
@@ -127,9 +125,9 @@ def _live_cache_state(engine: Engine, diagnosis: Diagnosis, day: dt.date, layout
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
-        return "miss"
+        return health_path_word("missing")
     except OSError:
-        return "corrupt"
+        return health_path_word("unreadable")
     report = check_day_file(str(path), size, day, diagnosis.interval, layout, to_ms(diagnosis.now))
     issues = [i for i in report.issues if i != "too_recent"]
     return health_path_word(issues[0] if issues else "ok")

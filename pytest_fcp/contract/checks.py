@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pytest_fcp.contract.rows import check_rows
 from pytest_fcp.contract.verdict import Case, Verdict
 from pytest_fcp.core.freshness import is_old
-from pytest_fcp.core.sources import error_names
+from pytest_fcp.core.sources import error_names, is_rate_limited
 from pytest_fcp.world.recorder import RequestRecord
 
 __all__ = ["CHECKS", "Check"]
@@ -25,7 +25,7 @@ def _days(days: list[dt.date]) -> str:
 
 
 def _served_rate_limit(case: Case) -> bool:
-    return any(r.status in (429, 418) for r in case.obs.requests)
+    return any(is_rate_limited(r.status) for r in case.obs.requests)
 
 
 def check_outcome(case: Case) -> list[Verdict]:
@@ -178,7 +178,7 @@ def check_rate_limit(case: Case) -> list[Verdict]:
     """After a 429 / 418, no REST request before Retry-After has passed."""
     rest: list[RequestRecord] = [r for r in case.obs.requests if r.source == "rest"]
     for answered, following in itertools.pairwise(rest):
-        if answered.status not in (429, 418):
+        if not is_rate_limited(answered.status):
             continue
         retry_after = answered.retry_after or 0.0
         waited = (following.started - answered.virtual).total_seconds()

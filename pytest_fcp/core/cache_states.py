@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DAY_STATES", "HEALTH_ISSUES", "PATH_WORDS", "DayFileState", "health_path_word", "path_word"]
+__all__ = [
+    "BROKEN_STATES",
+    "DAY_STATES",
+    "HEALTH_ISSUES",
+    "PATH_ORDER",
+    "PATH_WORDS",
+    "DayFileState",
+    "health_path_word",
+    "path_word",
+]
 
 #: A day file judged against the truth: ``missing``, ``unreadable`` (not an Arrow file or stream, or cannot
 #: be opened), ``schema`` (a needed column is missing or not numeric), ``partial`` (right values, bars
 #: missing), ``stale`` (values differ from the truth), ``extra`` (bars outside the day or duplicated),
 #: ``corrupt`` (as a format fault left it) or ``valid``.
 DAY_STATES = ("valid", "missing", "partial", "stale", "unreadable", "schema", "extra", "corrupt")
+#: The states of a file that is there but not the day's true bars.
+BROKEN_STATES = tuple(s for s in DAY_STATES if s not in ("valid", "missing"))
 
 #: The word each state takes in a decision path (``cache miss 3d -> ...``), in the order paths list them.
 PATH_WORDS = {
@@ -24,6 +35,8 @@ PATH_WORDS = {
     "partial": "partial",
     "stale": "stale",
 }
+#: The distinct decision-path words, in the order a path lists its cache counts (``cache hit 2d cache miss 1d``).
+PATH_ORDER = tuple(dict.fromkeys(PATH_WORDS.values()))
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["DEFAULT_PUBLISH_DELAY", "FRESHNESS", "FRESHNESS_MS", "day_end", "is_old", "last_old_day"]
+__all__ = [
+    "DEFAULT_PUBLISH_DELAY",
+    "FRESHNESS",
+    "FRESHNESS_HOURS",
+    "FRESHNESS_MS",
+    "day_end",
+    "is_old",
+    "last_old_day",
+]
 
 #: A day is on Vision, and may be cached, once it ended this long before "now" (approximate: scenarios
 #: keep an hour or more clear of the edge).
 FRESHNESS = dt.timedelta(hours=48)
 FRESHNESS_MS = int(FRESHNESS.total_seconds() * 1000)
+#: :data:`FRESHNESS` in whole hours, for messages.
+FRESHNESS_HOURS = int(FRESHNESS.total_seconds() // 3600)
 
 #: How long after a day closes the simulated Vision publishes its file (the real one: within about a day).
 DEFAULT_PUBLISH_DELAY = dt.timedelta(hours=24)

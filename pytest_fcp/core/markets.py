@@ -1,7 +1,8 @@
 """Binance market conventions shared by the simulated world, the engines and the verdicts.
 
 One place holds what differs between spot, USDT-margined and COIN-margined futures: where Vision keeps
-the daily files, which REST host and path serve klines, the page limits, and the file conventions.
+the daily files, which REST host and path serve klines, the page limits, and the file conventions; and
+what they share: Vision's host and its checksum objects.
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ import datetime as dt
 from dataclasses import dataclass
 
 __all__ = [
+    "CHECKSUM_SUFFIX",
     "DAY_MS",
+    "DEFAULT_PAGE_LIMIT",
     "INTERVALS",
     "LISTED_SINCE",
     "MARKETS",
+    "MAX_PAGE_LIMIT",
+    "REST_HOSTS",
+    "VISION_HOST",
+    "VISION_URL",
     "MarketSpec",
     "bars_per_day",
+    "checksum_key",
     "day_bounds_ms",
     "day_of_ms",
     "days_between",
+    "default_symbol",
     "interval_ms",
     "market_spec",
     "ms_to_datetime",
@@ -28,6 +37,12 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
+
+#: Binance Vision's host, which is also its S3 bucket's name; :data:`VISION_URL` is its HTTPS root.
+VISION_HOST = "data.binance.vision"
+VISION_URL = f"https://{VISION_HOST}"
+#: Vision publishes each zip with a checksum object: the zip's key plus this suffix (see :func:`checksum_key`).
+CHECKSUM_SUFFIX = ".CHECKSUM"
 
 #: Intervals a daily Vision file can hold (Binance spelling -> milliseconds). ``1s`` is spot only.
 INTERVALS: dict[str, int] = {
@@ -106,12 +121,25 @@ MARKETS: dict[str, MarketSpec] = {
 }
 
 
+#: The REST hosts of the markets, in :data:`MARKETS` order.
+REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
+#: The largest klines page any market serves (a page limit's upper bound in any market).
+MAX_PAGE_LIMIT = max(spec.max_limit for spec in MARKETS.values())
+#: The klines page REST serves when a request names no ``limit`` (every market).
+DEFAULT_PAGE_LIMIT = 500
+
+
 def market_spec(market: str) -> MarketSpec:
     """The spec of ``market``, or a ``ValueError`` that lists the allowed names."""
     try:
         return MARKETS[market]
     except KeyError:
         raise ValueError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}") from None
+
+
+def default_symbol(market: str) -> str:
+    """The symbol a world trades when none is named (COIN-M futures trade ``BTCUSD_PERP``)."""
+    return "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
 
 
 def interval_ms(interval: str) -> int:
@@ -169,6 +197,11 @@ def vision_file_name(symbol: str, interval: str, day: dt.date) -> str:
 
 
 def vision_key(market: str, symbol: str, interval: str, day: dt.date) -> str:
-    """S3 key of the daily klines zip (append ``.CHECKSUM`` for its checksum object)."""
+    """S3 key of the daily klines zip (:func:`checksum_key` of it is its checksum object's)."""
     spec = market_spec(market)
     return f"{spec.vision_prefix}/daily/klines/{symbol}/{interval}/{vision_file_name(symbol, interval, day)}"
+
+
+def checksum_key(zip_key: str) -> str:
+    """The key (or URL) of a zip's checksum object: the zip's plus :data:`CHECKSUM_SUFFIX`."""
+    return zip_key + CHECKSUM_SUFFIX

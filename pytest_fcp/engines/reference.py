@@ -40,20 +40,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from pytest_fcp.core.freshness import FRESHNESS_MS as VISION_MIN_AGE_MS
+from pytest_fcp.core.freshness import is_old
 from pytest_fcp.core.markets import (
     MARKETS,
+    VISION_URL,
     MarketSpec,
     bars_per_day,
+    checksum_key,
     day_bounds_ms,
     day_of_ms,
     interval_ms,
     market_spec,
+    ms_to_datetime,
     to_ms,
     vision_file_name,
     vision_key,
 )
 from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA, PRICE_COLUMNS
+from pytest_fcp.core.sources import is_rate_limited
 from pytest_fcp.engines import CacheLayout
 
 __all__ = ["CACHE_LAYOUT", "DataSourceError", "RateLimitError", "ReferenceEngine", "create"]
@@ -72,7 +76,6 @@ CACHE_LAYOUT = CacheLayout(
     sorted_bars=True,
 )
 
-VISION_URL = "https://data.binance.vision"
 REST_RETRIES = 2  # extra attempts after a transient REST failure
 BACKOFF_SECONDS = 1.0  # first retry waits 1 s, the second 2 s
 TIMEOUT_SECONDS = 30.0
@@ -269,7 +272,7 @@ class ReferenceEngine:
 
     def _store(self, symbol: str, market: str, interval: str, day: dt.date, table: pa.Table, now_ms: int) -> None:
         """Cache a verified full day if it ended 48 h ago; a cache that cannot be written is only logged."""
-        if day_bounds_ms(day)[1] > now_ms - VISION_MIN_AGE_MS or not _is_full_day(table, day, interval):
+        if not is_old(day, ms_to_datetime(now_ms)) or not _is_full_day(table, day, interval):
             return
         try:
             self.write_cache(symbol, market, interval, day, table)
@@ -297,7 +300,7 @@ class ReferenceEngine:
             if cached is not None:
                 parts.append(_with_source(cached, "cache"))
                 continue
-            if day_bounds_ms(day)[1] > now_ms - VISION_MIN_AGE_MS:
+            if not is_old(day, ms_to_datetime(now_ms)):
                 why[day] = "cache miss; vision not asked (the day ended less than 48 h ago)"
                 continue
             try:
@@ -349,7 +352,7 @@ class ReferenceEngine:
     def _vision_day(self, spec: MarketSpec, symbol: str, interval: str, day: dt.date) -> pa.Table:
         url = f"{VISION_URL}/{vision_key(spec.name, symbol, interval, day)}"
         payload = self._vision_get(url)
-        checksum = self._vision_get(url + ".CHECKSUM")
+        checksum = self._vision_get(checksum_key(url))
         _verify_checksum(payload, checksum, vision_file_name(symbol, interval, day))
         return _parse_vision_zip(payload, spec, symbol, interval, day)
 
@@ -365,7 +368,7 @@ class ReferenceEngine:
                 problem = type(exc).__name__
                 continue
             status = response.status_code
-            if status in (418, 429):
+            if is_rate_limited(status):
                 raise RateLimitError(
                     f"Binance REST rate limit (HTTP {status}) for {params['symbol']} {params['interval']}: "
                     f"{_binance_message(response)}; Retry-After: {response.headers.get('Retry-After', '?')} s"

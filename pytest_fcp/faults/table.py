@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_fcp.core.markets import MAX_PAGE_LIMIT
+
 __all__ = ["FAULTS", "PARAM_RULES", "SCOPE_KEYS", "Effect", "FaultKind", "FaultSpecError", "faults_for_source"]
 
 
@@ -268,7 +270,7 @@ PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
     "retry_after": (0, 86_400),
     "extra": (0, 1000),
     "keep": (0, 1),
-    ("rest.short_page", "keep"): (0, 1500),
+    ("rest.short_page", "keep"): (0, MAX_PAGE_LIMIT),
     "retry_after_format": ("seconds", "http-date"),
     "holes": ("end", "start", "middle"),
     "error": ("ENOSPC", "EIO"),

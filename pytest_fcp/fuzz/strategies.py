@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from pytest_fcp.core.freshness import FRESHNESS
-from pytest_fcp.core.markets import MARKETS, days_between, interval_ms
+from pytest_fcp.core.freshness import is_old
+from pytest_fcp.core.markets import MARKETS, days_between, default_symbol, interval_ms
 from pytest_fcp.faults import FAULTS, Fault, fault
 from pytest_fcp.scenarios.model import Expect, Request, Scenario
 
@@ -89,10 +89,6 @@ class DrawnWorld:
     local_tz: str | None = None
 
 
-def _default_symbol(market: str) -> str:
-    return "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
-
-
 @st.composite
 def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> DrawnWorld:
     """A world: ``now`` within ~1.5 years of 2024-01-10 (shrinks to it), 01:15-22:45 UTC; market; interval.
@@ -107,7 +103,7 @@ def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> DrawnWor
         interval = "1m"
     else:
         interval = draw(st.sampled_from(_MAIN_INTERVALS))
-    return DrawnWorld(now, market, _default_symbol(market), interval, draw(st.sampled_from(LOCAL_ZONES)))
+    return DrawnWorld(now, market, default_symbol(market), interval, draw(st.sampled_from(LOCAL_ZONES)))
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -172,10 +168,6 @@ def _one_request(draw: st.DrawFn, world: DrawnWorld, max_days: int) -> Request:
     return Request(start, end)
 
 
-def _old(day: dt.date, now: dt.datetime) -> bool:
-    return _midnight(day) + dt.timedelta(days=1) <= now - FRESHNESS
-
-
 @st.composite
 def cache_states(
     draw: st.DrawFn, days: Sequence[dt.date], now: dt.datetime
@@ -188,7 +180,7 @@ def cache_states(
     cached: list[dt.date] = []
     broken: dict[str, list[dt.date]] = {}
     for day in sorted(set(days)):
-        if not _old(day, now):
+        if not is_old(day, now):
             continue
         state = draw(st.one_of(st.none(), st.just("valid"), st.sampled_from(CACHE_FAULTS)))
         if state == "valid":

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pytest_fcp.core.freshness import FRESHNESS, FRESHNESS_MS
-from pytest_fcp.core.markets import DAY_MS, INTERVALS, day_bounds_ms
+from pytest_fcp.core.freshness import FRESHNESS_HOURS, is_old
+from pytest_fcp.core.markets import DAY_MS, INTERVALS, day_bounds_ms, ms_to_datetime
 from pytest_fcp.core.schemas import PRICE_COLUMNS
 from pytest_fcp.health.layouts import layout as layout_of
 
@@ -21,7 +21,6 @@ __all__ = ["NEEDED_COLUMNS", "FileReport", "FileVerdict", "Job", "check_day_file
 #: The columns a day file must have, whatever its layout.
 NEEDED_COLUMNS = ("open_time", *PRICE_COLUMNS)
 _UNIT_PER_MS = {"s": None, "ms": 1, "us": 1_000, "ns": 1_000_000}
-_FRESHNESS_H = int(FRESHNESS.total_seconds() // 3600)
 
 
 @dataclass
@@ -230,10 +229,11 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     day_start, day_end = day_bounds_ms(day)
     tail: list[str] = []
     recent_note = ""
-    if day_end > now_ms - FRESHNESS_MS:
+    if not is_old(day, ms_to_datetime(now_ms)):
         tail = ["too_recent"]
         age_h = (now_ms - day_end) / 3_600_000
-        recent_note = f"day ended {age_h:.0f} h before now (< {_FRESHNESS_H} h)" if age_h >= 0 else "day not over yet"
+        young = f"day ended {age_h:.0f} h before now (< {FRESHNESS_HOURS} h)"
+        recent_note = young if age_h >= 0 else "day not over yet"
 
     def finish(issues: list[str], notes: list[str]) -> FileReport:
         report.issues = [*issues, *tail]

@@ -105,8 +105,9 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 
 def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     """The world a marker asks for (marker-style options), in this run's settings."""
+    from pytest_fcp.core.markets import default_symbol
     from pytest_fcp.faults import Fault, FaultSpecError, fault
-    from pytest_fcp.world.spec import WorldSpec, default_symbol
+    from pytest_fcp.world.spec import WorldSpec
 
     now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
     faults = []

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from pytest_fcp.core.sources import is_rate_limited
 from pytest_fcp.report.layout import Shelf, label_width, place
 
 __all__ = ["DRAWN", "LANES", "LANE_Y", "flow_svg", "status_class", "url_label"]
@@ -43,7 +44,7 @@ def status_class(event: Mapping[str, Any]) -> str:
     if status is None:
         return "sx"
     status = int(status)
-    if status in (429, 418):
+    if is_rate_limited(status):
         return "rl"
     return {2: "s2", 4: "s4", 5: "s5"}.get(status // 100, "s3")
 

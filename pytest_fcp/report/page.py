@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from pytest_fcp.core.cache_states import BROKEN_STATES
 from pytest_fcp.report.assets import CSS, JS, LEGEND
 from pytest_fcp.report.flow import DRAWN, flow_svg
 from pytest_fcp.report.layout import label_css
@@ -130,7 +131,7 @@ def _day_class(value: str) -> str:
         return ' class="cv"'
     if value in ("missing", ""):
         return ' class="cm"'
-    if value.split(" ", 1)[0] in ("partial", "stale", "unreadable", "schema", "extra", "corrupt"):
+    if value.split(" ", 1)[0] in BROKEN_STATES:
         return ' class="cb"'
     return ""
 

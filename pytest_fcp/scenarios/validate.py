@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
 from pytest_fcp.core.freshness import FRESHNESS
-from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, interval_ms
+from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, default_symbol, interval_ms
 from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
@@ -117,7 +117,7 @@ def _series(
             prefix + "interval",
             f"{interval!r} is not a {market} interval; allowed: {', '.join(MARKETS[market].intervals)}",
         )
-    default = "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
+    default = default_symbol(market)
     if base and "market" not in data and base[1] == market:
         default = base[0]
     symbol = data.get("symbol") or default

@@ -1,12 +1,16 @@
 """What a simulated service answers, whichever door or client asked: an :class:`Answer` (an HTTP status with
-headers and body, or a transport failure) carrying the :class:`Target` the request asked for."""
+headers and body, or a transport failure) carrying the :class:`Target` the request asked for; and
+:class:`DoorPort`, what a client door hands each request to (the sealed network is one, below which the
+doors stay: they never import it)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["Answer", "Target"]
+__all__ = ["Answer", "DoorPort", "Target"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +34,13 @@ class Answer:
     headers: dict[str, str] | None = None
     transport: str | None = None  # "connect" | "timeout"
     target: Target | None = None  # what the request asked for, as the service understood it
+
+
+class DoorPort(Protocol):
+    """Where a client door sends each request: :meth:`serve` answers it or raises ``refuse(message)``."""
+
+    def serve(
+        self, method: str, url: str, deliver: Callable[[Answer], Any], refuse: Callable[[str], BaseException]
+    ) -> Any:
+        """Answer one request: ``deliver`` turns the :class:`Answer` into the client's response (or raises its
+        connect / timeout exception); ``refuse`` builds the client's error for a URL the world does not serve."""

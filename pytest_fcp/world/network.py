@@ -20,10 +20,11 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from pytest_fcp.core.markets import MARKETS
+from pytest_fcp.core.hosts import is_local
+from pytest_fcp.core.markets import REST_HOSTS, VISION_HOST
+from pytest_fcp.core.sources import is_rate_limited
 from pytest_fcp.world.answer import Answer
 from pytest_fcp.world.clients import open_doors
-from pytest_fcp.world.clients.httpx_door import UnservedRequestError
 from pytest_fcp.world.vision import BUCKET
 
 if TYPE_CHECKING:
@@ -34,11 +35,7 @@ if TYPE_CHECKING:
     from pytest_fcp.world.rest import RestApi
     from pytest_fcp.world.vision import VisionBucket
 
-__all__ = ["SealedNetwork", "SealedNetworkError", "UnservedRequestError", "active_network", "is_local"]
-
-VISION_HOST = BUCKET
-REST_HOSTS = tuple(spec.rest_host for spec in MARKETS.values())
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+__all__ = ["SealedNetwork", "SealedNetworkError", "active_network"]
 
 
 class SealedNetworkError(OSError):
@@ -54,11 +51,6 @@ _real_getaddrinfo = socket.getaddrinfo
 def active_network() -> SealedNetwork | None:
     """The sealed network of the world that is running, if one is."""
     return _ACTIVE[-1] if _ACTIVE else None
-
-
-def is_local(host: str | None) -> bool:
-    """Whether ``host`` is this machine (requests to it are not the world's business)."""
-    return host is None or host in LOCAL_HOSTS
 
 
 def _blocked(family: int) -> bool:
@@ -83,7 +75,8 @@ def _guard_connect_ex(sock: socket.socket, address: Any) -> int:
 
 def _guard_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     network = active_network()
-    if network is not None and host not in (None, "localhost", "127.0.0.1", "::1"):
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else host
+    if network is not None and not is_local(name):
         network.recorder.violation("dns", f"real DNS lookup of {host!r}")
         raise socket.gaierror(socket.EAI_NONAME, f"pytest-fcp: DNS lookup of {host!r} blocked (sealed network)")
     return _real_getaddrinfo(host, *args, **kwargs)
@@ -182,7 +175,7 @@ class SealedNetwork:
         # the client's response says what it got (an S3 range read is a 206); a bare tuple defers to the answer
         status = getattr(result, "status_code", None) or getattr(result, "status", None) or answer.status
         headers = getattr(result, "headers", None) or answer.headers or {}
-        retry_after = headers.get("Retry-After") if status in (418, 429) else None
+        retry_after = headers.get("Retry-After") if is_rate_limited(status) else None
         self.recorder.http(
             source,
             door,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pytest_fcp.core.markets import INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
+from pytest_fcp.core.markets import DEFAULT_PAGE_LIMIT, INTERVALS, MARKETS, day_bounds_ms, day_of_ms, to_ms
 from pytest_fcp.world.answer import Answer, Target
 from pytest_fcp.world.recorder import Recorder
 
@@ -126,7 +126,7 @@ class RestApi:
         """Answer one klines request as Binance would, or as the fault in scope makes it."""
         market, _ = _HOST_TO_MARKET[host]
         answer = self._answer(market, params, url)
-        limit = params.get("limit", "500")
+        limit = params.get("limit", str(DEFAULT_PAGE_LIMIT))
         weight = self.weight_of(market, min(int(limit), MARKETS[market].max_limit)) if limit.isdigit() else 0
         target = Target(market, params.get("symbol"), params.get("interval"), asked_days(params), None, weight)
         return replace(answer, target=target)
@@ -145,7 +145,7 @@ class RestApi:
         if not self.truth.has_symbol(market, symbol):
             return _error(400, -1121, "Invalid symbol.")
         try:
-            limit = int(params.get("limit", "500"))
+            limit = int(params.get("limit", DEFAULT_PAGE_LIMIT))
             start = int(params["startTime"]) if "startTime" in params else None
             end = int(params["endTime"]) if "endTime" in params else None
         except ValueError:

@@ -23,7 +23,6 @@ __all__ = [
     "WorldError",
     "WorldSpec",
     "check_local_tz",
-    "default_symbol",
 ]
 
 TRUTHS = ("synthetic", "golden")
@@ -51,11 +50,6 @@ def check_local_tz(name: object) -> str:
 
 class WorldError(ValueError):
     """A world that cannot be built as asked; the message says what is wrong and what is allowed."""
-
-
-def default_symbol(market: str) -> str:
-    """The symbol a world trades when none is named (COIN-M futures trade ``BTCUSD_PERP``)."""
-    return "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pytest_fcp.core.freshness import day_end
-from pytest_fcp.core.markets import MARKETS, day_bounds_ms, interval_ms, vision_file_name
+from pytest_fcp.core.markets import (
+    CHECKSUM_SUFFIX,
+    MARKETS,
+    VISION_HOST,
+    checksum_key,
+    day_bounds_ms,
+    interval_ms,
+    vision_file_name,
+)
 from pytest_fcp.world.answer import Answer, Target
 from pytest_fcp.world.recorder import Recorder
 
@@ -54,7 +62,7 @@ __all__ = [
     "zip_bytes",
 ]
 
-BUCKET = "data.binance.vision"
+BUCKET = VISION_HOST
 REGION = "ap-northeast-1"
 HEADER = (
     "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
@@ -62,8 +70,9 @@ HEADER = (
 )
 _PREFIX_TO_MARKET = {spec.vision_prefix: name for name, spec in MARKETS.items()}
 _KEY_RE = re.compile(
-    r"^(?P<prefix>data/spot|data/futures/um|data/futures/cm)/daily/klines/(?P<symbol>[A-Z0-9_]+)/"
-    r"(?P<interval>[0-9]+[smhdwM])/(?P=symbol)-(?P=interval)-(?P<day>\d{4}-\d{2}-\d{2})\.zip(?P<checksum>\.CHECKSUM)?$"
+    rf"^(?P<prefix>{'|'.join(re.escape(prefix) for prefix in _PREFIX_TO_MARKET)})/daily/klines/(?P<symbol>[A-Z0-9_]+)/"
+    r"(?P<interval>[0-9]+[smhdwM])/(?P=symbol)-(?P=interval)-(?P<day>\d{4}-\d{2}-\d{2})\.zip"
+    rf"(?P<checksum>{re.escape(CHECKSUM_SUFFIX)})?$"
 )
 
 
@@ -259,11 +268,11 @@ class VisionBucket:
         if not self.published(item):
             return False
         with self._lock:
-            zip_key = item.key.removesuffix(".CHECKSUM")
+            zip_key = item.key.removesuffix(CHECKSUM_SUFFIX)
             if zip_key not in self.backend.buckets[BUCKET].keys:
                 payload = self.genuine_zip(item.market, item.symbol, item.interval, item.day)
                 self.backend.put_object(BUCKET, zip_key, payload)
-                self.backend.put_object(BUCKET, zip_key + ".CHECKSUM", checksum_of(payload, item.file_name))
+                self.backend.put_object(BUCKET, checksum_key(zip_key), checksum_of(payload, item.file_name))
         return True
 
     def stored(self, key: str) -> bytes | None:

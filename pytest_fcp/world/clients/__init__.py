@@ -1,7 +1,8 @@
 """The client doors: how each HTTP client library's requests reach the sealed network.
 
 One module a client. Each has ``route(network)``, a context manager that routes the client's requests to
-:meth:`~pytest_fcp.world.network.SealedNetwork.serve` while it is open and undoes its patch when it closes.
+:meth:`~pytest_fcp.world.answer.DoorPort.serve` (the sealed network's) while it is open and undoes its patch
+when it closes; requests to this machine (:func:`pytest_fcp.core.hosts.is_local`) pass through.
 A door opens only when its libraries are installed; its module (and so the library) is imported then, at
 the first world's start, never when ``pytest_fcp.world`` is imported. aiohttp costs about half a second to
 import, so its door opens only when the engine has imported aiohttp already (at module level, as usual) when
@@ -17,7 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_fcp.world.network import SealedNetwork
+    from pytest_fcp.world.answer import DoorPort
 
 __all__ = ["DOORS", "WHEN_IMPORTED", "installed_doors", "open_doors"]
 
@@ -49,7 +50,7 @@ def installed_doors() -> list[str]:
     ]
 
 
-def open_doors(network: SealedNetwork, stack: contextlib.ExitStack) -> None:
+def open_doors(network: DoorPort, stack: contextlib.ExitStack) -> None:
     """Open every installed door on ``stack`` (closing the stack closes them, in reverse)."""
     for door in installed_doors():
         module = importlib.import_module(f"{__name__}.{door}")

@@ -21,15 +21,16 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from aioresponses import CallbackResult, aioresponses
 
+from pytest_fcp.core.hosts import LOCAL_URL
+
 if TYPE_CHECKING:
-    from pytest_fcp.world.answer import Answer
-    from pytest_fcp.world.network import SealedNetwork
+    from pytest_fcp.world.answer import Answer, DoorPort
 
 __all__ = ["UnservedRequestError", "route"]
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_LOCAL = ("http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]")
-_ANY = re.compile(r".*")
+#: Every URL but this machine's (those match no route and pass through: ``passthrough_unmatched``).
+_NOT_LOCAL = re.compile(rf"(?!{LOCAL_URL.pattern})", LOCAL_URL.flags)
 
 
 class UnservedRequestError(aiohttp.ClientConnectionError):
@@ -92,7 +93,7 @@ def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
 
 
 @contextlib.contextmanager
-def route(network: SealedNetwork) -> Iterator[None]:
+def route(network: DoorPort) -> Iterator[None]:
     """Route aiohttp's ``ClientSession`` through ``aioresponses`` to ``network``, until closed."""
 
     def callback(method: str) -> Any:
@@ -101,7 +102,7 @@ def route(network: SealedNetwork) -> Iterator[None]:
 
         return answer
 
-    mock = aioresponses(passthrough=list(_LOCAL))
+    mock = aioresponses(passthrough_unmatched=True)
 
     async def request(session: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
         return await mock._request_mock(session, *args, **kwargs)
@@ -113,5 +114,5 @@ def route(network: SealedNetwork) -> Iterator[None]:
         mock.start()  # before adding: starting clears the routes
         stack.callback(mock.stop)
         for method in _METHODS:
-            mock.add(_ANY, method=method, callback=callback(method), repeat=True)
+            mock.add(_NOT_LOCAL, method=method, callback=callback(method), repeat=True)
         yield

@@ -19,8 +19,7 @@ import httpx._transports.default as _transports  # where HTTPTransport looks up 
 import respx
 
 if TYPE_CHECKING:
-    from pytest_fcp.world.answer import Answer
-    from pytest_fcp.world.network import SealedNetwork
+    from pytest_fcp.world.answer import Answer, DoorPort
 
 __all__ = ["UnservedRequestError", "route"]
 
@@ -60,7 +59,7 @@ def _to_httpx(answer: Answer, request: httpx.Request) -> httpx.Response:
 
 
 @contextlib.contextmanager
-def route(network: SealedNetwork) -> Iterator[None]:
+def route(network: DoorPort) -> Iterator[None]:
     """Route httpx through respx to ``network`` and share TLS contexts, until closed."""
 
     def dispatch(request: httpx.Request) -> httpx.Response:

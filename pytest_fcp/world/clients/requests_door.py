@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 import requests
 import responses
 
+from pytest_fcp.core.hosts import LOCAL_URL
+
 if TYPE_CHECKING:
-    from pytest_fcp.world.answer import Answer
-    from pytest_fcp.world.network import SealedNetwork
+    from pytest_fcp.world.answer import Answer, DoorPort
 
 __all__ = ["UnservedRequestError", "route"]
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_LOCAL = r"https?://(?:localhost|127\.0\.0\.1|\[::1\])(?::\d+)?(?:[/?#]|$)"
-_NOT_LOCAL = re.compile(rf"(?!{_LOCAL})")
+_NOT_LOCAL = re.compile(rf"(?!{LOCAL_URL.pattern})", LOCAL_URL.flags)
 
 
 class UnservedRequestError(requests.exceptions.ConnectionError):
@@ -45,7 +45,7 @@ def _deliver(answer: Answer, request: requests.PreparedRequest) -> tuple[int, di
 
 
 @contextlib.contextmanager
-def route(network: SealedNetwork) -> Iterator[None]:
+def route(network: DoorPort) -> Iterator[None]:
     """Route requests through ``responses`` to ``network``, until closed."""
 
     def callback(request: requests.PreparedRequest) -> Any:
@@ -60,7 +60,7 @@ def route(network: SealedNetwork) -> Iterator[None]:
     mock = responses.RequestsMock(assert_all_requests_are_fired=False)
     for method in _METHODS:
         mock.add_callback(method, _NOT_LOCAL, callback=callback, content_type=None)
-    mock.add_passthru(re.compile(_LOCAL))
+    mock.add_passthru(LOCAL_URL)
     from moto.core.models import override_responses_real_send
 
     mock.start()

@@ -18,9 +18,10 @@ import urllib3
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
+from pytest_fcp.core.hosts import is_local
+
 if TYPE_CHECKING:
-    from pytest_fcp.world.answer import Answer
-    from pytest_fcp.world.network import SealedNetwork
+    from pytest_fcp.world.answer import Answer, DoorPort
 
 __all__ = ["UnservedRequestError", "route"]
 
@@ -40,10 +41,8 @@ def _full_url(pool: HTTPConnectionPool, url: str) -> str:
 
 
 @contextlib.contextmanager
-def route(network: SealedNetwork) -> Iterator[None]:
+def route(network: DoorPort) -> Iterator[None]:
     """Route urllib3's connection pools to ``network``, until closed."""
-    from pytest_fcp.world.network import is_local
-
     real = HTTPConnectionPool._make_request
 
     def make_request(pool: HTTPConnectionPool, conn: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
