@@ -383,8 +383,8 @@ def test_unused_entries_are_reported_then_pruned(
     result = pytester.runpytest(*tiny, *workers)
     result.assert_outcomes(passed=1, xfailed=1)
     assert result.ret == pytest.ExitCode.OK
-    unused = "fcp: 2 unused baseline entries in base/reference.toml: mine/a, mine/b  (remove them with --fcp-update-baselines"
-    result.stdout.fnmatch_lines([unused + " --fcp-prune-baselines)"])
+    unused = "fcp: 2 unused baseline entries in base/reference.toml: mine/a, mine/b  (remove them with "
+    result.stdout.fnmatch_lines([unused + "--fcp-update-baselines --fcp-prune-baselines)"])
     selected = pytester.runpytest(*tiny, *workers, "-k", "my_403")  # deselected: defined, so never unused
     selected.stdout.fnmatch_lines([unused + "*"])
     assert "wrong_source" not in selected.stdout.str().partition("unused")[2]
