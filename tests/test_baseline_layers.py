@@ -181,3 +181,20 @@ def test_bundled_catalog_verdicts_unchanged_after_recording_own_scenarios(
     assert after.parseoutcomes() == before.parseoutcomes()
     assert _judged(after) == _judged(before)
     assert hashlib.sha256(real.read_bytes()).hexdigest() == digest
+
+
+def test_ckvd_known_failures_stay_known_after_recording_own_scenarios(
+    pytester: pytest.Pytester, project: pathlib.Path
+) -> None:
+    """ckvd's bundled known failures (one theme of the real catalog) are still judged by the bundled entries."""
+    pytest.importorskip("ckvd")
+    ckvd = [*RUN[:-1], "--fcp-engine=ckvd"]
+    (project / "fcp-baselines").mkdir()
+    before = pytester.runpytest(*ckvd, "-k", "basics")
+    assert before.parseoutcomes().get("xfailed", 0) > 0 and "failed" not in before.parseoutcomes()
+    recorded = pytester.runpytest(*ckvd, "--fcp-no-bundled", "--fcp-scenarios-dir=own", "--fcp-update-baselines")
+    recorded.stdout.fnmatch_lines(["fcp: baseline written to *fcp-baselines/ckvd.toml: 1 added, * 0 kept (not run)"])
+    after = pytester.runpytest(*ckvd, "-k", "basics")
+    assert after.parseoutcomes() == before.parseoutcomes()
+    count = sum(before.parseoutcomes().get(kind, 0) for kind in ("passed", "xfailed"))
+    assert _judged(after) == _judged(before) == [f"judged against bundled ckvd.toml ({count} scenarios)"]
