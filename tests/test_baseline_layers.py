@@ -198,3 +198,15 @@ def test_ckvd_known_failures_stay_known_after_recording_own_scenarios(
     assert after.parseoutcomes() == before.parseoutcomes()
     count = sum(before.parseoutcomes().get(kind, 0) for kind in ("passed", "xfailed"))
     assert _judged(after) == _judged(before) == [f"judged against bundled ckvd.toml ({count} scenarios)"]
+
+
+def test_a_baseline_that_cannot_be_written_is_one_line_and_fails_the_run(
+    pytester: pytest.Pytester, project: pathlib.Path
+) -> None:
+    (project / "fcp-baselines" / "reference.toml").mkdir(parents=True)  # a directory where the file would go
+    result = pytester.runpytest(*RUN, "--fcp-no-bundled", "--fcp-scenarios-dir=own", "--fcp-update-baselines")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["fcp: baseline not written: */fcp-baselines/reference.toml: cannot write it (*); a writable path"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -57,13 +57,8 @@ class Conformance:
         GitHub step summary (controller only)."""
         if self.run.worker:
             return
-        from pytest_fcp.baseline import BaselineError
-
         if self.run.update_baselines:
-            try:
-                self._rewrite()
-            except BaselineError as exc:
-                self.problems.append(f"fcp: baseline not written: {exc}")
+            self._rewrite()
         for engine in sorted(self.results):
             self.unused += [(engine, *found) for found in self.baselines.unused(engine, self.results[engine])]
         failing = bool(self.problems) or (bool(self.unused) and self.run.unused_baselines == "fail")
@@ -75,11 +70,14 @@ class Conformance:
                 handle.write(self.markdown() + "\n")
 
     def _rewrite(self) -> None:
-        from pytest_fcp.baseline import Record
+        from pytest_fcp.baseline import BaselineError, Record
 
         for engine, results in sorted(self.results.items()):
             records = {sid: Record.from_data(info["record"]) for sid, info in results.items()}
-            self.written.append(self.baselines.write(engine, records))
+            try:
+                self.written.append(self.baselines.write(engine, records))
+            except BaselineError as exc:  # one line naming the file; the run fails, the other engines are written
+                self.problems.append(f"fcp: baseline not written: {exc}")
 
     def notes(self) -> list[str]:
         """The lines after the summary: what each update wrote, unused entries, and what could not be written."""
