@@ -345,14 +345,19 @@ totals = { vision = 1, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
 
 
 @pytest.mark.parametrize("workers", [["-n", "0"], XDIST], ids=["serial", "xdist"])
-def test_full_update_rewrites_the_file_whole(pytester: pytest.Pytester, tiny: list[str], workers: list[str]) -> None:
+def test_full_update_keeps_the_entries_of_scenarios_it_did_not_run(
+    pytester: pytest.Pytester, tiny: list[str], workers: list[str]
+) -> None:
     pytester.runpytest(*tiny, "--fcp-update-baselines").assert_outcomes(passed=2)
     path = pytester.path / "base" / "reference.toml"
     text = path.read_text()
-    path.write_text(text + OTHER_THEME)  # a theme this run does not load: kept by reads, dropped by a full update
+    path.write_text(text + OTHER_THEME)  # a theme this run does not load: neither used nor unused here
     pytester.runpytest(*tiny, *workers).assert_outcomes(passed=1, xfailed=1)
-    pytester.runpytest(*tiny, *workers, "--fcp-update-baselines").assert_outcomes(passed=2)
-    assert path.read_text() == text
+    result = pytester.runpytest(*tiny, *workers, "--fcp-update-baselines", "--fcp-prune-baselines")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["fcp: baseline written to *reference.toml: 0 added, 0 changed, 2 unchanged, 1 kept*"])
+    assert "unused baseline entr" not in _out(result)
+    assert _entry(path.read_text(), "other/elsewhere") == _entry(text + OTHER_THEME, "other/elsewhere")
 
 
 def test_old_expectations_file_is_a_usage_error_then_migrated(pytester: pytest.Pytester, tiny: list[str]) -> None:
@@ -366,15 +371,44 @@ def test_old_expectations_file_is_a_usage_error_then_migrated(pytester: pytest.P
     pytester.runpytest(*tiny).assert_outcomes(passed=1, xfailed=1)
 
 
-def test_unknown_scenario_of_a_loaded_theme_is_a_usage_error(pytester: pytest.Pytester, tiny: list[str]) -> None:
+@pytest.mark.parametrize("workers", [["-n", "0"], XDIST], ids=["serial", "xdist"])
+def test_unused_entries_are_reported_then_pruned(
+    pytester: pytest.Pytester, tiny: list[str], workers: list[str]
+) -> None:
     pytester.runpytest(*tiny, "--fcp-update-baselines").assert_outcomes(passed=2)
     path = pytester.path / "base" / "reference.toml"
     text = path.read_text()
-    path.write_text(text + "\n" + _entry(text, "mine/my_403").replace('"mine/my_403"', '"mine/ghost"'))
-    _usage_error(pytester.runpytest(*tiny), "'mine/ghost' is not in any scenario file of this run")
-    pytester.runpytest(*tiny, "--fcp-update-baselines").assert_outcomes(passed=2)
-    assert path.read_text() == text
+    ghosts = "".join("\n" + _entry(text, "mine/my_403").replace('"mine/my_403"', f'"mine/{n}"') for n in ("b", "a"))
+    path.write_text(text + ghosts)
+    result = pytester.runpytest(*tiny, *workers)
+    result.assert_outcomes(passed=1, xfailed=1)
+    assert result.ret == pytest.ExitCode.OK
+    unused = "fcp: 2 unused baseline entries in base/reference.toml: mine/a, mine/b  (remove them with "
+    result.stdout.fnmatch_lines([unused + "--fcp-update-baselines --fcp-prune-baselines)"])
+    selected = pytester.runpytest(*tiny, *workers, "-k", "my_403")  # deselected: defined, so never unused
+    selected.stdout.fnmatch_lines([unused + "*"])
+    assert "wrong_source" not in selected.stdout.str().partition("unused")[2]
+    strict = pytester.runpytest(*tiny, *workers, "--fcp-unused-baselines=fail")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    kept = pytester.runpytest(*tiny, *workers, "--fcp-update-baselines")  # an update alone never drops entries
+    kept.stdout.fnmatch_lines(
+        ["fcp: baseline written to *: 0 added, 0 changed, 2 unchanged, 2 kept (not run)", unused + "*"]
+    )
+    assert all(f'["mine/{n}"]' in path.read_text() for n in ("a", "b"))
+    pruned = pytester.runpytest(*tiny, *workers, "--fcp-update-baselines", "--fcp-prune-baselines")
+    pruned.assert_outcomes(passed=2)
+    pruned.stdout.fnmatch_lines(
+        ["fcp: baseline written to *: 0 added, 0 changed, 2 unchanged, 0 kept (not run), 2 pruned (mine/a, mine/b)"]
+    )
+    assert path.read_text() == text and "unused baseline entr" not in _out(pruned)
     pytester.runpytest(*tiny).assert_outcomes(passed=1, xfailed=1)
+
+
+def test_prune_without_update_is_a_usage_error(pytester: pytest.Pytester, tiny: list[str]) -> None:
+    (pytester.path / "base").mkdir()
+    _usage_error(pytester.runpytest(*tiny, "--fcp-prune-baselines"), "--fcp-prune-baselines", "--fcp-update-baselines")
+    pytester.makeini("[pytest]\nfcp_unused_baselines = loud\n")
+    _usage_error(pytester.runpytest(*tiny), "fcp_unused_baselines = 'loud'", "allowed: report or fail")
 
 
 def test_broken_baseline_is_a_usage_error_then_rewritten(pytester: pytest.Pytester, tiny: list[str]) -> None:

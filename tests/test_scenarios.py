@@ -182,7 +182,7 @@ def test_baseline_known_failure_update_and_better(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest(*base, "--fcp-update-baselines")
     result.stdout.fnmatch_lines(
-        [f"fcp: baseline written to {baselines / 'reference.toml'} (1 scenario(s) from this run)"]
+        [f"fcp: baseline written to {baselines / 'reference.toml'}: 1 added, 0 changed, 0 unchanged, 0 kept (not run)"]
     )
     written = (baselines / "reference.toml").read_text()
     assert '"expect.sources: 2024-01-03: rows from rest; expected vision"' in written

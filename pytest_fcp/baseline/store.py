@@ -3,21 +3,21 @@
 Format 1 (hand-rendered so that a behaviour change is a small diff: scenarios sorted by id, keys in a fixed
 order, one line per day)::
 
-    format = 1
-    engine = "ckvd"
+  format = 1
+  engine = "ckvd"
 
-    ["basics/second_fetch_from_cache"]
-    outcome = ["data", "data"]            # one per fetch; a plain string when the scenario fetches once
-    failures = [
-      "needed_only: asked Vision for day(s) outside the request: 2024-01-05",
-    ]
-    totals = { vision = 6, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
+  ["basics/second_fetch_from_cache"]
+  outcome = ["data", "data"]            # one per fetch; a plain string when the scenario fetches once
+  failures = [
+    "needed_only: asked Vision for day(s) outside the request: 2024-01-05",
+  ]
+  totals = { vision = 6, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }
 
-    ["basics/second_fetch_from_cache".days]      # the first fetch, one line per UTC day of its request
-    2024-01-02 = { cache_before = "miss", vision = "s3 200 x2", rest = "", rows = "vision 24", cache_after = "valid" }
+  ["basics/second_fetch_from_cache".days]      # the first fetch, one line per UTC day of its request
+  2024-01-02 = { cache_before = "missing", vision = "s3 200 x2", rest = "", rows = "vision 24", cache_after = "valid" }
 
-    ["basics/second_fetch_from_cache".days_2]    # the second fetch (days_3 ... for further ones)
-    2024-01-02 = { cache_before = "hit", vision = "", rest = "", rows = "cache 24", cache_after = "valid" }
+  ["basics/second_fetch_from_cache".days_2]    # the second fetch (days_3 ... for further ones)
+  2024-01-02 = { cache_before = "valid", vision = "", rest = "", rows = "cache 24", cache_after = "valid" }
 
 Every key is required. A file holding only ``[expected_failures]`` is the old expectations format: it is
 recognised (:class:`LegacyBaselineError`) and :func:`update_baseline` replaces it.

@@ -33,7 +33,7 @@ class ScenarioCollector:
 
     def __init__(self, run: RunSettings) -> None:
         self.dirs = run.scenario_dirs
-        self.baselines = EngineBaselines(run, _scenario_ids(self.dirs))
+        self.baselines = EngineBaselines(run, *_scenario_ids(self.dirs))
 
     def is_scenario_file(self, path: pathlib.Path) -> bool:
         """A ``.toml`` file under a scenario directory or in a ``scenarios`` directory (not a baseline file)."""
@@ -125,19 +125,22 @@ def _kind(change: str, failing: bool) -> str:
     return change
 
 
-def _scenario_ids(dirs: tuple[pathlib.Path, ...]) -> list[str]:
-    """The ids of every scenario in the run's scenario directories (a file that does not load is skipped here;
-    collection reports it)."""
+def _scenario_ids(dirs: tuple[pathlib.Path, ...]) -> tuple[list[str], list[str]]:
+    """The ids of every scenario in the run's scenario directories, and the themes of the files that loaded (a
+    file that does not load is skipped here, so its baseline entries are never called unused; collection
+    reports it)."""
     from pytest_fcp.scenarios.loader import load_file
 
     ids: list[str] = []
+    themes: list[str] = []
     for directory in dirs:
         for path in sorted(directory.glob("*.toml")):
             try:
                 ids.extend(s.id for s in load_file(path))
             except (ScenarioError, OSError, UnicodeDecodeError):
                 continue
-    return ids
+            themes.append(path.stem)
+    return ids, themes
 
 
 class ScenarioItem(pytest.Item):
@@ -179,6 +182,8 @@ class ScenarioItem(pytest.Item):
         verdicts = [str(v) for v in run.verdicts]
         path = run.world.trace.path()
         expected = baselines.expected(engine, scenario.id)
+        source = baselines.source(engine, scenario.id)
+        self._fcp_info["baseline"] = baselines.label(source) if source is not None else None
         change = compare(expected, record)
         kind = _kind(change.kind, bool(verdicts))
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
@@ -198,7 +203,7 @@ class ScenarioItem(pytest.Item):
         if kind == "known failure":
             pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
         if kind in ("worse", "better", "changed"):
-            raise ScenarioChanged(change.kind, change.lines, verdicts, path, baselines.path(engine))
+            raise ScenarioChanged(change.kind, change.lines, verdicts, path, source or baselines.target(engine))
         if verdicts:
             raise ScenarioFailed(verdicts, path)
 

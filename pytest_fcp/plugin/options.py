@@ -61,10 +61,26 @@ def addoption(parser: pytest.Parser) -> None:
         "--fcp-update-expectations",
         action="store_true",
         dest="fcp_update_baselines",
-        help="rewrite the behaviour baselines from this run: each engine's <engine>.toml (all of it, or only the "
-        "scenarios selected with -k / node ids) and the baselines of tests that use fcp_baseline; old "
-        "expectation files are migrated (--fcp-update-expectations is the old name)",
+        help="record this run's behaviour in the baselines: each scenario that ran gets its entry added or replaced "
+        "in <engine>.toml, every other entry is kept (see --fcp-prune-baselines); also the baselines of tests that "
+        "use fcp_baseline; old expectation files are migrated (--fcp-update-expectations is the old name)",
     )
+    group.addoption(
+        "--fcp-prune-baselines",
+        action="store_true",
+        dest="fcp_prune_baselines",
+        help="with --fcp-update-baselines: also remove the unused entries (scenarios of a theme this run loaded "
+        "that no scenario file defines any more) from the baseline files it writes",
+    )
+    group.addoption(
+        "--fcp-unused-baselines",
+        dest="fcp_unused_baselines",
+        choices=("report", "fail"),
+        default=None,
+        help="what unused baseline entries do at the end of a --fcp-scenarios run: report (default: listed after "
+        "the summary) or fail (the run fails too). Default: ini fcp_unused_baselines, else report",
+    )
+    parser.addini("fcp_unused_baselines", default="", help="report or fail on unused baseline entries")
 
 
 def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
@@ -93,9 +109,10 @@ def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         "--fcp-expectations-dir",
         dest="fcp_baseline_dir",
         metavar="DIR",
-        help="directory of the <engine>.toml behaviour baselines the scenarios are compared with (default: "
-        "<rootdir>/fcp-baselines if it exists, else the bundled ones); --fcp-update-baselines writes there "
-        "(never into an installed package: then <rootdir>/fcp-baselines). --fcp-expectations-dir is the old name",
+        help="directory of your <engine>.toml behaviour baselines (default: <rootdir>/fcp-baselines if it "
+        "exists); a scenario it has no entry for is compared with the bundled baseline's entry. "
+        "--fcp-update-baselines writes there (default <rootdir>/fcp-baselines; the bundled files only when the "
+        "rootdir is pytest-fcp's own checkout). --fcp-expectations-dir is the old name",
     )
     parser.addini("fcp_baseline_dir", default="", help="directory of <engine>.toml behaviour baselines")
 

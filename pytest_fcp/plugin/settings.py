@@ -64,9 +64,13 @@ class RunSettings:
     scenarios: bool = False
     scenario_dirs: tuple[pathlib.Path, ...] = ()  # bundled catalog (unless no_bundled) + extra dirs, resolved
     no_bundled: bool = False
-    baseline_dir: pathlib.Path | None = None  # with --fcp-scenarios: where the engines' baselines are read
+    baseline_dir: pathlib.Path | None = None  # with --fcp-scenarios: the first place the engines' baselines are read
+    baseline_dirs: tuple[pathlib.Path, ...] = ()  # every place, in lookup order (a project's, then the bundled)
     baseline_write_dir: pathlib.Path | None = None  # where --fcp-update-baselines writes them
+    bundled_baseline_dir: pathlib.Path | None = None  # the bundled baselines (named "bundled" in the summary)
     update_baselines: bool = False
+    prune_baselines: bool = False  # --fcp-prune-baselines: an update also drops unused entries
+    unused_baselines: str = "report"  # --fcp-unused-baselines: report unused entries, or fail the run on them
     rootdir: pathlib.Path = pathlib.Path()
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
@@ -246,23 +250,55 @@ def _installed(path: pathlib.Path) -> bool:
     return "site-packages" in path.resolve().parts or "dist-packages" in path.resolve().parts
 
 
-def _baseline_dirs(config: pytest.Config) -> tuple[pathlib.Path, pathlib.Path]:
-    """Where baselines are read and where updates are written (see ``--fcp-baseline-dir``)."""
+def _is_this_repository(root: pathlib.Path, bundled: pathlib.Path) -> bool:
+    """Whether ``root`` is the checkout whose ``scenarios/baselines`` is ``bundled`` (not an installed package)."""
+    return not _installed(bundled) and bundled.resolve().parent.parent == root.resolve()
+
+
+def _baseline_dirs(config: pytest.Config) -> tuple[tuple[pathlib.Path, ...], pathlib.Path, pathlib.Path]:
+    """Where baselines are read (in lookup order), where updates are written, and the bundled directory.
+
+    The run's own directory (``--fcp-baseline-dir``, else ``<rootdir>/fcp-baselines`` if it exists) comes first;
+    the bundled baselines fill in the scenarios it lacks. Updates go to the run's own directory, or into the
+    bundled one only when the rootdir is this repository's checkout; elsewhere to ``<rootdir>/fcp-baselines``."""
     from pytest_fcp.scenarios.loader import catalog_dir
 
     given = _option(config, "fcp_baseline_dir") or config.getini("fcp_baseline_dir")
     project = config.rootpath / "fcp-baselines"
+    bundled = (catalog_dir() / "baselines").resolve()
     if given:
         path = pathlib.Path(given)
         if path.exists() and not path.is_dir():
             raise _usage(f"--fcp-baseline-dir {given}: not a directory")
         if not path.exists() and not _option(config, "fcp_update_baselines"):
             raise _usage(f"--fcp-baseline-dir {given}: no such directory (--fcp-update-baselines creates it)")
-        return path, path
-    if project.is_dir():
-        return project, project
-    bundled = catalog_dir() / "baselines"
-    return bundled, (project if _installed(bundled) else bundled)
+        own: pathlib.Path | None = path.resolve()
+    else:
+        own = project.resolve() if project.is_dir() else None
+    reads = tuple(dict.fromkeys(d for d in (own, bundled) if d is not None))
+    if own is not None:
+        return reads, own, bundled
+    return reads, (bundled if _is_this_repository(config.rootpath, bundled) else project.resolve()), bundled
+
+
+def _unused_mode(config: pytest.Config) -> str:
+    """``--fcp-unused-baselines`` / ini ``fcp_unused_baselines``: ``report`` (default) or ``fail``."""
+    given = _option(config, "fcp_unused_baselines") or config.getini("fcp_unused_baselines") or "report"
+    mode = str(given).strip().lower()
+    if mode not in ("report", "fail"):
+        raise _usage(f"ini fcp_unused_baselines = {given!r}: not a mode; allowed: report or fail")
+    return mode
+
+
+def _prune(config: pytest.Config) -> bool:
+    """``--fcp-prune-baselines``, which only makes sense with ``--fcp-update-baselines``."""
+    prune = bool(_option(config, "fcp_prune_baselines"))
+    if prune and not _option(config, "fcp_update_baselines"):
+        raise _usage(
+            "--fcp-prune-baselines: it removes unused entries while rewriting the baselines; "
+            "give it with --fcp-update-baselines"
+        )
+    return prune
 
 
 def _trace_dir(config: pytest.Config) -> str | None:
@@ -324,7 +360,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
     """Read and check every pytest-fcp option and ini key; a bad value is a one-line ``pytest.UsageError``."""
     scenarios = bool(_option(config, "fcp_scenarios"))
     no_bundled = bool(_option(config, "fcp_no_bundled"))
-    baselines = _baseline_dirs(config) if scenarios else (None, None)
+    reads, write, bundled = _baseline_dirs(config) if scenarios else ((), None, None)
     return RunSettings(
         engines=_engines(config),
         seed=_seed(config),
@@ -335,15 +371,19 @@ def build_settings(config: pytest.Config) -> RunSettings:
         scenarios=scenarios,
         scenario_dirs=_scenario_dirs(config, no_bundled) if scenarios else (),
         no_bundled=no_bundled,
-        baseline_dir=baselines[0],
-        baseline_write_dir=baselines[1],
+        baseline_dir=reads[0] if reads else None,
+        baseline_dirs=reads,
+        baseline_write_dir=write,
+        bundled_baseline_dir=bundled,
         update_baselines=bool(_option(config, "fcp_update_baselines")),
+        prune_baselines=_prune(config),
+        unused_baselines=_unused_mode(config),
         rootdir=config.rootpath,
         fuzz=_fuzz(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
         given_args=tuple(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else (),
-        replay_options=_replay_options(config, scenarios, no_bundled, baselines[0]),
+        replay_options=_replay_options(config, scenarios, no_bundled, reads[0] if reads else None),
         invocation_dir=config.invocation_params.dir,
     )
 
