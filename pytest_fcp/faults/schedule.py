@@ -222,6 +222,11 @@ def fault(
         )
     if days is not None and kind.source == "cache" and not kind.needs_days:
         raise FaultSpecError(f"fault {id!r} acts on the whole cache directory and takes no days; leave days out")
+    scoped = [n for n, v in (("market", market), ("symbol", symbol), ("interval", interval)) if v is not None]
+    if scoped and kind.source == "cache" and not kind.needs_days:
+        raise FaultSpecError(
+            f"fault {id!r} acts on the whole cache directory and takes no {scoped[0]}; leave it out"
+        )
     if days is None:
         day_tuple = None
     elif isinstance(days, (str, dt.date)):
