@@ -105,9 +105,7 @@ def run_scenario(
     world = World.from_spec(spec, cache_root)
     run = ScenarioRun(scenario, name, world)
     with world:
-        world.create_engine(factory)
-        if spec.cached:
-            world.seed_cache(spec.cached)
+        world.create_engine(factory)  # seeds the cached days, then applies the cache faults
         for request in scenario.requests:
             if request.at is not None:
                 world.advance_to(request.at)
