@@ -223,6 +223,24 @@ def test_without_cached_the_day_comes_from_vision(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(["*assert 'missing' == 'valid'*"])
 
 
+def test_a_baseline_recorded_from_the_marker_knows_the_cached_day(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_user="""
+        import datetime as dt
+        import pytest
+
+        @pytest.mark.fcp(now="2024-01-10T12:00:00Z", cached=["2024-01-03"], engines=["reference"])
+        def test_warm(fcp_world, fcp_engine, fcp_baseline):
+            fcp_world.fetch(dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 5, tzinfo=dt.UTC))
+            fcp_baseline.assert_match()
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "-n", "0", "--fcp-update-baselines").assert_outcomes(passed=1)
+    text = (pytester.path / "fcp_baselines" / "reference.toml").read_text()
+    assert '2024-01-03 = { cache_before = "valid", vision = "", rest = "", rows = "cache 24"' in text, text
+    assert '2024-01-02 = { cache_before = "missing", vision = "https 200 x2"' in text, text
+
+
 MARKER_CONFLICTS = [
     (
         'cached=["2024-01-03"], faults=[{"id": "cache.zero_byte", "days": ["2024-01-03"]}]',
@@ -273,3 +291,43 @@ def test_a_marker_list_given_as_one_value_is_refused(pytester: pytest.Pytester, 
     result = pytester.runpytest("-p", "no:cacheprovider", "-n", "0", "--fcp-engine=reference")
     result.assert_outcomes(errors=1)
     assert message in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+# --- parameters with which a fault changes nothing ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fault_id", "params", "words"),
+    [
+        ("cache.truncated", {"days": [D3], "keep": 1}, "keep 1 keeps the whole file"),
+        ("vision.truncated_zip", {"keep": 1.0}, "keep 1.0 keeps the whole file"),
+        ("rest.out_of_range", {"extra": 0}, "extra 0 adds no bar"),
+        ("vision.slow", {"delay": 0}, "delay 0 delays nothing"),
+    ],
+)
+def test_a_parameter_that_leaves_the_answer_as_it_was_is_refused(fault_id: str, params: dict, words: str) -> None:
+    with pytest.raises(FaultSpecError, match=f"{words}: the fault would change nothing"):
+        fault(fault_id, **params)
+    (name,) = (k for k in params if k != "days")
+    nearly = {**params, name: 0.99 if name == "keep" else 1}
+    assert fault(fault_id, **nearly).param(name) == nearly[name]
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        (fault("vision.wrong_symbol", other="BTCUSDT"), "faults[0].other"),
+        (fault("vision.wrong_interval", other="1h", days=[D3]), "faults[0].other"),
+    ],
+)
+def test_a_swapped_file_that_is_the_right_one_is_refused(item, field: str) -> None:
+    (found,) = setup_conflicts([item], [], SERIES, NOW)
+    assert found.field == field and "the swapped file is the right one" in found.message
+    assert setup_conflicts([item], [], ("ETHUSDT", "spot", "4h"), NOW) == []
+
+
+def test_a_swapped_file_of_a_requested_series_is_refused() -> None:
+    item = fault("vision.wrong_symbol", days=[D3])  # other: ETHUSDT
+    assert setup_conflicts([item], [], SERIES, NOW) == [] and unreached([item], [], SERIES, ONE_REQUEST) == []
+    eth = [*ONE_REQUEST, (("ETHUSDT", "spot", "1h"), [D3], NOW)]
+    (found,) = unreached([item], [], SERIES, eth)
+    assert found.field == "faults[0].other" and "'ETHUSDT' is the symbol asked for" in found.message
+    assert unreached([fault("vision.wrong_symbol", days=[D3], symbol="BTCUSDT")], [], SERIES, eth) == []

@@ -33,6 +33,10 @@ class Conflict:
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
 
+    def at(self, index: int) -> Conflict:
+        """This conflict, its field under ``faults[index]``."""
+        return Conflict(f"faults[{index}]{self.field}", self.message)
+
 
 def _default_symbol(market: str) -> str:
     return "BTCUSD_PERP" if market == "futures_coin" else "BTCUSDT"
@@ -59,8 +63,22 @@ def _covers(first: Fault, second: Fault) -> bool:
     return first.days is None or (second.days is not None and set(second.days) <= set(first.days))
 
 
-def _day_list(days: Sequence[dt.date]) -> str:
-    return ", ".join(d.isoformat() for d in days)
+def _same_file(item: Fault, series: Series, days: Sequence[dt.date] | None = None) -> Conflict | None:
+    """A ``vision.wrong_symbol`` / ``wrong_interval`` whose ``other`` is the very series it would hit (on one of
+    ``days``; ``None``: on any day)."""
+    swap = item.kind.effect.swap
+    if days is None:
+        days = item.days or (dt.date.min,)
+    if not swap or not any(item.in_scope(series[1], series[0], series[2], d) for d in days):
+        return None
+    mine = series[0] if swap == "symbol" else series[2]
+    if item.param("other") != mine:
+        return None
+    return Conflict(
+        ".other",
+        f"{mine!r} is the {swap} asked for: the swapped file is the right one, so the fault would change nothing "
+        f"(and the day would be judged lost); name another {swap}",
+    )
 
 
 def setup_conflicts(
@@ -120,6 +138,9 @@ def setup_conflicts(
     for j, item in enumerate(faults):
         if item.source == "cache":
             continue
+        same = _same_file(item, series)
+        if same is not None:
+            out.append(same.at(j))
         for i in range(j):
             if _covers(faults[i], item):
                 out.append(
@@ -158,6 +179,8 @@ def unreached(
                 break
         else:
             out.extend(_unreached_days(j, item, cached, series, requests, span))
+            same = [c for s, ds, _n in requests if (c := _same_file(item, s, ds)) is not None]
+            out.extend(c.at(j) for c in same[:1])
     for i, day in enumerate(cached):
         if day not in days:
             out.append(Conflict(f"cached[{i}]", f"{day} is outside every request ({span}): caching it tests nothing"))
