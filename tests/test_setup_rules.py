@@ -331,3 +331,36 @@ def test_a_swapped_file_of_a_requested_series_is_refused() -> None:
     (found,) = unreached([item], [], SERIES, eth)
     assert found.field == "faults[0].other" and "'ETHUSDT' is the symbol asked for" in found.message
     assert unreached([fault("vision.wrong_symbol", days=[D3], symbol="BTCUSDT")], [], SERIES, eth) == []
+
+
+GOLDEN = '[[scenario]]\nname = "g"\ndescription = "d"\ntruth = "golden"\nnow = "2024-01-12T12:00:00Z"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "words"),
+    [
+        ('request = { start = "2024-01-06", end = "2024-01-09" }\n', "[request]", "2024-01-08 is outside the golden"),
+        (
+            'request = [{ start = "2024-01-02", end = "2024-01-03" }, '
+            '{ start = "2024-01-02", end = "2024-01-03", symbol = "ETHUSDT" }]\n',
+            "[request[1]]",
+            "the golden truth has no spot ETHUSDT 1h",
+        ),
+        ('interval = "4h"\nrequest = { start = "2024-01-02", end = "2024-01-03" }\n', "[truth]", "no spot BTCUSDT 4h"),
+    ],
+)
+def test_a_golden_request_the_recorded_week_cannot_answer_is_refused(body: str, where: str, words: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_file(GOLDEN + body, file="bad.toml", theme="bad")
+    assert str(info.value).startswith(f"bad.toml::g {where}: ") and words in str(info.value), str(info.value)
+    (ok,) = parse_file(GOLDEN + 'request = { start = "2024-01-01", end = "2024-01-08" }\n', file="ok.toml", theme="ok")
+    assert ok.truth == "golden"
+
+
+def test_cached_days_are_seeded_before_the_cache_directory_turns_read_only(tmp_path: pathlib.Path) -> None:
+    """Seeding first, whole-directory faults last: a read-only cache can hold cached days."""
+    with World(tmp_path / "cache", NOW, faults=[fault("cache.read_only_dir")], cached=[D2]) as world:
+        world.create_engine(load_engine("reference"))
+        obs = world.fetch(utc(2024, 1, 2), utc(2024, 1, 5))
+        assert obs.ok and obs.rows_by_source() == {"cache": 24, "vision": 48}
+        assert [obs.cache_after[d].status for d in (D2, D3, D4)] == ["valid", "missing", "missing"]

@@ -370,4 +370,27 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         file=file,
     )
     _reachable(faults, requests, scenario, fail)
+    if truth == "golden":
+        _golden(scenario, fail)
     return scenario
+
+
+def _golden(scenario: Scenario, fail: Fail) -> None:
+    """Refuse a request the recorded week cannot answer: it would see no bars at all, whatever it tests."""
+    from pytest_fcp.world.truth import GoldenTruth
+
+    first, last = GoldenTruth.FIRST_DAY, GoldenTruth.LAST_DAY
+    covered = ", ".join(f"{m} {s} {i}" for m, s, i in GoldenTruth.FILES)
+    if (scenario.market, scenario.symbol, scenario.interval) not in GoldenTruth.FILES:
+        fail(
+            "truth",
+            f"the golden truth has no {scenario.market} {scenario.symbol} {scenario.interval}; it covers {covered}",
+        )
+    for i, request in enumerate(scenario.requests):
+        what = f"request[{i}]" if len(scenario.requests) > 1 else "request"
+        symbol, market, interval = request.series(scenario)
+        if (market, symbol, interval) not in GoldenTruth.FILES:
+            fail(what, f"the golden truth has no {market} {symbol} {interval}; it covers {covered}")
+        outside = [d for d in days_between(request.start, request.end) if not first <= d <= last]
+        if outside:
+            fail(what, f"{outside[0]} is outside the golden truth's recorded week ({first}..{last}): no bar there")
