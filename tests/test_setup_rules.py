@@ -364,3 +364,15 @@ def test_cached_days_are_seeded_before_the_cache_directory_turns_read_only(tmp_p
         obs = world.fetch(utc(2024, 1, 2), utc(2024, 1, 5))
         assert obs.ok and obs.rows_by_source() == {"cache": 24, "vision": 48}
         assert [obs.cache_after[d].status for d in (D2, D3, D4)] == ["valid", "missing", "missing"]
+
+
+def test_a_scenario_built_in_python_meets_the_same_rules(tmp_path: pathlib.Path) -> None:
+    from pytest_fcp.scenarios.model import Request, Scenario
+    from pytest_fcp.scenarios.runner import run_scenario
+
+    request = (Request(utc(2024, 1, 2), utc(2024, 1, 5)),)
+    bad = Scenario("py", "d", NOW, request, faults=(fault("cache.zero_byte", days=[D3]),), cached=(D3,))
+    with pytest.raises(ScenarioError, match=r"^python/py \[cached\[0\]\]: 2024-01-03 is also broken by faults\[0\]"):
+        run_scenario(bad, "reference", tmp_path / "cache")
+    good = Scenario("py", "d", NOW, request, faults=(fault("cache.zero_byte", days=[D3]),), cached=(D2,))
+    assert run_scenario(good, "reference", tmp_path / "cache").passed
