@@ -145,7 +145,7 @@ name = "sample"
 description = "a \\"quoted\\" description"
 now = "2024-01-10T12:00:00Z"
 interval = "4h"
-faults = ["vision.http403",
+faults = [{ id = "vision.http403", door = "https" },
           { id = "rest.http429", days = ["2024-01-09"], attempts = "first:2", retry_after = 5 },
           { id = "cache.zero_byte", days = ["2024-01-03"] }, { id = "vision.http500", door = "s3" }]
 cached = ["2024-01-02"]

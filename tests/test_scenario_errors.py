@@ -333,8 +333,8 @@ CASES: list[tuple[str, str, str]] = [
     ("cached_string", sc('cached = "2024-01-02"'), '[cached]: cached must be a list of days, e.g. ["2024-01-02"]'),
     (
         "cached_outside",
-        sc('cached = ["2024-01-20"]'),
-        "[cached[0]]: 2024-01-20 is outside every request (2024-01-02..2024-01-04): caching it tests nothing",
+        sc('cached = ["2024-01-07"]'),
+        "[cached[0]]: 2024-01-07 is outside every request (2024-01-02..2024-01-04): caching it tests nothing",
     ),
     (
         "cached_before_listing",

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_fcp.core.sources import SOURCES
-from pytest_fcp.faults.table import FAULTS, PARAM_RULES, SCOPE_KEYS, FaultKind, FaultSpecError, faults_for_source
+from pytest_fcp.faults.table import (
+    FAULTS,
+    NO_EFFECT,
+    PARAM_RULES,
+    SCOPE_KEYS,
+    FaultKind,
+    FaultSpecError,
+    faults_for_source,
+)
 
 __all__ = ["MAX_ATTEMPTS", "MAX_DAYS", "Attempts", "Fault", "FaultSchedule", "fault"]
 
@@ -79,6 +87,12 @@ def _check_param(fault_id: str, name: str, value: Any, default: Any) -> None:
         low, high = rule if rule else (0, math.inf)
         if not low <= value <= high:
             raise FaultSpecError(f"fault {fault_id!r}: {name} must be a number from {low} to {high}, got {value!r}")
+        inert = NO_EFFECT.get((FAULTS[fault_id].effect.kind, name))
+        if inert is not None and value == inert[0]:
+            raise FaultSpecError(
+                f"fault {fault_id!r}: {name} {value!r} {inert[1]}: the fault would change nothing; "
+                f"give a value from {low} to {high} other than {inert[0]}"
+            )
         return
     if not isinstance(value, type(default)):
         raise FaultSpecError(f"fault {fault_id!r}: {name} must be a {type(default).__name__}, got {value!r}")
@@ -222,6 +236,9 @@ def fault(
         )
     if days is not None and kind.source == "cache" and not kind.needs_days:
         raise FaultSpecError(f"fault {id!r} acts on the whole cache directory and takes no days; leave days out")
+    scoped = [n for n, v in (("market", market), ("symbol", symbol), ("interval", interval)) if v is not None]
+    if scoped and kind.source == "cache" and not kind.needs_days:
+        raise FaultSpecError(f"fault {id!r} acts on the whole cache directory and takes no {scoped[0]}; leave it out")
     if days is None:
         day_tuple = None
     elif isinstance(days, (str, dt.date)):

@@ -15,7 +15,16 @@ from typing import Any
 
 from pytest_fcp.core.markets import MAX_PAGE_LIMIT
 
-__all__ = ["FAULTS", "PARAM_RULES", "SCOPE_KEYS", "Effect", "FaultKind", "FaultSpecError", "faults_for_source"]
+__all__ = [
+    "FAULTS",
+    "NO_EFFECT",
+    "PARAM_RULES",
+    "SCOPE_KEYS",
+    "Effect",
+    "FaultKind",
+    "FaultSpecError",
+    "faults_for_source",
+]
 
 
 class FaultSpecError(ValueError):
@@ -275,6 +284,14 @@ PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
     "holes": ("end", "start", "middle"),
     "error": ("ENOSPC", "EIO"),
     "column": ("open", "high", "low", "close", "volume", "open_time", "close_time"),
+}
+
+
+#: Parameter values with which a fault's effect changes nothing: ``(effect kind, name) -> (value, why)``.
+NO_EFFECT: dict[tuple[str, str], tuple[float, str]] = {
+    ("truncate", "keep"): (1, "keeps the whole file"),
+    ("rows_out_of_range", "extra"): (0, "adds no bar"),
+    ("delay", "delay"): (0, "delays nothing"),
 }
 
 

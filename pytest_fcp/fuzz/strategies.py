@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from pytest_fcp.core.freshness import is_old
 from pytest_fcp.core.markets import MARKETS, days_between, default_symbol, interval_ms
 from pytest_fcp.faults import FAULTS, Fault, fault
+from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario
 
 __all__ = [
@@ -275,7 +276,7 @@ def scenarios(
     network = draw(
         fault_schedules(days, interval=world.interval, max_faults=max_faults, symbols=symbols, intervals=intervals)
     )
-    faults = cache_faults + network
+    faults = cache_faults + _kept(network, cache_faults, cached, world, reqs)
     description = _describe(world, reqs, faults, cached)
     name = "fuzz_" + hashlib.sha1(f"{world.now.isoformat()} {description}".encode()).hexdigest()[:10]
     return Scenario(
@@ -292,6 +293,34 @@ def scenarios(
         expect=Expect(),
         theme="fuzz",
     )
+
+
+def _kept(
+    network: Sequence[Fault],
+    cache_faults: tuple[Fault, ...],
+    cached: Sequence[dt.date],
+    world: DrawnWorld,
+    reqs: Sequence[Request],
+) -> tuple[Fault, ...]:
+    """The network faults the loader keeps, in order: one that never fires (an earlier fault always answers
+    for it, or it names only cached old days) is dropped, as the loader would refuse it."""
+    series = (world.symbol, world.market, world.interval)
+    reached, clock = [], world.now
+    for r in reqs:
+        clock = r.at or clock
+        reached.append(
+            (
+                (r.symbol or world.symbol, r.market or world.market, r.interval or world.interval),
+                days_between(r.start, r.end),
+                clock,
+            )
+        )
+    kept: list[Fault] = []
+    for item in network:
+        trial = (*cache_faults, *kept, item)
+        if not setup_conflicts(trial, cached, series, world.now) and not unreached(trial, cached, series, reached):
+            kept.append(item)
+    return tuple(kept)
 
 
 def with_origin(scenario: Scenario, *, file: str, theme: str) -> Scenario:

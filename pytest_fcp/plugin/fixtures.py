@@ -69,9 +69,14 @@ def parametrize_engines(metafunc: pytest.Metafunc) -> None:
     names = list(settings(metafunc.config).engines)
     marker = metafunc.definition.get_closest_marker("fcp")
     wanted = marker.kwargs.get("engines") if marker else None
-    if wanted:
+    if wanted and _names(wanted):  # anything else: the test fails at setup, saying what engines takes
         names = [n for n in names if n in wanted] or list(wanted)
     metafunc.parametrize("fcp_engine_name", names, ids=names)
+
+
+def _names(value: object) -> bool:
+    """Whether ``value`` is a list (or tuple) of engine names."""
+    return isinstance(value, list | tuple) and all(isinstance(n, str) and n for n in value)
 
 
 def load_factory(name: str) -> Any:
@@ -100,14 +105,26 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
             f"@pytest.mark.fcp: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(MARKER_KEYS)}",
             pytrace=False,
         )
-    return dict(marker.kwargs)
+    kwargs = dict(marker.kwargs)
+    for key in ("faults", "cached", "engines"):
+        if isinstance(kwargs.get(key), str | bytes | dict | dt.date):
+            example = {"faults": "['vision.http403']", "cached": "['2024-01-03']", "engines": "['reference']"}[key]
+            pytest.fail(
+                f"@pytest.mark.fcp: {key} must be a list, e.g. {key}={example}; got {kwargs[key]!r}", pytrace=False
+            )
+    if kwargs.get("engines") is not None and not _names(kwargs["engines"]):
+        pytest.fail(
+            f"@pytest.mark.fcp: engines must be a list of engine names, got {kwargs['engines']!r}", pytrace=False
+        )
+    return kwargs
 
 
 def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     """The world a marker asks for (marker-style options), in this run's settings."""
     from pytest_fcp.core.markets import default_symbol
     from pytest_fcp.faults import Fault, FaultSpecError, fault
-    from pytest_fcp.world.spec import WorldSpec
+    from pytest_fcp.faults.rules import setup_conflicts
+    from pytest_fcp.world.spec import WorldError, WorldSpec
 
     now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
     faults = []
@@ -125,6 +142,11 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     delay = options.get("publish_delay_hours", 24)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 720:
         raise ValueError(f"publish_delay_hours must be a number of hours from 0 to 720, got {delay!r}")
+    cached = tuple(_marker_day(d, f"cached[{i}]") for i, d in enumerate(options.get("cached") or ()))
+    series = (options.get("symbol") or default_symbol(market), market, options.get("interval", "1h"))
+    found = setup_conflicts(faults, cached, series, now)
+    if found:
+        raise WorldError(f"@pytest.mark.fcp {found[0]}")
     return WorldSpec(
         now=now,
         market=market,
@@ -135,9 +157,23 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
         faults=tuple(faults),
         publish_delay=dt.timedelta(hours=float(delay)),
         log_level=run.log_level,
-        cached=tuple(dt.date.fromisoformat(str(d)) for d in options.get("cached") or ()),
+        cached=cached,
         local_tz=options.get("local_tz"),
     )
+
+
+def _marker_day(value: object, field: str) -> dt.date:
+    """A day of the marker (an ISO string or a date); else a one-line error naming ``field``."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        from pytest_fcp.world.spec import WorldError
+
+        raise WorldError(
+            f"@pytest.mark.fcp {field}: {value!r} is not a day; write an ISO date like '2024-01-03'"
+        ) from None
 
 
 def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> World:
@@ -192,9 +228,7 @@ def fcp_engine_name() -> str:
 def fcp_engine(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name: str) -> Engine:
     """The engine under test, created on the world's cache sandbox, with the marker's cache state applied."""
     factory = load_factory(fcp_engine_name)
-    engine = fcp_world.create_engine(factory)
-    if fcp_world.spec.cached:
-        fcp_world.seed_cache(fcp_world.spec.cached)
+    engine = fcp_world.create_engine(factory)  # seeds the marker's cached days, then applies its cache faults
     request.node.stash[ENGINE_NAME_KEY] = fcp_engine_name
     return engine
 

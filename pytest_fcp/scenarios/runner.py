@@ -8,7 +8,8 @@ from typing import Any
 
 from pytest_fcp.contract import Verdict, judge
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
-from pytest_fcp.scenarios.model import Scenario, count_ok
+from pytest_fcp.faults.rules import setup_conflicts
+from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
 from pytest_fcp.world.observation import Observation as FetchResult
 from pytest_fcp.world.world import World
 
@@ -99,15 +100,19 @@ def run_scenario(
     ``log_level``: the lowest level of the engine's own log records kept in the trace."""
     from pytest_fcp.engines import load_engine
 
+    conflicts = setup_conflicts(
+        scenario.faults, scenario.cached, (scenario.symbol, scenario.market, scenario.interval), scenario.now
+    )
+    if conflicts:  # a scenario built in Python meets the rules its TOML form would
+        where = {"file": scenario.file, "scenario": scenario.name} if scenario.file else {"file": scenario.id}
+        raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **where)
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
     spec = scenario.world_spec(seed, log_level)
     world = World.from_spec(spec, cache_root)
     run = ScenarioRun(scenario, name, world)
     with world:
-        world.create_engine(factory)
-        if spec.cached:
-            world.seed_cache(spec.cached)
+        world.create_engine(factory)  # seeds the cached days, then applies the cache faults
         for request in scenario.requests:
             if request.at is not None:
                 world.advance_to(request.at)

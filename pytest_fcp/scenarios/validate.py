@@ -18,6 +18,7 @@ from pytest_fcp.core.freshness import FRESHNESS
 from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, default_symbol, interval_ms
 from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
+from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
 from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_local_tz
 
@@ -224,25 +225,29 @@ def _faults(raw: Any, fail: Fail) -> tuple[Fault, ...]:
 
 
 def _reachable(faults: tuple[Fault, ...], reqs: tuple[Request, ...], scenario: Scenario, fail: Fail) -> None:
-    """Refuse a fault or cached day no request reaches: it would silently test nothing."""
-    series = [r.series(scenario) for r in reqs]
-    days = sorted({d for r in reqs for d in days_between(r.start, r.end)})
-    span = f"{days[0]}..{days[-1]}" if days else "no day"
-    for i, item in enumerate(faults):
-        for index, name in ((1, "market"), (0, "symbol"), (2, "interval")):
-            value = getattr(item, name)
-            if value is not None and value not in {s[index] for s in series}:
-                have = ", ".join(sorted({s[index] for s in series}))
+    """Refuse a setup that undoes itself, and a fault or cached day no request reaches: it would test nothing."""
+    series = (scenario.symbol, scenario.market, scenario.interval)
+    found = setup_conflicts(faults, scenario.cached, series, scenario.now)
+    clock, reached = scenario.now, []
+    for r in reqs:
+        clock = r.at or clock
+        reached.append((r.series(scenario), days_between(r.start, r.end), clock))
+    found += unreached(faults, scenario.cached, series, reached)
+    if found:
+        fail(found[0].field, found[0].message)
+    last = set(days_between(reqs[-1].start, reqs[-1].end))
+    for name in ("sources", "cache_after"):
+        for key in getattr(scenario.expect, name):
+            if key != "default" and dt.date.fromisoformat(key) not in last:
                 fail(
-                    f"faults[{i}].{name}",
-                    f"{value!r} is not the {name} of any request ({have}): the fault would never fire",
+                    f"expect.{name}.{key}",
+                    f"{key} is not a day of the last request ({_span(sorted(last))}): expect is judged on the last "
+                    "request only, so this would never be checked",
                 )
-        outside = [d for d in item.days or () if d not in days]
-        if outside:
-            fail(f"faults[{i}].days", f"{outside[0]} is outside every request ({span}): the fault would never fire")
-    for i, day in enumerate(scenario.cached):
-        if day not in days:
-            fail(f"cached[{i}]", f"{day} is outside every request ({span}): caching it tests nothing")
+
+
+def _span(days: list[dt.date]) -> str:
+    return f"{days[0]}..{days[-1]}" if days else "no day"
 
 
 def _expect(raw: Any, fail: Fail) -> Expect:
@@ -258,9 +263,8 @@ def _expect(raw: Any, fail: Fail) -> Expect:
         if not isinstance(value, dict):
             fail(f"expect.{name}", f"expected a table of days (or default) to names, got {value!r}")
         for key, names in value.items():
-            if key != "default":
-                _day(key, fail, f"expect.{name}.{key}")
-            tables[name][key] = _alternatives(names, allowed, fail, f"expect.{name}.{key}")
+            day = key if key == "default" else _day(key, fail, f"expect.{name}.{key}").isoformat()
+            tables[name][day] = _alternatives(names, allowed, fail, f"expect.{name}.{key}")
     requests: dict[str, str] = {}
     counts = raw.get("requests") or {}
     if not isinstance(counts, dict):
@@ -366,4 +370,27 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         file=file,
     )
     _reachable(faults, requests, scenario, fail)
+    if truth == "golden":
+        _golden(scenario, fail)
     return scenario
+
+
+def _golden(scenario: Scenario, fail: Fail) -> None:
+    """Refuse a request the recorded week cannot answer: it would see no bars at all, whatever it tests."""
+    from pytest_fcp.world.truth import GoldenTruth
+
+    first, last = GoldenTruth.FIRST_DAY, GoldenTruth.LAST_DAY
+    covered = ", ".join(f"{m} {s} {i}" for m, s, i in GoldenTruth.FILES)
+    if (scenario.market, scenario.symbol, scenario.interval) not in GoldenTruth.FILES:
+        fail(
+            "truth",
+            f"the golden truth has no {scenario.market} {scenario.symbol} {scenario.interval}; it covers {covered}",
+        )
+    for i, request in enumerate(scenario.requests):
+        what = f"request[{i}]" if len(scenario.requests) > 1 else "request"
+        symbol, market, interval = request.series(scenario)
+        if (market, symbol, interval) not in GoldenTruth.FILES:
+            fail(what, f"the golden truth has no {market} {symbol} {interval}; it covers {covered}")
+        outside = [d for d in days_between(request.start, request.end) if not first <= d <= last]
+        if outside:
+            fail(what, f"{outside[0]} is outside the golden truth's recorded week ({first}..{last}): no bar there")

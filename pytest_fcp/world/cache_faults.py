@@ -6,8 +6,11 @@ process, idle unless a world asks for it) refuses, with the fault's ``errno`` (E
 for writing, ``os.replace`` / ``os.rename`` onto, and ``os.mkdir`` under the sandbox while the world runs.
 It sees every Python-level way in (``open``, ``os.open``, ``tempfile``, ``pathlib``, ``shutil``) in every
 thread, needs neither root, FUSE nor a bind mount, and touches nothing outside the sandbox; it cannot see a
-native library opening the final path itself (pyarrow's ``OSFile``, polars), but an engine that writes
-atomically (temporary file, then ``os.replace``) is caught at the rename.
+native library opening the final path itself (pyarrow's ``OSFile``, polars). For those, at each fetch's
+first request (the engine has read its cache by then) the world puts an empty directory at every missing
+day file of the request and the days either side (:func:`block_day_file`), and removes them when the fetch
+returns: a native ``open`` for writing fails with ``EISDIR``, and so does a rename onto it, even as root,
+while the cache watch reports the day missing. A native writer so sees ``EISDIR``, not the fault's ``error``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,16 @@ if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
     from pytest_fcp.faults import Fault
 
-__all__ = ["allow_writes", "apply_cache_fault", "fail_writes", "stale_table", "writes_paused"]
+__all__ = [
+    "allow_writes",
+    "apply_cache_fault",
+    "block_day_file",
+    "fail_writes",
+    "stale_table",
+    "unblock_day_files",
+    "writes_fail",
+    "writes_paused",
+]
 
 #: Sandbox roots (with a trailing separator) whose writes fail, and with which errno.
 _FAILING: dict[str, int] = {}
@@ -69,6 +81,33 @@ def fail_writes(root: pathlib.Path, code: int) -> None:
 def allow_writes(root: pathlib.Path) -> None:
     """Undo :func:`fail_writes` for ``root`` (a no-op when its writes never failed)."""
     _FAILING.pop(os.path.join(os.path.abspath(root), ""), None)
+
+
+def writes_fail(root: pathlib.Path) -> bool:
+    """Whether writes under ``root`` fail (``cache.write_fails`` is on)."""
+    return os.path.join(os.path.abspath(root), "") in _FAILING
+
+
+def block_day_file(path: pathlib.Path) -> list[pathlib.Path]:
+    """Put an empty directory where a missing day file would go, so a native writer fails too.
+
+    Opening a directory for writing fails (``EISDIR``) and so does renaming a file over it, for every
+    writer, Python or native, and even as root; a reader sees no file (the cache watch reports the day
+    missing). Returns the directories created, ``path`` last (none when something is there already)."""
+    if os.path.lexists(path):
+        return []
+    created = [p for p in (*reversed(path.parents), path) if not os.path.lexists(p)]
+    with writes_paused():
+        path.mkdir(parents=True)
+    return created
+
+
+def unblock_day_files(created: list[pathlib.Path]) -> None:
+    """Remove the directories :func:`block_day_file` created (those still empty), deepest first."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    created.clear()
 
 
 @contextlib.contextmanager

@@ -70,6 +70,8 @@ class CacheWatch:
         self._day_paths: dict[str, tuple[Series, dt.date]] = {}
         self._faulted: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
+        #: Day files the world stands an empty directory in for while writes fail: missing to a reader.
+        self.blocked: set[str] = set()
         self._lock = threading.RLock()  # engine threads poll too (before each request and sleep)
 
     def open(self) -> None:
@@ -97,7 +99,7 @@ class CacheWatch:
             known = self._inspected.get(rel)
             if known is not None and known[0] == signature and signature[0] >= 0:
                 state = known[1]  # the file has not changed since the harness last read it
-            elif signature == _ABSENT:
+            elif signature == _ABSENT or (rel in self.blocked and stat.S_ISDIR(signature[3])):
                 state = _MISSING
             else:
                 state = inspect_day_file(path, self.truth_day(day, series))

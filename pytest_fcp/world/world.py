@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import pathlib
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -25,9 +26,17 @@ from pytest_fcp.core.markets import day_bounds_ms, to_ms
 from pytest_fcp.core.sources import error_kind
 from pytest_fcp.engines import Engine
 from pytest_fcp.faults import Fault, FaultSchedule, fault
+from pytest_fcp.faults.rules import cache_fault_series
 from pytest_fcp.trace import Trace
 from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
-from pytest_fcp.world.cache_faults import allow_writes, apply_cache_fault, writes_paused
+from pytest_fcp.world.cache_faults import (
+    allow_writes,
+    apply_cache_fault,
+    block_day_file,
+    unblock_day_files,
+    writes_fail,
+    writes_paused,
+)
 from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
 from pytest_fcp.world.environment import recorded_warnings, sandboxed_environment, takes_level
@@ -62,9 +71,10 @@ class World:
         publish_delay: dt.timedelta = DEFAULT_PUBLISH_DELAY,
         log_level: str = DEFAULT_LOG_LEVEL,
         local_tz: str | None = None,
+        cached: Sequence[dt.date] = (),
     ) -> None:
         spec = WorldSpec(
-            now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level, local_tz=local_tz
+            now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level, tuple(cached), local_tz
         )
         self.spec = spec
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
@@ -79,12 +89,15 @@ class World:
         self.vision = VisionBucket(self.truth, self.clock, self.faults, self.recorder, publish_delay)
         self.rest = RestApi(self.truth, self.clock, self.faults, self.recorder)
         self.network = SealedNetwork(
-            self.vision, self.rest, self.recorder, self.clock, self.poll_cache, self._start_aws
+            self.vision, self.rest, self.recorder, self.clock, self._before_request, self._start_aws
         )
         self.watch = CacheWatch(self.sandbox, self.recorder, self._truth_of, self._path_of)
         self.engine: Engine | None = None
         self.results: list[Observation] = []
         self._cache_paths: dict[tuple[str, str, str, dt.date], pathlib.Path] = {}
+        self._to_block: list[pathlib.Path] = []  # day files to block at this fetch's first request
+        self._blocked: list[pathlib.Path] = []  # directories standing in for day files while writes fail
+        self._block_lock = threading.Lock()
         self._mark = self.recorder.mark()
         self.warning_count = 0  # warnings the engine raised (recorded as trace events)
         self._mock: Any = None
@@ -105,6 +118,7 @@ class World:
             publish_delay=spec.publish_delay,
             log_level=spec.log_level,
             local_tz=spec.local_tz,
+            cached=spec.cached,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -149,6 +163,7 @@ class World:
             if self.spec.local_tz:
                 stack.enter_context(local_zone(self.spec.local_tz))
             stack.callback(allow_writes, self.sandbox.root)
+            stack.callback(unblock_day_files, self._blocked)
             stack.callback(self.network.stop)
             self.network.start()
             stack.callback(self.sandbox.restore)
@@ -188,7 +203,8 @@ class World:
 
     # --- the engine ---------------------------------------------------------------------------------
     def attach(self, engine: Engine) -> Engine:
-        """Run ``engine`` in this world: its cache faults are applied and its logs traced."""
+        """Run ``engine`` in this world: the spec's cached days are seeded valid, then its cache faults are
+        applied (whole-directory ones last), and its logs traced."""
         self.engine = engine
         self._cache_paths.clear()
         set_sink = getattr(engine, "set_log_sink", None)
@@ -197,10 +213,10 @@ class World:
                 set_sink(self._on_log, level=self.log_level)
             else:
                 set_sink(self._on_log)
-        for item in self.faults.of_source("cache"):
-            days: Iterable[dt.date | None] = item.days if item.days is not None else ()
-            if not item.kind.needs_days:
-                days = item.days or (None,)
+        if self.spec.cached:
+            self.seed_cache(self.spec.cached)
+        for item in sorted(self.faults.of_source("cache"), key=lambda f: not f.kind.needs_days):
+            days: Iterable[dt.date | None] = item.days or () if item.kind.needs_days else (None,)
             for day in days:
                 self._apply_cache_fault(item, day)
         self.poll_cache(quiet=True)
@@ -236,12 +252,11 @@ class World:
 
     def _apply_cache_fault(self, item: Fault, day: dt.date | None) -> None:
         engine = self._need_engine()
-        truth = self.truth_day(day) if day else pa.table({})
+        symbol, market, interval = series = cache_fault_series(item, (self.symbol, self.market, self.interval))
+        truth = self.truth_day(day, *series) if day else pa.table({})
         when = day or dt.date(1970, 1, 1)
         with writes_paused():  # the harness puts the file in its state, also under cache.write_fails
-            applied = apply_cache_fault(
-                engine, item, self.symbol, self.market, self.interval, when, truth, self.sandbox
-            )
+            applied = apply_cache_fault(engine, item, symbol, market, interval, when, truth, self.sandbox)
         if not applied:  # the engine's own format: its file stays valid, and no fault is recorded
             self.recorder.event(
                 "log", level="INFO", message=f"{item.id} on {day}: the engine's own format, not a fault"
@@ -249,7 +264,7 @@ class World:
             return
         self.recorder.fault(item.id, "cache", day)
         if day is not None:
-            self.watch.remember_fault(item.id, self.cache_path(day))
+            self.watch.remember_fault(item.id, self.cache_path(day, *series))
 
     def cache_path(
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
@@ -332,6 +347,8 @@ class World:
         )
         table: pa.Table | None = None
         error: BaseException | None = None
+        if writes_fail(self.sandbox.root):  # blocked at the first request: after the engine read its cache
+            self._to_block = [self._path_of(series, d) for d in (*days, *around)]
         began = time.perf_counter()
         try:
             with self._engine_warnings():
@@ -340,6 +357,9 @@ class World:
             error = exc
         engine_seconds = time.perf_counter() - began
         self.poll_cache()
+        self._to_block = []
+        unblock_day_files(self._blocked)
+        self.watch.blocked.clear()
         times, by_day = tally(table)
         if error is not None:
             self.recorder.event(
@@ -385,6 +405,18 @@ class World:
     def poll_cache(self, quiet: bool = False) -> None:
         """Record the cache operations since the last poll."""
         self.watch.poll(quiet)
+
+    def _before_request(self) -> None:
+        """Before each request is answered: poll the cache; under ``cache.write_fails``, at the fetch's first
+        request (the engine has read its cache by then), stand an empty directory in for each missing day
+        file, so a native writer's write fails too (:func:`block_day_file`; directories make no cache events)."""
+        self.poll_cache()
+        with self._block_lock:
+            paths, self._to_block = self._to_block, []
+            for path in paths:
+                created = block_day_file(path)
+                self.watch.blocked.update(self.sandbox.relative(p) for p in created[-1:])
+                self._blocked.extend(created)
 
     def _on_sleep(self, seconds: float) -> None:
         self.poll_cache()
