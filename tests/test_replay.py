@@ -123,8 +123,8 @@ def test_baseline_dir_as_a_separate_token_keeps_the_rootdir(
     (project / "test_x.py").write_text("def test_x(): pass\n")
     monkeypatch.chdir(project)
     (project / "none").mkdir()  # no scenario of its own: the run collects test_x.py alone
-    scenarios = ["--fcp-scenarios", "--fcp-no-bundled", f"--fcp-scenarios-dir={project / 'none'}"]
+    args = ["-p", "no:xdist", "--fcp-scenarios", "--fcp-no-bundled", f"--fcp-scenarios-dir={project / 'none'}"]
     for option in ("--fcp-baseline-dir", "--fcp-expectations-dir"):
-        result = pytester.runpytest("-p", "no:xdist", *scenarios, option, str(elsewhere), "--fcp-engine=reference", "test_x.py")
+        result = pytester.runpytest(*args, option, str(elsewhere), "--fcp-engine=reference", "test_x.py")
         result.assert_outcomes(passed=1)
         assert f"rootdir: {project}" in result.stdout.str(), result.stdout.str()
