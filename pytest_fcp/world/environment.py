@@ -101,12 +101,12 @@ def recorded_warnings(recorder: Recorder, threads: EngineThreads | None = None) 
     try:
         yield counted
     finally:
-        threads.leave()
         with contextlib.suppress(ValueError):
             warnings.filters.remove(entry)  # type: ignore[attr-defined]
         _filters_changed()
         if warnings.showwarning is show:
             warnings.showwarning = previous
+        threads.leave()
         counts: dict[tuple[str, str, str], int] = {}
         for key in caught:
             counts[key] = counts.get(key, 0) + 1
