@@ -340,6 +340,7 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         (["--fcp-fuzz-budget=3"], "--fcp-fuzz-budget works only with --fcp-fuzz: add --fcp-fuzz (*"),
         (["--fcp-fuzz-save=out"], "--fcp-fuzz-save works only with --fcp-fuzz: add --fcp-fuzz (*"),
         (["--fcp-fuzz-profile=ci"], "--fcp-fuzz-profile works only with --fcp-fuzz: add --fcp-fuzz (*"),
+        (["--fcp-engine="], "--fcp-engine: no engine named; give a registered engine (e.g. reference) or *"),
     ],
     ids=[
         "log-level",
@@ -369,6 +370,7 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         "fuzz-budget-alone",
         "fuzz-save-alone",
         "fuzz-profile-alone",
+        "engine-empty",
     ],
 )
 def test_bad_settings_are_one_usage_error_line_at_start_up(

@@ -153,6 +153,10 @@ def _engines(config: pytest.Config) -> tuple[str, ...]:
         for part in str(name).replace(",", " ").split():
             if part not in out:
                 out.append(part)
+    if not out:
+        raise usage(
+            "--fcp-engine: no engine named; give a registered engine (e.g. reference) or 'package.module:factory'"
+        )
     for name in out:
         _check_engine(name)
     return tuple(out)
