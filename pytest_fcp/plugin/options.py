@@ -25,7 +25,8 @@ def addoption(parser: pytest.Parser) -> None:
         "--fcp-seed",
         dest="fcp_seed",
         metavar="N",
-        help="seed of the synthetic market truth and of fuzzing; shown in the header; replays a run",
+        help="seed of the synthetic market truth, of fuzzing and of random in pytest-fcp tests (an integer); shown on "
+        "the fcp: line; replays a run",
     )
     group.addoption(
         "--fcp-log-level",
