@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 import shlex
+import sys
 import threading
 import warnings
 
@@ -152,6 +153,20 @@ def test_replay_line_carries_the_options_that_shaped_the_test(
     assert words[words.index("--fcp-seed=4") - 2 :][:2] == ["-m", "pytest"], line
     for part in ("-p no:xdist", "--fcp-log-level=DEBUG", "--fcp-lean", "--fcp-engine=reference"):
         assert part in line, line
+
+
+def test_xdist_workers_replay_as_the_controller_was_started(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("UV", "UV_RUN_RECURSION_DEPTH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--basetemp={pytester.path / 'tmp'}")
+    pytester.makepyfile(test_fails="def test_fails(fcp_world, fcp_engine):\n    assert False\n")
+    # started with an interpreter option: a worker (python -c ...) could not know it
+    result = pytester.run(sys.executable, "-X", "utf8", "-m", "pytest", "-n", "2", "--fcp-engine=reference")
+    result.assert_outcomes(failed=1)
+    (line,) = [x for x in result.outlines if "--fcp-seed=" in x and "test_fails.py::" in x]
+    assert shlex.split(line)[1:5] == ["-X", "utf8", "-m", "pytest"], line
 
 
 def test_fuzz_replay_line_carries_the_fuzz_options() -> None:
