@@ -27,7 +27,6 @@ from pytest_fcp.plugin.invocation import (
     number,
     only_with,
     run_launcher,
-    usage,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ class RunSettings:
     launcher: tuple[str, ...] = ("pytest",)  # how pytest was started: a replay line's first words
     invocation_dir: pathlib.Path = pathlib.Path()
     lean: bool = False  # --fcp-lean: the process-level speed measures of plugin/lean.py
-    announced: bool = False  # an --fcp-* option or fcp_* ini key was given: the header shows the run's seed
+    announced: bool = False  # an --fcp-* option was given: the header shows the run's seed
 
     def collection_args(self) -> list[str] | None:
         """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
@@ -119,6 +118,10 @@ ENGINE_NAME_KEY = pytest.StashKey[str]()  # on an item: the engine it tested
 def settings(config: pytest.Config) -> RunSettings:
     """This run's settings (built in ``pytest_configure``)."""
     return config.stash[SETTINGS_KEY]
+
+
+def _usage(message: str) -> pytest.UsageError:
+    return pytest.UsageError(f"pytest-fcp: {message}")
 
 
 def header_line(run: RunSettings) -> str:
@@ -154,7 +157,7 @@ def _engines(config: pytest.Config) -> tuple[str, ...]:
             if part not in out:
                 out.append(part)
     if not out:
-        raise usage(
+        raise _usage(
             "--fcp-engine: no engine named; give a registered engine (e.g. reference) or 'package.module:factory'"
         )
     for name in out:
@@ -174,7 +177,7 @@ def _check_engine(name: str) -> None:
     registered = sorted({ep.name for ep in entry_points(group="pytest_fcp.engines")})
     if ":" not in name:
         if name not in registered:
-            raise usage(
+            raise _usage(
                 f"--fcp-engine {name}: no such engine; registered engines are {', '.join(registered) or 'none'}, "
                 "or give 'package.module:factory'"
             )
@@ -185,9 +188,9 @@ def _check_engine(name: str) -> None:
         for part in attr.split("."):
             target = getattr(target, part)
     except ImportError as exc:
-        raise usage(f"--fcp-engine {name}: cannot import module {module_name!r} ({exc})") from None
+        raise _usage(f"--fcp-engine {name}: cannot import module {module_name!r} ({exc})") from None
     except AttributeError:
-        raise usage(f"--fcp-engine {name}: module {module_name!r} has no attribute {attr!r}") from None
+        raise _usage(f"--fcp-engine {name}: module {module_name!r} has no attribute {attr!r}") from None
     try:
         inspect.signature(target).bind("cache_dir")
         factory = callable(target)
@@ -196,13 +199,13 @@ def _check_engine(name: str) -> None:
     except ValueError:  # no signature to read (some builtins): let the first call tell
         factory = callable(target)
     if not factory:
-        raise usage(
+        raise _usage(
             f"--fcp-engine {name}: {target!r} is not an engine factory (a callable taking one argument, the "
             f"cache directory, and returning an engine); registered engines are {', '.join(registered) or 'none'}"
         )
     missing = [m for m in getattr(target, "requires", ()) if importlib.util.find_spec(m) is None]
     if missing:
-        raise usage(f"--fcp-engine {name}: cannot be loaded: it needs {', '.join(missing)}, which is not installed")
+        raise _usage(f"--fcp-engine {name}: cannot be loaded: it needs {', '.join(missing)}, which is not installed")
 
 
 def _seed(config: pytest.Config) -> int:
@@ -219,7 +222,7 @@ def _log_level(config: pytest.Config) -> str:
     given = _option(config, "fcp_log_level") or config.getini("fcp_log_level") or DEFAULT_LOG_LEVEL
     level = str(given).strip().upper()
     if level not in LOG_LEVELS:
-        raise usage(f"--fcp-log-level {given!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        raise _usage(f"--fcp-log-level {given!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
     return level
 
 
@@ -228,7 +231,7 @@ def _now(config: pytest.Config) -> dt.datetime:
     try:
         return parse_now(text, "--fcp-now")
     except ValueError as exc:
-        raise usage(str(exc)) from None
+        raise _usage(str(exc)) from None
 
 
 def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Path, ...]:
@@ -238,9 +241,9 @@ def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Pat
     for extra in (_option(config, "fcp_scenarios_dirs") or []) + list(config.getini("fcp_scenarios_dirs")):
         path = pathlib.Path(extra).resolve()
         if path.is_file():
-            raise usage(f"--fcp-scenarios-dir {extra}: is a file, not a directory")
+            raise _usage(f"--fcp-scenarios-dir {extra}: is a file, not a directory")
         if not path.is_dir():
-            raise usage(f"--fcp-scenarios-dir {extra}: no such directory")
+            raise _usage(f"--fcp-scenarios-dir {extra}: no such directory")
         if path not in dirs:
             dirs.append(path)
     return tuple(dict.fromkeys(d.resolve() for d in dirs))
@@ -256,11 +259,11 @@ def _html(config: pytest.Config) -> pathlib.Path | None:
         return None
     path = (base / str(given)).resolve()
     if path.is_dir():
-        raise usage(f"--fcp-html {given}: is a directory; give the path of a file, e.g. {given}/fcp-report.html")
+        raise _usage(f"--fcp-html {given}: is a directory; give the path of a file, e.g. {given}/fcp-report.html")
     if not path.parent.is_dir():
-        raise usage(f"--fcp-html {given}: no such directory {path.parent}")
+        raise _usage(f"--fcp-html {given}: no such directory {path.parent}")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise usage(f"--fcp-html {given}: {path.parent} is not writable")
+        raise _usage(f"--fcp-html {given}: {path.parent} is not writable")
     return path
 
 
@@ -278,9 +281,9 @@ def _baseline_dirs(config: pytest.Config) -> tuple[pathlib.Path, pathlib.Path]:
     if given:
         path = pathlib.Path(given)
         if path.exists() and not path.is_dir():
-            raise usage(f"--fcp-baseline-dir {given}: not a directory")
+            raise _usage(f"--fcp-baseline-dir {given}: not a directory")
         if not path.exists() and not _option(config, "fcp_update_baselines"):
-            raise usage(f"--fcp-baseline-dir {given}: no such directory (--fcp-update-baselines creates it)")
+            raise _usage(f"--fcp-baseline-dir {given}: no such directory (--fcp-update-baselines creates it)")
         return path, path
     if project.is_dir():
         return project, project
@@ -295,14 +298,14 @@ def _trace_dir(config: pytest.Config) -> str | None:
         return given
     path = pathlib.Path(given)
     if path.exists() and not path.is_dir():
-        raise usage(f"--fcp-trace-dir {given}: is a file, not a directory")
+        raise _usage(f"--fcp-trace-dir {given}: is a file, not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".fcp-write-probe-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise usage(f"--fcp-trace-dir {given}: cannot write there ({exc.strerror or exc})") from None
+        raise _usage(f"--fcp-trace-dir {given}: cannot write there ({exc.strerror or exc})") from None
     return given
 
 
@@ -315,12 +318,12 @@ def _fuzz(config: pytest.Config) -> FuzzSettings:
         try:
             examples = int(config.getini("fcp_fuzz_examples") or DEFAULT_EXAMPLES)
         except ValueError:
-            raise usage("ini fcp_fuzz_examples must be a whole number") from None
+            raise _usage("ini fcp_fuzz_examples must be a whole number") from None
     if budget is None and config.getini("fcp_fuzz_budget"):
         try:
             budget = float(config.getini("fcp_fuzz_budget"))
         except ValueError:
-            raise usage("ini fcp_fuzz_budget must be a number of seconds") from None
+            raise _usage("ini fcp_fuzz_budget must be a number of seconds") from None
     if budget is None:
         budget = profile.get("budget")
     save = _option(config, "fcp_fuzz_save")
@@ -347,7 +350,7 @@ def _given_paths(config: pytest.Config, scenarios: bool, no_bundled: bool) -> tu
 
     hint = scenario_path_hint(given, config.invocation_params.dir, scenarios, covered)
     if hint:
-        raise usage(hint)
+        raise _usage(hint)
     return given
 
 
