@@ -124,9 +124,14 @@ def test_launcher_of_python_dash_m(tmp_path: pathlib.Path) -> None:
     assert launcher([exe, "-c", "..."], "-c", {}, first, exe) == ("python", "-m", "pytest")  # pytest.main()
 
 
-def test_given_plugins_are_repeated() -> None:
-    args = ["-p", "no:cacheprovider", "-pxdist", "--fcp-seed=1", "-k", "x", "--", "-p", "nope"]
-    assert given_plugins(args) == ("-p", "no:cacheprovider", "-p", "xdist")
+def test_given_plugins_and_pytest_options_that_shape_a_test_are_repeated() -> None:
+    args = ["-p", "no:cacheprovider", "-pxdist", "--fcp-seed=1", "-k", "x", "-oxfail_strict=true", "-W", "error"]
+    args += ["--pythonwarnings=ignore::DeprecationWarning", "--override-ini", "a=b", "--config-file=my.ini", "-x"]
+    args += ["--rootdir", "proj", "-c", "other.ini", "--", "-p", "nope"]
+    assert given_plugins(args) == (
+        "-p", "no:cacheprovider", "-p", "xdist", "-o", "xfail_strict=true", "-W", "error",
+        "-W", "ignore::DeprecationWarning", "-o", "a=b", "-c", "my.ini", "--rootdir=proj", "-c", "other.ini",
+    )  # fmt: skip
 
 
 def test_replay_line_carries_the_options_that_shaped_the_test(

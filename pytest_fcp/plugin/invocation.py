@@ -23,7 +23,7 @@ import pathlib
 import shutil
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -118,19 +118,34 @@ def current_launcher() -> tuple[str, ...]:
     return launcher(sys.orig_argv, argv0, os.environ, shutil.which, sys.executable)
 
 
+#: pytest's own options that shape a test and take a value: short form (or None) -> long form (or None).
+_SHAPING = {"-p": None, "-o": "--override-ini", "-W": "--pythonwarnings", "-c": "--config-file", None: "--rootdir"}
+
+
+def _shaping(arg: str, tokens: Iterator[str]) -> tuple[str, ...]:
+    """``arg`` (with its value, taken from ``tokens`` when separate) as a replay repeats it, or nothing."""
+    for short, long in _SHAPING.items():
+        name, value = None, None
+        if (short and arg == short) or (long and arg == long):
+            name, value = short or long, next(tokens, None)
+        elif short and arg.startswith(short) and not arg.startswith("--"):
+            name, value = short, arg[len(short) :]
+        elif long and arg.startswith(long + "="):
+            name, value = short or long, arg[len(long) + 1 :]
+        if name is not None and value is not None:
+            return (name, value) if short else (f"{name}={value}",)
+    return ()
+
+
 def given_plugins(args: Sequence[str]) -> tuple[str, ...]:
-    """The ``-p NAME`` / ``-pNAME`` options among pytest's command-line ``args``, each as ``-p NAME``."""
+    """The options among pytest's command-line ``args`` that shape a test beyond pytest-fcp's own: ``-p``
+    plugins, ``-o`` ini overrides, ``-W`` warning filters, ``-c`` config file and ``--rootdir``, in order."""
     out: list[str] = []
     tokens = iter(args)
     for arg in tokens:
-        if arg == "-p":
-            name = next(tokens, None)
-            if name is not None:
-                out += ["-p", name]
-        elif arg.startswith("-p") and not arg.startswith("--"):
-            out += ["-p", arg[2:]]
-        elif arg == "--":
+        if arg == "--":
             break
+        out += _shaping(arg, tokens)
     return tuple(out)
 
 

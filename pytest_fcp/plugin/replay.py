@@ -3,9 +3,9 @@
 It starts the way this pytest was started (``uv run pytest``, ``python -m pytest``, a virtual environment's
 ``pytest`` by path: :mod:`~pytest_fcp.plugin.invocation`). It repeats everything that shaped the test (see
 :func:`RunSettings.replay_options <pytest_fcp.plugin.settings.RunSettings>`): the seed always, the test's engine,
-the ``-p`` plugins given, and each other ``--fcp-*`` option that was given or differs from its default (a fuzz
-item's fuzz options too), in ``--option=value`` form. The test is named by its file and the
-rest of its node id; the file is written relative to the invocation directory when it lies below it, else as an
+pytest's ``-p``, ``-o``, ``-W``, ``-c`` and ``--rootdir`` as given, and each other ``--fcp-*`` option that was
+given or differs from its default (a fuzz item's fuzz options too), in ``--option=value`` form. The test is named
+by its file and the rest of its node id; the file is written relative to the invocation directory when it lies below it, else as an
 absolute path (the bundled catalog's files always are), so the line resolves from anywhere for bundled scenarios.
 
 Also :func:`fix_rootdir`: pytest picks its rootdir before plugins register their options, so the value of

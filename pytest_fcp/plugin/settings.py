@@ -394,8 +394,8 @@ def _replay_options(
     config: pytest.Config, scenarios: bool, no_bundled: bool, baseline_dir: pathlib.Path | None, lean: bool
 ) -> tuple[str, ...]:
     """What shaped this run besides the engine and the seed: options that were given or differ from defaults,
-    and the ``-p`` plugins given (not ``--fcp-trace-dir``, ``--fcp-html`` or ``--fcp-update-baselines``: a
-    replay writes no report and rewrites no baseline)."""
+    and pytest's ``-p``, ``-o``, ``-W``, ``-c`` and ``--rootdir`` as given (not ``--fcp-trace-dir``, ``--fcp-html``
+    or ``--fcp-update-baselines``: a replay writes no report and rewrites no baseline)."""
     from pytest_fcp.plugin.invocation import given_plugins
 
     out: list[str] = list(given_plugins(config.invocation_params.args))
