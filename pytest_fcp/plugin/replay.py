@@ -5,8 +5,9 @@ It starts the way this pytest was started (``uv run pytest``, ``python -m pytest
 :func:`RunSettings.replay_options <pytest_fcp.plugin.settings.RunSettings>`): the seed always, the test's engine,
 pytest's ``-p``, ``-o``, ``-W``, ``-c`` and ``--rootdir`` as given, and each other ``--fcp-*`` option that was
 given or differs from its default (a fuzz item's fuzz options too), in ``--option=value`` form. The test is named
-by its file and the rest of its node id; the file is written relative to the invocation directory when it lies below it, else as an
-absolute path (the bundled catalog's files always are), so the line resolves from anywhere for bundled scenarios.
+by its file and the rest of its node id; the file is written relative to the invocation directory when it lies
+below it, else as an absolute path (the bundled catalog's files always are), so the line resolves from anywhere
+for bundled scenarios.
 
 Also :func:`fix_rootdir`: pytest picks its rootdir before plugins register their options, so the value of
 ``--fcp-baseline-dir DIR`` (given as two tokens) would be taken for a test path; the rootdir is worked out again
