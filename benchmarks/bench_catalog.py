@@ -3,7 +3,8 @@
 Reports, side by side in one run:
 
 1. **The catalog against its floor.** Each engine's whole catalog, as ``python -m pytest --fcp-scenarios
-   --fcp-engine E`` (a fresh process each time), in one process and with ``-n 2``, alternating, ``--repeats``
+   --fcp-engine E --fcp-lean`` (a fresh process each time; ``--fcp-lean``, the opt-in speed measures of
+   docs/speed.md, where the checkout has it), in one process and with ``-n 2``, alternating, ``--repeats``
    times. The floor is the engine's own time: the seconds inside its ``fetch`` summed over the catalog (the
    world measures each call; ``benchmarks/fcp_timing.py``, loaded with ``-p fcp_timing``, adds them up), in
    the one-process run. Printed: the wall time (process start to exit), the floor, their ratio, the ``-n 2``
@@ -50,13 +51,20 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"ratio": 1.3, "first": 1.5, "speedup": {"ckvd": 1.6, "reference": 1.2}}
 
 
+def _lean_option(checkout: pathlib.Path) -> list[str]:
+    """``--fcp-lean`` (the opt-in speed measures, docs/speed.md), where the checkout has it: an older one ran them
+    by default."""
+    options = checkout / "pytest_fcp" / "plugin" / "options.py"
+    return ["--fcp-lean"] if options.exists() and "--fcp-lean" in options.read_text() else []
+
+
 def catalog_run(engine: str, workers: str, env: dict[str, str], cwd: pathlib.Path = ROOT) -> dict[str, float]:
     """One catalog run in a fresh process: wall time, time to the first scenario, the engine's fetch time
     (``cwd``: the checkout whose pytest-fcp runs; ``python -m pytest`` puts it first on ``sys.path``)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "timing.json"
         cmd = [sys.executable, "-m", "pytest", "-p", "fcp_timing", "--fcp-scenarios", f"--fcp-engine={engine}"]
-        cmd += ["-q", "-p", "no:cacheprovider", "-n", workers, "--fcp-seed=1"]
+        cmd += ["-q", "-p", "no:cacheprovider", "-n", workers, "--fcp-seed=1", *_lean_option(cwd)]
         run_env = {**env, "FCP_TIMING_OUT": str(out), "PYTHONPATH": str(ROOT / "benchmarks")}
         began = time.time()
         done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=run_env)

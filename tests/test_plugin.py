@@ -46,7 +46,7 @@ def test_failure_shows_trace_section_and_replay_line(pytester: pytest.Pytester) 
             "path: cache miss 2d -> vision 403 x2 -> rest 200 x1 -> 48 rows (rest 48)",
             "*fault*vision.http403*",
             "*- fcp replay -*",
-            "pytest --fcp-seed=7 *test_failure_shows_trace_section_and_replay_line.py::test_fails?reference?*",
+            "*pytest --fcp-seed=7 *test_failure_shows_trace_section_and_replay_line.py::test_fails?reference?*",
         ]
     )
     # -rP: the passing test's trace is shown too
@@ -324,8 +324,23 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         (["--fcp-trace-dir=afile"], "--fcp-trace-dir afile: is a file, not a directory"),
         (["--fcp-trace-dir=afile/sub"], "--fcp-trace-dir afile/sub: cannot write there (*"),
         (["--fcp-fuzz", "--fcp-fuzz-examples", "-5"], "--fcp-fuzz-examples -5: must be a whole number of at least*"),
-        (["--fcp-fuzz-examples=0"], "--fcp-fuzz-examples 0: must be a whole number of at least 1"),
+        (["--fcp-fuzz", "--fcp-fuzz-examples=0"], "--fcp-fuzz-examples 0: must be a whole number of at least 1"),
         (["--fcp-fuzz", "--fcp-fuzz-budget", "-1"], "--fcp-fuzz-budget -1: must be a number of seconds, not negative"),
+        (["--fcp-seed=abc"], "--fcp-seed abc: not a whole number; give an integer, e.g. --fcp-seed=1234"),
+        (["--fcp-seed", "1.5"], "--fcp-seed 1.5: not a whole number*"),
+        (["--fcp-fuzz", "--fcp-fuzz-examples=many"], "--fcp-fuzz-examples many: must be a whole number of at least 1"),
+        (["--fcp-fuzz", "--fcp-fuzz-budget=soon"], "--fcp-fuzz-budget soon: must be a number of seconds"),
+        (["--fcp-fuzz", "--fcp-fuzz-budget=nan"], "--fcp-fuzz-budget nan: must be a number of seconds"),
+        (["--fcp-fuzz", "--fcp-fuzz-profile=fast"], "--fcp-fuzz-profile fast: no such profile; use one of ci, deep"),
+        (["-o", "fcp_lean=maybe"], "ini fcp_lean = 'maybe': must be true or false"),
+        (["--fcp-scenarios-dir=."], "--fcp-scenarios-dir works only with --fcp-scenarios: add --fcp-scenarios (*"),
+        (["--fcp-no-bundled"], "--fcp-no-bundled works only with --fcp-scenarios: add --fcp-scenarios (*"),
+        (["--fcp-baseline-dir=."], "--fcp-baseline-dir works only with --fcp-scenarios: add --fcp-scenarios (*"),
+        (["--fcp-fuzz-examples=3"], "--fcp-fuzz-examples works only with --fcp-fuzz: add --fcp-fuzz (*"),
+        (["--fcp-fuzz-budget=3"], "--fcp-fuzz-budget works only with --fcp-fuzz: add --fcp-fuzz (*"),
+        (["--fcp-fuzz-save=out"], "--fcp-fuzz-save works only with --fcp-fuzz: add --fcp-fuzz (*"),
+        (["--fcp-fuzz-profile=ci"], "--fcp-fuzz-profile works only with --fcp-fuzz: add --fcp-fuzz (*"),
+        (["--fcp-engine="], "--fcp-engine: no engine named; give a registered engine (e.g. reference) or *"),
     ],
     ids=[
         "log-level",
@@ -341,6 +356,21 @@ def test_scenarios_run_the_same_with_and_without_xdist(pytester: pytest.Pytester
         "fuzz-examples",
         "fuzz-examples-zero",
         "fuzz-budget",
+        "seed-text",
+        "seed-fraction",
+        "fuzz-examples-text",
+        "fuzz-budget-text",
+        "fuzz-budget-nan",
+        "fuzz-profile",
+        "lean-ini",
+        "scenarios-dir-alone",
+        "no-bundled-alone",
+        "baseline-dir-alone",
+        "fuzz-examples-alone",
+        "fuzz-budget-alone",
+        "fuzz-save-alone",
+        "fuzz-profile-alone",
+        "engine-empty",
     ],
 )
 def test_bad_settings_are_one_usage_error_line_at_start_up(
@@ -397,7 +427,9 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
         assert not graph[module] & plugin, f"{module} imports the plugin: {sorted(graph[module] & plugin)}"
         if module.startswith(("pytest_fcp.scenarios", "pytest_fcp.fuzz")):
             assert "pytest" not in graph[module], f"{module} imports pytest"
-    assert not graph["pytest_fcp.plugin.settings"] & plugin, "settings must be a leaf of the plugin"
+    leaf = "pytest_fcp.plugin.invocation"  # what pytest was given: below settings
+    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf}, "settings must be a leaf of the plugin"
+    assert not graph[leaf] & plugin, f"{leaf} must import nothing of the plugin"
     for part in plugin - {"pytest_fcp.plugin"}:
         assert "pytest_fcp.plugin" not in graph[part], f"{part} imports the plugin's hooks module"
 

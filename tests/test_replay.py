@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import shlex
+import sys
 
 import pytest
 
@@ -49,7 +50,17 @@ def _verdicts(result: pytest.RunResult) -> dict[str, str]:
     return out
 
 
-def test_replay_line_of_a_scenario_reruns_it_the_same_way(pytester: pytest.Pytester) -> None:
+def _outside_uv(monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> None:
+    """Runs as a plain ``python -m pytest`` would (not under ``uv run``), their temporary files in ``pytester``."""
+    for name in ("UV", "UV_RUN_RECURSION_DEPTH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--basetemp={pytester.path / 'pasted-tmp'}")
+
+
+def test_replay_line_of_a_scenario_reruns_it_the_same_way(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _outside_uv(monkeypatch, pytester)
     planted = pytester.path / "planted"
     planted.mkdir()
     (planted / "mine.toml").write_text(PLANTED)
@@ -60,11 +71,13 @@ def test_replay_line_of_a_scenario_reruns_it_the_same_way(pytester: pytest.Pytes
     first.assert_outcomes(passed=1, failed=1)
     assert f"rootdir: {pytester.path}" in first.stdout.str()  # 'base' was not taken for a test path
     (line,) = _replay_lines(first.stdout.str())
-    assert line.startswith("pytest --fcp-seed=3 --fcp-scenarios --fcp-scenarios-dir=")
+    launcher, rest = line.split(" --fcp-seed=3 ", 1)  # started as python -m pytest (pytester's subprocess)
+    assert launcher in ("python -m pytest", f"{shlex.quote(sys.executable)} -m pytest"), line
+    assert rest.startswith("-p no:xdist --fcp-scenarios --fcp-scenarios-dir="), line
     for part in ("--fcp-no-bundled", "--fcp-baseline-dir=", "--fcp-now=2024-01-12T06:00:00Z", f"--fcp-engine={ALT}"):
         assert part in line, line
     assert "planted/mine.toml::planted_wrong_source[" in line
-    again = pytester.runpytest("-p", "no:xdist", "-rA", *shlex.split(line)[1:])
+    again = pytester.run("sh", "-c", f"{line} -rA")  # pasted in the shell, in the same directory
     again.assert_outcomes(failed=1)
     assert _verdicts(again) == {k: v for k, v in _verdicts(first).items() if v == "FAILED"}
     assert _replay_lines(again.stdout.str()) == [line]
@@ -109,7 +122,9 @@ def test_baseline_dir_as_a_separate_token_keeps_the_rootdir(
     project.mkdir()
     (project / "test_x.py").write_text("def test_x(): pass\n")
     monkeypatch.chdir(project)
+    (project / "none").mkdir()  # no scenario of its own: the run collects test_x.py alone
+    args = ["-p", "no:xdist", "--fcp-scenarios", "--fcp-no-bundled", f"--fcp-scenarios-dir={project / 'none'}"]
     for option in ("--fcp-baseline-dir", "--fcp-expectations-dir"):
-        result = pytester.runpytest("-p", "no:xdist", option, str(elsewhere), "--fcp-engine=reference")
+        result = pytester.runpytest(*args, option, str(elsewhere), "--fcp-engine=reference", "test_x.py")
         result.assert_outcomes(passed=1)
         assert f"rootdir: {project}" in result.stdout.str(), result.stdout.str()

@@ -32,16 +32,34 @@ def _scenario_run(pytester: pytest.Pytester, *extra: str) -> pytest.RunResult:
     )
 
 
-def test_idle_hypothesis_summary_is_set_aside(pytester: pytest.Pytester) -> None:
-    result = _scenario_run(pytester, "-p", "no:xdist")
+@pytest.mark.parametrize("opt_in", [["--fcp-lean"], ["-o", "fcp_lean=true"]], ids=["option", "ini"])
+def test_idle_hypothesis_summary_is_set_aside(pytester: pytest.Pytester, opt_in: list[str]) -> None:
+    result = _scenario_run(pytester, "-p", "no:xdist", *opt_in)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["hypothesis imported: False", "hypothesis plugin: False"])
 
 
 def test_idle_hypothesis_summary_is_set_aside_on_the_xdist_controller(pytester: pytest.Pytester) -> None:
-    result = _scenario_run(pytester, "-n", "2")
+    result = _scenario_run(pytester, "-n", "2", "--fcp-lean")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["hypothesis imported: False", "hypothesis plugin: False"])
+
+
+GC_PROBE = """
+import atexit, gc
+
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs after the plugin's handler
+"""
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["default", "lean"])
+def test_a_scenario_run_changes_nothing_process_wide_without_the_opt_in(pytester: pytest.Pytester, lean: bool) -> None:
+    directory = _user_dir(pytester)
+    pytester.makeconftest(PROBE + GC_PROBE)
+    args = ["--fcp-scenarios", f"--fcp-scenarios-dir={directory}", "--fcp-no-bundled", "--fcp-engine=reference"]
+    result = pytester.runpytest_subprocess(*args, "-p", "no:xdist", *(["--fcp-lean"] if lean else []))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"hypothesis plugin: {not lean}", f"frozen at exit: {lean}"])
 
 
 def test_hypothesis_keeps_its_summary_when_it_has_something_to_say(pytester: pytest.Pytester) -> None:

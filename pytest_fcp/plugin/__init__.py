@@ -34,7 +34,7 @@ _leave_own_asserts_alone()
 
 from pytest_fcp.plugin import fixtures, lean, options  # noqa: E402 - after opting out of rewriting
 from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world  # noqa: E402
-from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, settings  # noqa: E402
+from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, header_line, settings  # noqa: E402
 
 __all__ = [
     "fcp_baseline",
@@ -72,8 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """The seed (with its replay option), the engines and where traces go."""
-    return [_header(settings(config))]
+    """The seed (with its replay option), the engines and where traces go: in a run given an ``--fcp-*`` option
+    (any other run that tests an engine says it in its summary, see ``Reporter``)."""
+    run = settings(config)
+    return [header_line(run)] if run.announced else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -82,13 +84,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Reseed ``random`` for the test (the engine's retry jitter replays with the seed)."""
+    """Reseed ``random`` for a pytest-fcp test (the engine's retry jitter replays with the seed); others keep it."""
     fixtures.reseed(item)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Set aside Hypothesis's plugin when its summary would be empty (see :mod:`~pytest_fcp.plugin.lean`)."""
-    if settings(session.config).scenarios:
+    """With ``--fcp-lean``, set aside Hypothesis's plugin when its summary would be empty (see
+    :mod:`~pytest_fcp.plugin.lean`)."""
+    run = settings(session.config)
+    if run.lean and run.scenarios:
         lean.set_aside_idle_hypothesis(session.config)
 
 
@@ -104,18 +108,13 @@ def _store(config: pytest.Config, run: RunSettings) -> RunSettings:
     return run
 
 
-def _header(run: RunSettings) -> str:
-    line = f"fcp: seed={run.seed} (replay with --fcp-seed={run.seed}), engines={','.join(run.engines)}"
-    line += f", traces -> {run.trace_dir}" if run.trace_dir else ""
-    return line + (f", html -> {run.html}" if run.html else "")
-
-
 def _register_parts(config: pytest.Config, run: RunSettings) -> None:
     from pytest_fcp.plugin.reporting import Reporter
     from pytest_fcp.plugin.user_baselines import UserBaselines
 
     config.addinivalue_line("markers", fixtures.MARKER_DOC)
-    lean.skip_final_collections(scenarios=run.scenarios or run.fuzz.enabled)
+    if run.lean:
+        lean.skip_final_collections(scenarios=run.scenarios or run.fuzz.enabled)
     args = run.collection_args()
     if args is not None:  # the one place that decides what a --fcp-scenarios / --fcp-fuzz run collects
         config.args[:] = args

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_fcp.world.spec import WorldSpec
 
 __all__ = [
+    "FCP_FIXTURES",
     "MARKER_DOC",
     "MARKER_KEYS",
     "after_call",
@@ -34,6 +35,8 @@ __all__ = [
     "load_factory",
     "marker_kwargs",
     "parametrize_engines",
+    "reseed",
+    "uses_fcp",
     "world_spec",
 ]
 
@@ -239,11 +242,24 @@ def fcp_trace(fcp_world: World) -> Trace:
     return fcp_world.trace
 
 
+FCP_FIXTURES = frozenset({"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"})
+
+
+def uses_fcp(item: pytest.Item) -> bool:
+    """Whether ``item`` is one of pytest-fcp's: a scenario or fuzz item, or a test with its marker or fixtures."""
+    if hasattr(item, "engine") or item.get_closest_marker("fcp") is not None:
+        return True
+    return not FCP_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
 def reseed(item: pytest.Item) -> None:
-    """Reseed ``random`` for this test from the run's seed and the test's identity (as pytest-randomly does),
-    so an engine's random retry jitter is the same in every run with the same seed, in any process."""
+    """Reseed ``random`` for a pytest-fcp test from the run's seed and the test's identity (as pytest-randomly
+    does), so an engine's random retry jitter is the same in every run with the same seed, in any process.
+    Any other test keeps ``random`` as it finds it."""
     import random
 
+    if not uses_fcp(item):
+        return
     scenario = getattr(item, "scenario", None)
     identity = f"{scenario.id}[{getattr(item, 'engine', '')}]" if scenario is not None else item.nodeid
     random.seed(f"{settings(item.config).seed}:{identity}")

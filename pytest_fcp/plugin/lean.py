@@ -1,4 +1,6 @@
-"""Process-level costs a pytest-fcp run does not need to pay, skipped without changing any output.
+"""Process-level costs a pytest-fcp run does not need to pay: skipped only with the opt-in ``--fcp-lean`` (ini
+``fcp_lean``), because each is visible beyond pytest-fcp (another plugin unregistered; finalizers of objects left
+in reference cycles never run at exit). See docs/speed.md.
 
 - **Hypothesis's end-of-run import.** Hypothesis's pytest plugin imports Hypothesis in its terminal summary,
   in every run, even when no Hypothesis test ran: about 0.2 s, and 1.6 to 2 s where pytest cannot cache its

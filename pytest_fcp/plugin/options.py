@@ -23,10 +23,10 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("fcp_engine", type="linelist", default=[], help="default engines (one name a line)")
     group.addoption(
         "--fcp-seed",
-        type=int,
         dest="fcp_seed",
         metavar="N",
-        help="seed of the synthetic market truth and of fuzzing; shown in the header; replays a run",
+        help="seed of the synthetic market truth, of fuzzing and of random in pytest-fcp tests (an integer); shown on "
+        "the fcp: line; replays a run",
     )
     group.addoption(
         "--fcp-log-level",
@@ -54,6 +54,15 @@ def addoption(parser: pytest.Parser) -> None:
         "traced test's decision flow (cache -> Vision -> REST), written by the controller at the end",
     )
     parser.addini("fcp_html", default="", help="path of the HTML report (like --fcp-html; relative to the rootdir)")
+    group.addoption(
+        "--fcp-lean",
+        action="store_true",
+        dest="fcp_lean",
+        help="process-wide speed measures, off by default (docs/speed.md): in --fcp-scenarios runs, set aside "
+        "Hypothesis's plugin when its summary would be empty, and freeze the garbage collector at exit (skips "
+        "the finalizers of objects left in reference cycles)",
+    )
+    parser.addini("fcp_lean", default="false", help="the --fcp-lean speed measures (true or false)")
     _add_scenario_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(
@@ -126,7 +135,6 @@ def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     )
     group.addoption(
         "--fcp-fuzz-examples",
-        type=int,
         dest="fcp_fuzz_examples",
         metavar="N",
         help=f"generated scenarios per engine (default: ini fcp_fuzz_examples, else {DEFAULT_EXAMPLES})",
@@ -134,7 +142,6 @@ def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     parser.addini("fcp_fuzz_examples", default=str(DEFAULT_EXAMPLES), help="generated scenarios per engine")
     group.addoption(
         "--fcp-fuzz-budget",
-        type=float,
         dest="fcp_fuzz_budget",
         metavar="SECONDS",
         help="wall-time budget of the search per engine (default: ini fcp_fuzz_budget, else the profile's)",
@@ -149,7 +156,7 @@ def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     group.addoption(
         "--fcp-fuzz-profile",
         dest="fcp_fuzz_profile",
-        choices=("ci", "deep"),
+        metavar="{ci,deep}",
         default=None,
         help="ci: derandomized and bounded (120 s budget); deep: 10x the examples, seeded by --fcp-seed",
     )

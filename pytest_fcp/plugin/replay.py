@@ -1,10 +1,13 @@
 """The replay line every failure prints: a command that, pasted in the same directory, reruns exactly that test.
 
-It repeats everything that shaped the test (see :func:`RunSettings.replay_options
-<pytest_fcp.plugin.settings.RunSettings>`): the seed always, the test's engine, and each other ``--fcp-*`` option
-that was given or differs from its default, in ``--option=value`` form. The test is named by its file and the
-rest of its node id; the file is written relative to the invocation directory when it lies below it, else as an
-absolute path (the bundled catalog's files always are), so the line resolves from anywhere for bundled scenarios.
+It starts the way this pytest was started (``uv run pytest``, ``python -m pytest``, a virtual environment's
+``pytest`` by path: :mod:`~pytest_fcp.plugin.invocation`). It repeats everything that shaped the test (see
+:func:`RunSettings.replay_options <pytest_fcp.plugin.settings.RunSettings>`): the seed always, the test's engine,
+pytest's ``-p``, ``-o``, ``-W``, ``-c`` and ``--rootdir`` as given, and each other ``--fcp-*`` option that was
+given or differs from its default (a fuzz item's fuzz options too), in ``--option=value`` form. The test is named
+by its file and the rest of its node id; the file is written relative to the invocation directory when it lies
+below it, else as an absolute path (the bundled catalog's files always are), so the line resolves from anywhere
+for bundled scenarios.
 
 Also :func:`fix_rootdir`: pytest picks its rootdir before plugins register their options, so the value of
 ``--fcp-baseline-dir DIR`` (given as two tokens) would be taken for a test path; the rootdir is worked out again
@@ -38,10 +41,10 @@ def replay_command(run: RunSettings, item: pytest.Item) -> str:
     """The command line that reruns ``item`` with the same seed, engine and options."""
     engine = getattr(item, "engine", None) or item.stash.get(ENGINE_NAME_KEY, None)
     engines = (engine,) if engine else run.engines
-    args = ["pytest", f"--fcp-seed={run.seed}", *run.replay_options]
+    args = [*run.launcher, f"--fcp-seed={run.seed}", *run.replay_options]
     args += [f"--fcp-engine={name}" for name in engines]
     if getattr(item, "fuzz_item", False):
-        args.append("--fcp-fuzz")
+        args += ["--fcp-fuzz", *run.fuzz_replay_options]
     args.append(replay_target(item, run))
     return shlex.join(args)
 

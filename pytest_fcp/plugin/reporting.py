@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin.fixtures import uses_fcp
 from pytest_fcp.plugin.replay import replay_command
-from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings
+from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings, header_line
 from pytest_fcp.trace import canonical, canonical_path
 
 __all__ = ["Reporter", "outcome_of", "replay_command"]
@@ -33,16 +34,6 @@ def _version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
-
-
-_FCP_FIXTURES = {"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"}
-
-
-def _uses_fcp(item: pytest.Item) -> bool:
-    """Whether ``item`` is one of pytest-fcp's: a scenario or fuzz item, or a test with its marker or fixtures."""
-    if hasattr(item, "engine") or item.get_closest_marker("fcp") is not None:
-        return True
-    return bool(_FCP_FIXTURES & set(getattr(item, "fixturenames", ())))
 
 
 def outcome_of(report: pytest.TestReport) -> str:
@@ -70,6 +61,7 @@ class Reporter:
         self.test_seconds = 0.0  # the same tests' setup, call and teardown
         self.timed: set[str] = set()
         self._setup_seconds: dict[str, float] = {}  # a setup report comes before the record that marks a test
+        self.used = False  # a pytest-fcp test ran (a run given no --fcp-* option names its seed at the end)
 
     @property
     def seed(self) -> int:
@@ -82,10 +74,12 @@ class Reporter:
         """Add the decision trace and replay sections, JUnit properties and ``report.fcp_trace``."""
         report = yield
         world = item.stash.get(WORLD_KEY, None)
+        if report.when == "setup" and uses_fcp(item):
+            report.fcp_used = True  # the controller's summary names the seed of a run that tested an engine
         if report.when == "teardown" or (report.when == "setup" and report.passed):
             return report
         if world is None:
-            if report.when == "setup" and _uses_fcp(item):  # failed or skipped before its world existed
+            if report.when == "setup" and uses_fcp(item):  # failed or skipped before its world existed
                 report.fcp_trace = {
                     "nodeid": item.nodeid,
                     "engine": item.stash.get(ENGINE_NAME_KEY, None) or getattr(item, "engine", None),
@@ -139,6 +133,7 @@ class Reporter:
         record = getattr(report, "fcp_trace", None)
         if self.is_worker:
             return
+        self.used = self.used or record is not None or getattr(report, "fcp_used", False)
         self._time(report, record)
         if record is None:
             return
@@ -226,7 +221,10 @@ class Reporter:
             handle.write(text + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """Say how long the engines spent inside ``fetch`` and where the traces were written."""
+        """Say how long the engines spent inside ``fetch`` and where the traces were written; name the seed and
+        engines of a run that tested an engine when the header did not (no ``--fcp-*`` option was given)."""
+        if self.used and not self.run.announced:
+            terminalreporter.write_line(header_line(self.run))
         if self.timed and self.test_seconds > 0:
             share = min(100.0, 100 * self.engine_seconds / self.test_seconds)
             terminalreporter.write_line(

@@ -18,6 +18,18 @@ import pytest
 
 from pytest_fcp.core.fuzz_profiles import DEFAULT_EXAMPLES, PROFILES
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.plugin.invocation import (
+    FCP_DESTS,
+    FUZZ_ONLY,
+    SCENARIO_ONLY,
+    check_engine,
+    fuzz_options,
+    fuzz_replay_options,
+    lean,
+    number,
+    only_with,
+    run_launcher,
+)
 
 if TYPE_CHECKING:
     from pytest_fcp.world import World
@@ -32,6 +44,7 @@ __all__ = [
     "FuzzSettings",
     "RunSettings",
     "build_settings",
+    "header_line",
     "parse_now",
     "settings",
 ]
@@ -77,7 +90,11 @@ class RunSettings:
     explicit_args: bool = False  # paths were given on the command line
     given_args: tuple[str, ...] = ()  # those paths (or node ids), as given
     replay_options: tuple[str, ...] = ()  # the options a replay line repeats (all but the engine), see replay.py
+    fuzz_replay_options: tuple[str, ...] = ()  # what a fuzz item's replay line adds to --fcp-fuzz
+    launcher: tuple[str, ...] = ("pytest",)  # how pytest was started: a replay line's first words
     invocation_dir: pathlib.Path = pathlib.Path()
+    lean: bool = False  # --fcp-lean: the process-level speed measures of plugin/lean.py
+    announced: bool = False  # an --fcp-* option was given: the header shows the run's seed
 
     def collection_args(self) -> list[str] | None:
         """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
@@ -113,6 +130,13 @@ def _usage(message: str) -> pytest.UsageError:
     return pytest.UsageError(f"pytest-fcp: {message}")
 
 
+def header_line(run: RunSettings) -> str:
+    """The run's ``fcp:`` line: seed (with its replay option), engines, where traces and the report go."""
+    line = f"fcp: seed={run.seed} (replay with --fcp-seed={run.seed}), engines={','.join(run.engines)}"
+    line += f", traces -> {run.trace_dir}" if run.trace_dir else ""
+    return line + (f", html -> {run.html}" if run.html else "")
+
+
 def _option(config: pytest.Config, name: str) -> Any:
     return config.getoption(name, None)
 
@@ -138,62 +162,23 @@ def _engines(config: pytest.Config) -> tuple[str, ...]:
         for part in str(name).replace(",", " ").split():
             if part not in out:
                 out.append(part)
-    for name in out:
-        _check_engine(name)
-    return tuple(out)
-
-
-def _check_engine(name: str) -> None:
-    """A usage error unless ``name`` is a registered engine or a ``package.module:factory`` taking one argument.
-
-    Registered engines are not imported here (a bundled engine whose package is missing skips its tests)."""
-    import importlib
-    import importlib.util
-    import inspect
-    from importlib.metadata import entry_points
-
-    registered = sorted({ep.name for ep in entry_points(group="pytest_fcp.engines")})
-    if ":" not in name:
-        if name not in registered:
-            raise _usage(
-                f"--fcp-engine {name}: no such engine; registered engines are {', '.join(registered) or 'none'}, "
-                "or give 'package.module:factory'"
-            )
-        return
-    module_name, _, attr = name.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except ImportError as exc:
-        raise _usage(f"--fcp-engine {name}: cannot import module {module_name!r} ({exc})") from None
-    except AttributeError:
-        raise _usage(f"--fcp-engine {name}: module {module_name!r} has no attribute {attr!r}") from None
-    try:
-        inspect.signature(target).bind("cache_dir")
-        factory = callable(target)
-    except TypeError:
-        factory = False
-    except ValueError:  # no signature to read (some builtins): let the first call tell
-        factory = callable(target)
-    if not factory:
+    if not out:
         raise _usage(
-            f"--fcp-engine {name}: {target!r} is not an engine factory (a callable taking one argument, the "
-            f"cache directory, and returning an engine); registered engines are {', '.join(registered) or 'none'}"
+            "--fcp-engine: no engine named; give a registered engine (e.g. reference) or 'package.module:factory'"
         )
-    missing = [m for m in getattr(target, "requires", ()) if importlib.util.find_spec(m) is None]
-    if missing:
-        raise _usage(f"--fcp-engine {name}: cannot be loaded: it needs {', '.join(missing)}, which is not installed")
+    for name in out:
+        check_engine(name)
+    return tuple(out)
 
 
 def _seed(config: pytest.Config) -> int:
     seed = _option(config, "fcp_seed")
+    if seed is not None:
+        return number(seed, int, f"--fcp-seed {seed}: not a whole number; give an integer, e.g. --fcp-seed=1234")
     workerinput = getattr(config, "workerinput", None)
-    if seed is None and workerinput is not None:
-        seed = workerinput.get("fcp_seed")
-    if seed is None:
-        seed = random.Random().getrandbits(32)
-    return int(seed)
+    if workerinput is not None and workerinput.get("fcp_seed") is not None:
+        return int(workerinput["fcp_seed"])
+    return random.Random().getrandbits(32)
 
 
 def _log_level(config: pytest.Config) -> str:
@@ -319,26 +304,16 @@ def _trace_dir(config: pytest.Config) -> str | None:
     return given
 
 
-def _not_negative(value: float | None, option: str, what: str) -> None:
-    if value is not None and value < 0:
-        raise _usage(f"{option} {value:g}: must be {what}, not negative")
-
-
 def _fuzz(config: pytest.Config) -> FuzzSettings:
-    _not_negative(_option(config, "fcp_fuzz_examples"), "--fcp-fuzz-examples", "a whole number of at least 1")
-    _not_negative(_option(config, "fcp_fuzz_budget"), "--fcp-fuzz-budget", "a number of seconds")
-    if _option(config, "fcp_fuzz_examples") == 0:
-        raise _usage("--fcp-fuzz-examples 0: must be a whole number of at least 1")
+    examples, budget, profile_name = fuzz_options(config)
     if not _option(config, "fcp_fuzz"):
         return FuzzSettings()
-    profile = PROFILES.get(_option(config, "fcp_fuzz_profile") or "", {})
-    examples = _option(config, "fcp_fuzz_examples")
+    profile = PROFILES.get(profile_name or "", {})
     if examples is None:
         try:
             examples = int(config.getini("fcp_fuzz_examples") or DEFAULT_EXAMPLES)
         except ValueError:
             raise _usage("ini fcp_fuzz_examples must be a whole number") from None
-    budget = _option(config, "fcp_fuzz_budget")
     if budget is None and config.getini("fcp_fuzz_budget"):
         try:
             budget = float(config.getini("fcp_fuzz_budget"))
@@ -356,11 +331,33 @@ def _fuzz(config: pytest.Config) -> FuzzSettings:
     )
 
 
+def _given_paths(config: pytest.Config, scenarios: bool, no_bundled: bool) -> tuple[str, ...]:
+    """The paths given on the command line; a usage error when one is scenario files this run would not run."""
+    from pytest_fcp.plugin.invocation import scenario_path_hint
+
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return ()
+    given = tuple(config.args)
+
+    def covered(folder: pathlib.Path) -> bool:
+        dirs = _scenario_dirs(config, no_bundled) if scenarios else ()
+        return folder.name == "scenarios" or any(folder.is_relative_to(d) for d in dirs)
+
+    hint = scenario_path_hint(given, config.invocation_params.dir, scenarios, covered)
+    if hint:
+        raise _usage(hint)
+    return given
+
+
 def build_settings(config: pytest.Config) -> RunSettings:
     """Read and check every pytest-fcp option and ini key; a bad value is a one-line ``pytest.UsageError``."""
     scenarios = bool(_option(config, "fcp_scenarios"))
     no_bundled = bool(_option(config, "fcp_no_bundled"))
+    only_with(config, "--fcp-scenarios", SCENARIO_ONLY)
+    only_with(config, "--fcp-fuzz", FUZZ_ONLY)
     reads, write, bundled = _baseline_dirs(config) if scenarios else ((), None, None)
+    given = _given_paths(config, scenarios, no_bundled)
+    is_lean = lean(config)
     return RunSettings(
         engines=_engines(config),
         seed=_seed(config),
@@ -382,17 +379,25 @@ def build_settings(config: pytest.Config) -> RunSettings:
         fuzz=_fuzz(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
-        given_args=tuple(config.args) if config.args_source == pytest.Config.ArgsSource.ARGS else (),
-        replay_options=_replay_options(config, scenarios, no_bundled, reads[0] if reads else None),
+        given_args=given,
+        replay_options=_replay_options(config, scenarios, no_bundled, reads[0] if reads else None, is_lean),
+        fuzz_replay_options=fuzz_replay_options(config),
+        launcher=run_launcher(config),
         invocation_dir=config.invocation_params.dir,
+        lean=is_lean,
+        announced=any(_option(config, dest) not in (None, False) for dest in FCP_DESTS),
     )
 
 
 def _replay_options(
-    config: pytest.Config, scenarios: bool, no_bundled: bool, baseline_dir: pathlib.Path | None
+    config: pytest.Config, scenarios: bool, no_bundled: bool, baseline_dir: pathlib.Path | None, lean: bool
 ) -> tuple[str, ...]:
-    """What shaped this run besides the engine and the seed: options that were given or differ from defaults."""
-    out: list[str] = []
+    """What shaped this run besides the engine and the seed: options that were given or differ from defaults,
+    and pytest's ``-p``, ``-o``, ``-W``, ``-c`` and ``--rootdir`` as given (not ``--fcp-trace-dir``, ``--fcp-html``
+    or ``--fcp-update-baselines``: a replay writes no report and rewrites no baseline)."""
+    from pytest_fcp.plugin.invocation import given_plugins
+
+    out: list[str] = list(given_plugins(config.invocation_params.args))
     if scenarios:
         out.append("--fcp-scenarios")
         for extra in _option(config, "fcp_scenarios_dirs") or []:
@@ -405,6 +410,8 @@ def _replay_options(
     if now != parse_now(DEFAULT_NOW, "default"):
         out.append(f"--fcp-now={now.isoformat().replace('+00:00', 'Z')}")
     level = _log_level(config)
-    if level != DEFAULT_LOG_LEVEL:
+    if level != DEFAULT_LOG_LEVEL or _option(config, "fcp_log_level"):
         out.append(f"--fcp-log-level={level}")
+    if lean:
+        out.append("--fcp-lean")
     return tuple(out)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
 from pytest_fcp.world.cache import CacheSandbox
 from pytest_fcp.world.recorder import Recorder
 
-__all__ = ["recorded_warnings", "sandboxed_environment", "takes_level"]
+__all__ = ["EngineThreads", "recorded_warnings", "sandboxed_environment", "takes_level"]
 
 
 @contextlib.contextmanager
@@ -44,24 +46,80 @@ def sandboxed_environment(sandbox: CacheSandbox) -> Iterator[None]:
                 os.environ[name] = value
 
 
+class EngineThreads:
+    """Which threads are the engine's: the thread that calls it, the threads started while it runs (kept for the
+    world's life, so a pool started by one call is the engine's in the next), nothing else. Its ``match`` makes it
+    a warnings filter's module field that matches in those threads only."""
+
+    def __init__(self) -> None:
+        self.known: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        self.caller: threading.Thread | None = None
+        self.before: frozenset[threading.Thread] = frozenset()
+
+    def enter(self) -> None:
+        """An engine call begins in this thread."""
+        self.caller, self.before = threading.current_thread(), frozenset(threading.enumerate())
+
+    def leave(self) -> None:
+        """The engine call returned: the threads it started stay the engine's."""
+        self.known.update(t for t in threading.enumerate() if t not in self.before)
+        self.caller, self.before = None, frozenset()
+
+    def match(self, _module: str) -> bool:
+        """Whether the current thread is the engine's (called by the warnings machinery)."""
+        thread = threading.current_thread()
+        return thread is self.caller or thread in self.known or thread not in self.before
+
+
 @contextlib.contextmanager
-def recorded_warnings(recorder: Recorder) -> Iterator[list[int]]:
-    """Record the warnings raised inside (the engine's threads' too) as ``warning`` events, one per distinct
-    warning with a count, instead of pytest's warnings summary; yields a one-item list that ends up holding
-    how many were raised. ``catch_warnings`` is process-wide: fine while one world runs at a time."""
+def recorded_warnings(recorder: Recorder, threads: EngineThreads | None = None) -> Iterator[list[int]]:
+    """Record the warnings the engine raises inside (its threads' too) as ``warning`` events, one per distinct
+    warning with a count, instead of pytest's warnings summary; yields a one-item list that ends up holding how
+    many were raised.
+
+    Only the engine's threads (``threads``) are recorded, whatever the user's filters say (``-W error`` must not
+    turn an engine's warning into an exception inside it): one filter, matching in those threads only, is put
+    first, and ``showwarning`` sends the rest on. A warning of any other thread meets the user's filters, and
+    outside the engine's calls nothing is changed; the filter list is left as found except for that one entry
+    (other threads may change it meanwhile: the list is process-wide)."""
+    threads = threads or EngineThreads()
+    caught: list[tuple[str, str, str]] = []
+    previous = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any) -> None:
+        if threads.match(""):
+            caught.append((category.__name__, str(message)[:300], _module_of(filename)))
+        else:
+            previous(message, category, filename, lineno, *rest)
+
+    entry = ("always", None, Warning, threads, 0)
     counted = [0]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield counted
-        finally:
-            counts: dict[tuple[str, str, str], int] = {}
-            for w in caught:
-                key = (w.category.__name__, str(w.message)[:300], _module_of(w.filename))
-                counts[key] = counts.get(key, 0) + 1
-            for (category, message, module), count in counts.items():
-                recorder.event("warning", category=category, message=message, module=module, count=count)
-            counted[0] = sum(counts.values())
+    threads.enter()
+    warnings.filters.insert(0, entry)  # type: ignore[attr-defined]
+    _filters_changed()
+    warnings.showwarning = show
+    try:
+        yield counted
+    finally:
+        with contextlib.suppress(ValueError):
+            warnings.filters.remove(entry)  # type: ignore[attr-defined]
+        _filters_changed()
+        if warnings.showwarning is show:
+            warnings.showwarning = previous
+        threads.leave()
+        counts: dict[tuple[str, str, str], int] = {}
+        for key in caught:
+            counts[key] = counts.get(key, 0) + 1
+        for (category, message, module), count in counts.items():
+            recorder.event("warning", category=category, message=message, module=module, count=count)
+        counted[0] = sum(counts.values())
+
+
+def _filters_changed() -> None:
+    """Tell the warnings machinery its filter list changed (what ``filterwarnings`` does after editing it)."""
+    changed = getattr(warnings, "_filters_mutated", None) or getattr(warnings, "_filters_mutated_lock_held", None)
+    if callable(changed):
+        changed()
 
 
 def _module_of(filename: str) -> str:

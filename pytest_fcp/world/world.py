@@ -39,7 +39,7 @@ from pytest_fcp.world.cache_faults import (
 )
 from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
-from pytest_fcp.world.environment import recorded_warnings, sandboxed_environment, takes_level
+from pytest_fcp.world.environment import EngineThreads, recorded_warnings, sandboxed_environment, takes_level
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_source, tally
 from pytest_fcp.world.recorder import Recorder
@@ -100,6 +100,7 @@ class World:
         self._block_lock = threading.Lock()
         self._mark = self.recorder.mark()
         self.warning_count = 0  # warnings the engine raised (recorded as trace events)
+        self._engine_threads = EngineThreads()  # whose warnings are the engine's
         self._mock: Any = None
         self._stack: contextlib.ExitStack | None = None
 
@@ -233,7 +234,7 @@ class World:
         """Record the warnings raised inside as ``warning`` events (see :func:`recorded_warnings`)."""
         counted = [0]
         try:
-            with recorded_warnings(self.recorder) as counted:
+            with recorded_warnings(self.recorder, self._engine_threads) as counted:
                 yield
         finally:
             self.warning_count += counted[0]
