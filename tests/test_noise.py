@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -51,15 +52,36 @@ def test_engine_warnings_become_deduplicated_trace_events(tmp_path) -> None:
     assert "warning" not in world.trace.path()
 
 
+#: Every ckvd fetch also warns once more: whether ckvd itself warns depends on the versions installed (numpy 2.5
+#: deprecates what ckvd does with timedeltas; numpy 2.1, the floor on Python 3.13, does not warn).
+PLANTED_WARNING = """
+import warnings
+
+from pytest_fcp.engines.ckvd import CkvdEngine
+
+real_fetch = CkvdEngine.fetch
+
+
+def fetch(self, *args):
+    warnings.warn("planted", DeprecationWarning, stacklevel=1)
+    return real_fetch(self, *args)
+
+
+CkvdEngine.fetch = fetch
+"""
+
+
 def test_conformance_counts_engine_warnings_and_pytest_shows_none(pytester: pytest.Pytester) -> None:
     pytest.importorskip("ckvd")
     from pytest_fcp.scenarios.loader import catalog_dir
 
-    args = ["-p", "xdist", "-n", "0", "--fcp-scenarios", "--fcp-engine=ckvd", "--fcp-seed=2"]
+    pytester.makepyfile(planted=PLANTED_WARNING)  # a plugin: the catalog's rootdir is not this directory
+    args = ["-p", "xdist", "-p", "planted", "-n", "0", "--fcp-scenarios", "--fcp-engine=ckvd", "--fcp-seed=2"]
     result = pytester.runpytest(*args, str(catalog_dir() / "basics.toml"))
     out = result.stdout.str()
-    assert "engine warnings, in the traces)" in out, out
-    assert "warnings summary" not in out
+    counted = re.search(r"\(17 scenarios; (\d+) engine warnings, in the traces\)", out)
+    assert counted and int(counted[1]) >= 17, out  # at least the planted one of every scenario
+    assert "warnings summary" not in out and "planted" not in out, out
 
 
 def test_ckvd_logs_to_a_non_terminal_without_colours(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

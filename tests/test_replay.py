@@ -128,3 +128,18 @@ def test_baseline_dir_as_a_separate_token_keeps_the_rootdir(
         result = pytester.runpytest(*args, option, str(elsewhere), "--fcp-engine=reference", "test_x.py")
         result.assert_outcomes(passed=1)
         assert f"rootdir: {project}" in result.stdout.str(), result.stdout.str()
+
+
+def test_baseline_dir_as_a_separate_token_keeps_the_ini_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = pytester.path / "base"  # outside the project: pytest's first reading finds no ini file from there
+    elsewhere.mkdir()
+    project = pytester.path / "proj"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\npython_files = check_*.py\n")
+    (project / "check_x.py").write_text("def test_x(): pass\n")  # collected only under the project's ini
+    monkeypatch.chdir(project)
+    result = pytester.runpytest("-p", "no:xdist", "--fcp-baseline-dir", str(elsewhere), "--fcp-engine=reference")
+    result.assert_outcomes(passed=1)
+    assert "configfile: pytest.ini" in result.stdout.str(), result.stdout.str()

@@ -436,11 +436,8 @@ def test_sleeps_in_many_engine_threads_all_advance_the_clock(tmp_path):
 def test_a_start_that_fails_half_way_undoes_what_it_started(tmp_path, monkeypatch):
     import os
 
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
     from pytest_fcp.world.network import SealedNetwork, active_network
-    from pytest_fcp.world.vision import BUCKET
+    from pytest_fcp.world.vision import BUCKET, s3_backend
 
     real_sleep = time.sleep
     before = os.environ.get("CKVD_CACHE_DIR")
@@ -456,7 +453,7 @@ def test_a_start_that_fails_half_way_undoes_what_it_started(tmp_path, monkeypatc
     assert time.sleep is real_sleep  # the clock's sleep patch is gone
     assert abs(time.time() - dt.datetime.now(dt.UTC).timestamp()) < 5 and time.time() > NOW.timestamp() + 86_400
     assert active_network() is None
-    assert BUCKET not in s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets
+    assert BUCKET not in s3_backend().buckets
     world.stop()  # stopping a world that never started is harmless
 
 

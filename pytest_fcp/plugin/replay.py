@@ -16,6 +16,7 @@ without it.
 
 from __future__ import annotations
 
+import inspect
 import os
 import pathlib
 import shlex
@@ -60,20 +61,27 @@ def fix_rootdir(config: pytest.Config) -> None:
     if ns.rootdir:
         return
     old_root = config.rootpath
-    rootpath, inipath, inicfg, _ = determine_setup(
-        inifile=ns.inifilename,
-        override_ini=ns.override_ini,
-        args=list(ns.file_or_dir),
-        rootdir_cmd_arg=None,
-        invocation_dir=config.invocation_params.dir,
-    )
+    # private: pytest 9 added override_ini (keyword-only) and a fourth item to the result; pytest 8 has neither
+    wanted = {
+        "inifile": ns.inifilename,
+        "override_ini": ns.override_ini,
+        "args": list(ns.file_or_dir),
+        "rootdir_cmd_arg": None,
+        "invocation_dir": config.invocation_params.dir,
+    }
+    accepted = inspect.signature(determine_setup).parameters
+    rootpath, inipath, inicfg = determine_setup(**{k: v for k, v in wanted.items() if k in accepted})[:3]
     if rootpath == old_root:
         return
     # pytest has no public way to correct these; they were set from the misread arguments a moment ago
     config._rootpath = rootpath
     config._parser.extra_info["rootdir"] = str(rootpath)
     if inipath != config.inipath:
-        config._inipath, config._inicfg = inipath, inicfg
+        config._inipath = inipath
+        if hasattr(config, "_inicfg"):
+            config._inicfg = inicfg
+        else:  # pytest 8
+            config.inicfg = inicfg  # type: ignore[attr-defined]
         config._inicache.clear()
         config._parser.extra_info["inifile"] = str(inipath)
     known = config.known_args_namespace

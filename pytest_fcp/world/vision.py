@@ -59,6 +59,7 @@ __all__ = [
     "checksum_of",
     "csv_bytes",
     "parse_key",
+    "s3_backend",
     "zip_bytes",
 ]
 
@@ -201,6 +202,18 @@ def _ok(item: VisionObject, payload: bytes) -> Answer:
     )
 
 
+def s3_backend() -> Any:
+    """moto's S3 backend of its default account, where the bucket lives (moto-internal, see docs/compat.md)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backends = s3_backends[DEFAULT_ACCOUNT_ID]
+    try:
+        return backends["aws"]  # moto 5.0.8+: one backend per partition
+    except KeyError:
+        return backends["global"]  # earlier moto 5: one "global" pseudo-region
+
+
 class VisionBucket:
     """The bucket's content and the logic both doors share.
 
@@ -224,10 +237,7 @@ class VisionBucket:
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Create the bucket in moto's backend (its files appear lazily, when first asked for)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.s3.models import s3_backends
-
-        self.backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        self.backend = s3_backend()
         if BUCKET not in self.backend.buckets:
             self.backend.create_bucket(BUCKET, REGION)
 
