@@ -140,6 +140,16 @@ def test_baseline_dir_as_a_separate_token_keeps_the_ini_file(
     (project / "pytest.ini").write_text("[pytest]\npython_files = check_*.py\n")
     (project / "check_x.py").write_text("def test_x(): pass\n")  # collected only under the project's ini
     monkeypatch.chdir(project)
-    result = pytester.runpytest("-p", "no:xdist", "--fcp-baseline-dir", str(elsewhere), "--fcp-engine=reference")
+    result = pytester.runpytest(
+        "-p",
+        "no:xdist",
+        "--fcp-scenarios",
+        "--fcp-baseline-dir",
+        str(elsewhere),
+        "--fcp-engine=reference",
+        "check_x.py",
+        "-k",
+        "test_x",
+    )
     result.assert_outcomes(passed=1)
     assert "configfile: pytest.ini" in result.stdout.str(), result.stdout.str()
