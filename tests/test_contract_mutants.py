@@ -197,3 +197,118 @@ def test_an_untouched_broken_file_is_left_alone_only_where_the_engine_may_leave_
     changed = dataclasses.replace(kept, cache_after={DAY: shrunk})
     assert only("cache", changed) == ["2024-01-03: the cache holds a partial file afterwards"]
     assert cached(world, partial, partial) == ["2024-01-03: the cache holds a partial file afterwards"]
+
+
+def test_a_file_written_outside_the_request_must_be_valid_and_old(world):
+    after = dt.date(2024, 1, 4)
+    young_now = dt.datetime(2024, 1, 6, 12, tzinfo=dt.UTC)  # 2024-01-03 is old, 2024-01-04 is not
+    outside = {after: (MISSING, VALID)}
+    assert cached(world, MISSING, VALID, now=young_now, cache_outside=outside) == [
+        "2024-01-04 (outside the request): cached a day younger than 48 h"
+    ]
+    assert cached(world, MISSING, VALID, cache_outside=outside) == []  # old: may be cached
+    untouched = {after: (DayFileState("corrupt", size=3), DayFileState("corrupt", size=3))}
+    assert cached(world, MISSING, VALID, cache_outside=untouched) == []  # was broken before: not this fetch
+    removed = {after: (VALID, MISSING)}
+    assert cached(world, MISSING, VALID, cache_outside=removed) == []
+
+
+# --- sources, order, needed requests, the network -------------------------------------------------------------
+
+
+def vision_fetch(world, *records, **changes):
+    """A fetch of the old, published day served by Vision, having sent ``records``."""
+    obs = observe(world, result_table(world, START, END), START, END)
+    return dataclasses.replace(obs, requests=tuple(records), **{"published": frozenset({DAY}), **changes})
+
+
+def test_rows_must_carry_a_source_the_day_may_come_from(world):
+    assert only("sources", vision_fetch(world)) == []
+    assert only("sources", rest_fetch(world)) == ["2024-01-03: rows tagged rest; expected vision"]
+    cached_day = dataclasses.replace(rest_fetch(world), cache_before={DAY: VALID})
+    assert only("sources", cached_day) == ["2024-01-03: rows tagged rest; expected cache"]
+    unpublished = dataclasses.replace(rest_fetch(world), published=frozenset())
+    assert only("sources", unpublished) == []
+    failed = dataclasses.replace(rest_fetch(world), table=None, error=DataSourceError("no data anywhere"))
+    assert only("sources", failed) == []
+
+
+def test_a_day_outside_the_plan_is_not_judged_by_the_sources_check(world):
+    obs = vision_fetch(world)
+    extra = {**obs.rows_per_day, dt.date(2024, 1, 9): {"rest": 3}}
+    assert only("sources", dataclasses.replace(obs, rows_per_day=extra)) == []
+
+
+def test_vision_must_come_before_rest_and_only_for_old_days(world):
+    vision = request_record(1, "vision", DAY, 200, T0)
+    rest = request_record(2, "rest", DAY, 200, T0)
+    assert only("order", vision_fetch(world, vision, rest)) == []
+    later_vision = request_record(3, "vision", DAY, 200, T0)
+    assert only("order", vision_fetch(world, vision, rest, later_vision)) == [
+        "2024-01-03: asked Vision after REST (FCP order is cache -> Vision -> REST)"
+    ]
+    young_now = dt.datetime(2024, 1, 4, 12, tzinfo=dt.UTC)
+    assert only("order", vision_fetch(world, vision, now=young_now)) == [
+        "2024-01-03: asked Vision for a day younger than 48 h (Vision is for older days)"
+    ]
+    young_cached = vision_fetch(world, vision, now=young_now, cache_before={DAY: VALID})
+    assert only("order", young_cached) == []
+    assert only("order", vision_fetch(world, rest, now=young_now)) == []
+
+
+def test_requests_for_cached_days_or_days_vision_served_are_not_needed(world):
+    vision = request_record(1, "vision", DAY, 200, T0)
+    rest = request_record(2, "rest", DAY, 200, T0)
+    cached_day = {"cache_before": {DAY: VALID}}
+    assert only("needed_only", vision_fetch(world, vision, **cached_day)) == [
+        "asked Vision for day(s) already valid in the cache: 2024-01-03"
+    ]
+    assert only("needed_only", vision_fetch(world, rest, **cached_day)) == [
+        "asked REST for day(s) already valid in the cache: 2024-01-03"
+    ]
+    assert only("needed_only", vision_fetch(world, vision, rest)) == [
+        "asked REST for day(s) Vision had served: 2024-01-03"
+    ]
+    unpublished = vision_fetch(world, rest, published=frozenset())
+    assert only("needed_only", unpublished) == []
+    before = request_record(3, "rest", dt.date(2024, 1, 2), 200, T0)
+    assert only("needed_only", vision_fetch(world, vision, before)) == [
+        "asked REST for day(s) outside the request: 2024-01-02"
+    ]
+
+
+def test_an_end_that_is_not_a_midnight_has_no_inclusive_end_day(world):
+    end = dt.datetime(2024, 1, 3, 12, tzinfo=dt.UTC)
+    obs = observe(world, result_table(world, START, end), START, end)
+    asked = request_record(1, "vision", DAY, 200, T0)
+    obs = dataclasses.replace(obs, requests=(asked,), published=frozenset({DAY}))
+    assert only("needed_only", obs) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [
+        ("symbol", "ETHUSDT", "another symbol's files (ETHUSDT)"),
+        ("market", "futures_um", "another market's files (futures_um)"),
+        ("interval", "1d", "another interval's files (1d)"),
+    ],
+)
+def test_requests_for_another_series_are_named_per_source(world, field, value, what):
+    for source, label in (("vision", "Vision"), ("rest", "REST")):
+        record = request_record(1, source, DAY, 200, T0)
+        record = dataclasses.replace(record, target=dataclasses.replace(record.target, **{field: value}))
+        again = dataclasses.replace(record, index=2, target=dataclasses.replace(record.target, days=(START.date(),)))
+        assert only("needed_only", vision_fetch(world, record, again)) == [
+            f"asked {label} for {what} for a 1h BTCUSDT request: day(s) 2024-01-03"
+        ]
+        # the other series' requests count neither as out-of-order nor as asking for the fetched days
+        assert only("order", vision_fetch(world, record, again)) == []
+    unset = request_record(1, "rest", DAY, 200, T0)
+    unset = dataclasses.replace(unset, target=dataclasses.replace(unset.target, **{field: None}))
+    assert only("needed_only", vision_fetch(world, unset)) == ["asked REST for day(s) Vision had served: 2024-01-03"]
+
+
+def test_leaving_the_simulated_world_is_named_with_the_first_three_violations(world):
+    assert only("network", vision_fetch(world)) == []
+    found = vision_fetch(world, violations=("dns example.org", "connect 10.0.0.1:443", "GET a", "GET b"))
+    assert only("network", found) == ["left the simulated world: dns example.org; connect 10.0.0.1:443; GET a"]
