@@ -12,6 +12,7 @@ import pytest
 
 from pytest_fcp.contract import judge
 from pytest_fcp.core.cache_states import DayFileState
+from pytest_fcp.world.recorder import FaultFiring
 from pytest_fcp.world.spec import WorldSpec
 from tests.test_contract import NOW, observe, request_record, result_table
 from tests.test_contract import world as world  # the fixture
@@ -312,3 +313,150 @@ def test_leaving_the_simulated_world_is_named_with_the_first_three_violations(wo
     assert only("network", vision_fetch(world)) == []
     found = vision_fetch(world, violations=("dns example.org", "connect 10.0.0.1:443", "GET a", "GET b"))
     assert only("network", found) == ["left the simulated world: dns example.org; connect 10.0.0.1:443; GET a"]
+
+
+# --- the cache, continued: every day is judged, causes are named -----------------------------------------------
+
+NEXT = dt.date(2024, 1, 4)
+BROKEN = DayFileState("partial", rows=3, size=200)
+
+
+def two_days(world, first: tuple[DayFileState, DayFileState], spec: WorldSpec | None = None, **changes):
+    """The cache check's reasons on a fetch of two old days from Vision; the second is left broken."""
+    end = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    obs = observe(world, result_table(world, START, end), START, end)
+    before, after = first
+    obs = dataclasses.replace(
+        obs, cache_before={DAY: before, NEXT: MISSING}, cache_after={DAY: after, NEXT: BROKEN}, **changes
+    )
+    return only("cache", obs, spec)
+
+
+def test_every_day_is_judged_whichever_branch_the_one_before_took(world):
+    from pytest_fcp.faults import fault
+
+    second = "2024-01-04: the cache holds a partial file afterwards"
+    unreadable = DayFileState("unreadable", size=10)
+    stale = DayFileState("stale", rows=24, size=1800)
+    firing = (FaultFiring("vision.checksum_mismatch", "vision", DAY, 1, "u"),)
+    cases = [
+        ((VALID, MISSING), None, {}, "2024-01-03: a valid cached day was lost (missing afterwards)"),
+        ((DayFileState("partial", rows=12, size=900), BROKEN), None, {}, "2024-01-03: the cache lost 9 of the 12"),
+        ((MISSING, MISSING), None, {}, "2024-01-03: a complete old day served by Vision was not cached"),
+        ((MISSING, VALID), None, {}, None),
+        ((BROKEN, BROKEN), WorldSpec(NOW, seed=3, faults=(fault("cache.read_only_dir"),)), {}, None),
+        ((unreadable, unreadable), WorldSpec(NOW, seed=3, faults=(fault("cache.unreadable", days=[DAY]),)), {}, None),
+        ((MISSING, stale), None, {"firings": firing}, "2024-01-03: cached the rows of a Vision zip that failed"),
+    ]
+    for first, spec, changes, reason in cases:
+        found = two_days(world, first, spec, **changes)
+        assert found[-1] == second, (first, found)
+        assert len(found) == (2 if reason else 1), (first, found)
+        if reason:
+            assert found[0].startswith(reason), (first, found)
+    young = two_days(world, (MISSING, VALID), now=dt.datetime(2024, 1, 6, 12, tzinfo=dt.UTC))
+    assert young == ["2024-01-04: cached a day younger than 48 h (partial)"]  # 2024-01-03 is old; 01-04 is not
+
+
+def test_cached_rows_of_a_spoiled_vision_payload_name_the_fault(world):
+    for status in ("stale", "extra"):
+        after = DayFileState(status, rows=24, size=1800)
+        firing = FaultFiring("vision.checksum_mismatch", "vision", DAY, 1, "u")
+        assert cached(world, MISSING, after, firings=(firing,)) == [
+            "2024-01-03: cached the rows of a Vision zip that failed its checksum (vision.checksum_mismatch)"
+        ]
+        other_day = dataclasses.replace(firing, day=NEXT)
+        unrelated = FaultFiring("vision.http503", "vision", DAY, 1, "u")
+        for firings in ((other_day,), (unrelated,)):
+            assert cached(world, MISSING, after, firings=firings) == [
+                f"2024-01-03: the cache holds {'an' if status == 'extra' else 'a'} {status} file afterwards"
+            ]
+        # a fault that spoiled nothing answered first: the payload fault after it is still the cause
+        assert cached(world, MISSING, after, firings=(other_day, unrelated, firing)) == [
+            "2024-01-03: cached the rows of a Vision zip that failed its checksum (vision.checksum_mismatch)"
+        ]
+    partial = DayFileState("partial", rows=3, size=200)
+    firing = FaultFiring("vision.truncated_zip", "vision", DAY, 1, "u")
+    assert cached(world, MISSING, partial, firings=(firing,)) == [
+        "2024-01-03: the cache holds a partial file afterwards"  # only stale or extra values have a cause
+    ]
+
+
+def test_an_unreadable_file_is_left_alone_only_under_the_unreadable_fault(world):
+    from pytest_fcp.faults import fault
+
+    unreadable = DayFileState("unreadable", size=10)
+    spec = WorldSpec(NOW, seed=3, faults=(fault("cache.unreadable", days=[DAY]),))
+    assert cached(world, unreadable, unreadable, spec) == []
+    assert cached(world, unreadable, unreadable) == ["2024-01-03: the cache holds an unreadable file afterwards"]
+    partial = DayFileState("partial", rows=3, size=200)
+    assert cached(world, partial, partial, spec) == ["2024-01-03: the cache holds a partial file afterwards"]
+
+
+def test_an_untouched_file_of_a_day_not_certainly_obtainable_is_left_alone(world):
+    from pytest_fcp.faults import fault
+
+    partial = DayFileState("partial", rows=3, size=200)
+    maybe = WorldSpec(NOW, seed=3, faults=(fault("vision.http503", days=[DAY], attempts="first:1"),))
+    published = frozenset({DAY})
+    assert cached(world, partial, partial, maybe, published=published) == []
+    assert cached(world, partial, partial, published=published) == [
+        "2024-01-03: the cache holds a partial file afterwards"
+    ]
+
+
+def test_days_without_rows_are_judged_too(world):
+    failed = dataclasses.replace(rest_fetch(world, error=DataSourceError("no data anywhere")), rows_per_day={})
+    partial = DayFileState("partial", rows=3, size=200)
+    assert only("cache", dataclasses.replace(failed, cache_before={DAY: MISSING}, cache_after={DAY: VALID})) == []
+    assert only("cache", dataclasses.replace(failed, cache_before={DAY: partial}, cache_after={DAY: partial})) == []
+
+
+def test_an_unverified_zip_is_named_whatever_else_was_asked(world):
+    from pytest_fcp.faults import fault
+
+    withheld = (FaultFiring("vision.missing_checksum", "vision", DAY, 1, "u"),)
+    unverified = ["2024-01-03: cached the rows of a Vision zip that could not be verified (its .CHECKSUM was missing)"]
+    assert cached(world, None, VALID, firings=withheld) == unverified
+    zip_ok = request_record(3, "vision", DAY, 200, T0)  # the zip again: still no .CHECKSUM
+    checksum = dataclasses.replace(zip_ok, target=dataclasses.replace(zip_ok.target, obj="checksum"))
+    checksum_404 = dataclasses.replace(checksum, status=404)
+    checksum_other_day = dataclasses.replace(checksum, target=dataclasses.replace(checksum.target, days=(NEXT,)))
+    checksum_faulted = dataclasses.replace(checksum, fault="vision.slow")
+    checksum_rest = dataclasses.replace(checksum, source="rest")
+    for request in (zip_ok, checksum_404, checksum_other_day, checksum_faulted, checksum_rest):
+        assert cached(world, MISSING, VALID, firings=withheld, requests=(request,)) == unverified, request
+    assert cached(world, MISSING, VALID, firings=withheld, requests=(checksum,)) == []
+    # withheld for another day, or a fault that leaves the zip verifiable: nothing to name
+    elsewhere = (dataclasses.replace(withheld[0], day=NEXT),)
+    assert cached(world, MISSING, VALID, firings=elsewhere) == []
+    busy = (FaultFiring("vision.http503", "vision", DAY, 1, "u"),)
+    spec = WorldSpec(NOW, seed=3, faults=(fault("vision.http503", days=[DAY], attempts="first:1"),))
+    assert cached(world, MISSING, VALID, spec, firings=busy) == []
+    assert cached(world, VALID, VALID, firings=withheld) == []  # was valid before: not this fetch's doing
+
+
+# --- the oracle: what each fault means for a day ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("faults", "vision", "rest", "obtainable"),
+    [
+        ((), "certain", "certain", "certain"),
+        ((("vision.slow", "always"),), "certain", "certain", "certain"),
+        ((("vision.missing_checksum", "always"),), "possible", "certain", "possible"),
+        ((("vision.http403", "always"),), "impossible", "certain", "certain"),
+        ((("vision.http403", "always"), ("rest.short_page", "always")), "impossible", "possible", "possible"),
+        ((("vision.http403", "always"), ("rest.http500", "always")), "impossible", "impossible", "impossible"),
+        ((("vision.http403", "always"), ("rest.http500", "first:2")), "impossible", "possible", "possible"),
+        ((("vision.http403", "always"), ("rest.empty_page", "always")), "impossible", "empty", "possible"),
+        ((("vision.http403", "always"), ("rest.out_of_range", "always")), "impossible", "certain", "certain"),
+    ],
+)
+def test_the_plan_reads_each_fault_by_what_it_means(world, faults, vision, rest, obtainable):
+    from pytest_fcp.contract import plan
+    from pytest_fcp.faults import fault
+
+    spec = WorldSpec(NOW, seed=3, faults=tuple(fault(fid, days=[DAY], attempts=when) for fid, when in faults))
+    day = plan(spec, vision_fetch(world))[DAY]
+    assert (day.vision, day.rest, day.obtainable) == (vision, rest, obtainable)
