@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_fcp.baseline import compare, load_baseline, render_baseline, write_baseline
+from pytest_fcp.baseline import Change, Record, compare, load_baseline, render, render_baseline, write_baseline
 from pytest_fcp.contract import Verdict
 from pytest_fcp.scenarios.decisions import failure_key, record_of
 from tests.test_contract import NOW, Truth, observe, result_table
@@ -61,3 +61,160 @@ def test_two_runs_in_different_temporary_directories_give_the_same_baseline(worl
     assert compare(first, second).kind == "same"
     loaded = load_baseline(write_baseline(tmp_path / "reference.toml", "reference", records), "reference")
     assert loaded.records == records
+
+
+# --- records: errors and descriptions --------------------------------------------------------------------------
+
+
+def test_a_record_error_says_what_is_allowed_only_when_it_knows() -> None:
+    from pytest_fcp.baseline import RecordError
+
+    assert str(RecordError("totals", "is odd")) == "field totals: is odd"
+    assert str(RecordError("totals", "is odd", "allowed: a table")) == "field totals: is odd; allowed: a table"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ({}, "a table"),
+        ([1], "an array"),
+        (None, "None (NoneType)"),
+        ((1, 2), "(1, 2) (tuple)"),
+        ("two\nlines", '"two\\nlines" (string)'),
+        ("x" * 58, '"' + "x" * 58 + '" (string)'),  # 60 characters with the quotes: shown whole
+        ("x" * 59, '"' + "x" * 59 + "… (string)"),  # 61: cut to 60 and marked
+        ("y" * 100, '"' + "y" * 59 + "… (string)"),
+    ],
+)
+def test_describe_names_a_value_briefly_with_its_toml_type(value: object, text: str) -> None:
+    from pytest_fcp.baseline.record import describe
+
+    assert describe(value) == text
+
+
+def test_a_fetch_record_finds_its_day_rows() -> None:
+    from pytest_fcp.baseline import DayRow, FetchRecord
+
+    fetch = FetchRecord("data", (DayRow("2024-01-03", rows="rest 24"), DayRow("2024-01-02", rows="vision 24")))
+    assert [row.day for row in fetch.days] == ["2024-01-02", "2024-01-03"]
+    assert fetch.day("2024-01-03") == DayRow("2024-01-03", rows="rest 24")
+    assert fetch.day("2024-01-04") is None
+
+
+# --- files: the errors name the field and what is allowed --------------------------------------------------------
+
+HEAD = 'format = 1\nengine = "ckvd"\n\n["basics/a"]\noutcome = "data"\nfailures = []\n'
+TOTALS = "totals = { vision = 0, rest = 0, rest_weight = 0, retries = 0, sleeps = 0 }\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEAD + TOTALS + "days = 3\n",
+            'scenario "basics/a", field days: is 3 (integer); '
+            "allowed: a table of days, one YYYY-MM-DD = { ... } per day",
+        ),
+        (
+            HEAD + TOTALS + '["basics/a".days]\n2024-01-02 = { cache_before = "", vision = "", rest = "", rows = "", '
+            'cache_after = "", colour = "" }\n',
+            'scenario "basics/a", field days.2024-01-02.colour: unknown key; '
+            "allowed: cache_before, vision, rest, rows, cache_after",
+        ),
+    ],
+)
+def test_a_malformed_days_table_is_named_with_what_is_allowed(tmp_path, text: str, message: str) -> None:
+    from pytest_fcp.baseline import BaselineError
+
+    path = tmp_path / "ckvd.toml"
+    path.write_text(text)
+    with pytest.raises(BaselineError) as caught:
+        load_baseline(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[expected_failures]\n"a/b" = "why"\n[other]\n', "not an old expectations file; allowed: a single "),
+        ('format = 1\n[expected_failures]\n"a/b" = "why"\n', "not an old expectations file; allowed: a single "),
+        ("expected_failures = 3\n", "field expected_failures: is 3 (integer); allowed: a table of id = reason"),
+        (
+            '[expected_failures]\n"a/b" = 3\n',
+            'scenario "a/b", field expected_failures: is 3 (integer); allowed: a reason string',
+        ),
+    ],
+)
+def test_a_bad_old_expectations_file_is_named(tmp_path, text: str, message: str) -> None:
+    from pytest_fcp.baseline import BaselineError, read_legacy_expectations
+
+    path = tmp_path / "ckvd.toml"
+    path.write_text(text)
+    with pytest.raises(BaselineError) as caught:
+        read_legacy_expectations(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    assert caught.value.path == path
+
+
+def test_updates_start_from_nothing_replace_broken_files_and_ignore_unknown_removals(tmp_path) -> None:
+    from pytest_fcp.baseline import Record, update_baseline
+
+    one, two = Record.single("data"), Record.single("RuntimeError")
+    path = tmp_path / "new" / "ckvd.toml"
+    assert update_baseline(path, "ckvd", {"t/a": one, "t/b": two}, only={"t/a"}).records == {"t/a": one}
+    assert load_baseline(path).records == {"t/a": one}
+    path.write_text("not = [toml")
+    assert update_baseline(path, "ckvd", {"t/b": two}, remove=["t/gone"]).records == {"t/b": two}
+    assert load_baseline(path, "ckvd").records == {"t/b": two}
+
+
+# --- differences ---------------------------------------------------------------------------------------------
+
+
+def record(*fetches: tuple[str, dict[str, str]], failures: tuple[str, ...] = ()) -> Record:
+    """A record of fetches given as (outcome, {day: rows})."""
+    from pytest_fcp.baseline import DayRow, FetchRecord
+
+    return Record(
+        tuple(FetchRecord(o, tuple(DayRow(d, rows=r) for d, r in days.items())) for o, days in fetches), failures
+    )
+
+
+def test_failure_keys_read_as_check_and_reason_only_when_they_look_so() -> None:
+    base = record(("data", {}))
+    keys = ("rows: day 2024: odd\r", "two words: text", "no separator at all")
+    assert compare(base, record(("data", {}), failures=keys)).lines == [
+        "newly failing no separator at all",
+        "newly failing [rows] day 2024: odd\\r",
+        "newly failing two words: text",
+    ]
+
+
+def test_a_day_present_on_one_side_only_is_shown_whole_and_the_next_day_still_compared() -> None:
+    old = record(("data", {"2024-01-02": "", "2024-01-03": "vision 24"}))
+    new = record(("data", {"2024-01-03": "rest 24"}))
+    change = compare(old, new)
+    assert change == Change("changed", ["2024-01-02: (nothing) -> (absent)", "2024-01-03: rows vision 24 -> rest 24"])
+
+
+def test_a_run_with_more_fetches_than_its_baseline_shows_each_new_fetch() -> None:
+    one = record(("data", {"2024-01-02": "vision 24"}))
+    two = record(("data", {"2024-01-02": "vision 24"}), ("RuntimeError", {"2024-01-02": "cache 24"}))
+    assert compare(one, two) == Change(
+        "changed",
+        [
+            "fetches 1 -> 2",
+            "fetch 2: outcome (absent) -> RuntimeError",
+            "fetch 2, 2024-01-02: (absent) -> rows cache 24",
+        ],
+    )
+    assert compare(two, one).lines[:2] == ["fetches 2 -> 1", "fetch 2: outcome RuntimeError -> (absent)"]
+    assert compare(None, two).lines == ["not in the baseline: outcome data / RuntimeError, no failures"]
+    failing = record(("data", {}), failures=("rows: x",))
+    assert compare(None, failing).lines == ["not in the baseline: outcome data, 1 failure", "failing [rows] x"]
+
+
+def test_render_shows_twenty_lines_then_counts_the_rest() -> None:
+    assert render(Change("changed", [f"line {i}" for i in range(20)])).splitlines()[-1] == "line 19"
+    shown = render(Change("changed", [f"line {i}" for i in range(21)])).splitlines()
+    assert shown[-2:] == ["line 19", "… 1 more difference"]
