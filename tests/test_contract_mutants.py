@@ -460,3 +460,152 @@ def test_the_plan_reads_each_fault_by_what_it_means(world, faults, vision, rest,
     spec = WorldSpec(NOW, seed=3, faults=tuple(fault(fid, days=[DAY], attempts=when) for fid, when in faults))
     day = plan(spec, vision_fetch(world))[DAY]
     assert (day.vision, day.rest, day.obtainable) == (vision, rest, obtainable)
+
+
+# --- rows: stale cached days, placeholders ------------------------------------------------------------------------
+
+
+def stale_fetch(world, stale_days, served):
+    """A fetch of 2024-01-03 and 01-04 whose ``stale_days`` were stale in the cache (cache.stale_day), returning
+    per day ``served[day]``: ``"stale"`` (the stale values, tagged cache) or ``"truth"`` (tagged vision)."""
+    from pytest_fcp.contract.causes import stale_values
+    from pytest_fcp.faults import fault
+    from pytest_fcp.world.observation import tally
+
+    end = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    parts = []
+    for day in (DAY, NEXT):
+        lo = dt.datetime.combine(day, dt.time(), dt.UTC)
+        part = result_table(world, lo, lo + dt.timedelta(days=1))
+        if served[day] == "stale":
+            stale = stale_values(world.expected(lo, lo + dt.timedelta(days=1)))
+            for name in ("open", "high", "low", "close", "volume"):
+                part = part.set_column(part.schema.get_field_index(name), name, stale[name])
+            part = part.set_column(6, "source", pa.array(["cache"] * part.num_rows))
+        parts.append(part)
+    table = pa.concat_tables(parts)
+    state = DayFileState("stale", rows=24, size=1800)
+    obs = observe(world, table, START, end)
+    times, by_day = tally(table)
+    obs = dataclasses.replace(obs, cache_before={d: state for d in stale_days}, row_times=times, rows_per_day=by_day)
+    spec = WorldSpec(NOW, seed=3, faults=(fault("cache.stale_day", days=list(stale_days)),))
+    return obs, spec
+
+
+def test_stale_cached_days_may_be_served_each_one_judged(world):
+    both, spec = stale_fetch(world, [DAY, NEXT], {DAY: "stale", NEXT: "stale"})
+    assert only("rows", both, spec) == []
+    second, spec = stale_fetch(world, [DAY, NEXT], {DAY: "truth", NEXT: "stale"})
+    assert only("rows", second, spec) == []
+    first, spec = stale_fetch(world, [DAY], {DAY: "stale", NEXT: "truth"})
+    assert only("rows", first, spec) == []
+    not_stale, spec = stale_fetch(world, [NEXT], {DAY: "stale", NEXT: "truth"})
+    assert only("rows", not_stale, spec) == [
+        "24 bar(s) differ from the source data, first at 2024-01-03T00:00:00+00:00"
+    ]
+
+
+def test_stale_values_count_only_tagged_cache_and_only_whole(world):
+    obs, spec = stale_fetch(world, [DAY], {DAY: "stale", NEXT: "truth"})
+    tagged = pa.array(["vision"] * 24 + ["vision"] * 24)
+    as_vision = dataclasses.replace(obs, table=obs.table.set_column(6, "source", tagged))
+    assert only("rows", as_vision, spec) == [
+        "24 bar(s) differ from the source data, first at 2024-01-03T00:00:00+00:00"
+    ]
+    from tests.test_contract import with_value
+
+    half = dataclasses.replace(obs, table=with_value(obs.table, "open", 5, 1.0))
+    assert only("rows", half, spec) == ["1 bar(s) differ from the source data, first at 2024-01-03T05:00:00+00:00"]
+
+
+def test_placeholders_are_named_from_the_first_blank_bar(world):
+    from tests.test_contract import with_value
+
+    table = result_table(world, START, END)
+    for name in ("open", "high", "low", "close", "volume"):
+        table = with_value(table, name, 5, float("nan"))
+    obs = dataclasses.replace(vision_fetch(world), table=with_value(table, "close", 7, 1.0))
+    assert only("rows", obs) == [
+        "1 bar(s) are placeholders without values (NaN or null), first at 2024-01-03T05:00:00+00:00",
+        "1 bar(s) differ from the source data, first at 2024-01-03T07:00:00+00:00",
+    ]
+
+
+# --- messages with several items, branches after a skipped item -----------------------------------------------
+
+
+def test_several_days_and_sources_are_listed(world):
+    outside = [request_record(i, "rest", dt.date(2024, 1, i), 200, T0) for i in (1, 2)]
+    assert only("needed_only", vision_fetch(world, *outside)) == [
+        "asked REST for day(s) outside the request: 2024-01-01, 2024-01-02"
+    ]
+    mixed = rest_fetch(world)
+    mixed = dataclasses.replace(mixed, rows_per_day={DAY: {"rest": 12, "cache": 12}}, cache_before={DAY: VALID})
+    assert only("sources", mixed) == ["2024-01-03: rows tagged rest; expected cache"]
+    stale = dataclasses.replace(mixed, cache_before={DAY: DayFileState("stale", rows=24, size=1800)})
+    assert only("sources", dataclasses.replace(stale, rows_per_day={DAY: {"rest": 24}})) == [
+        "2024-01-03: rows tagged rest; expected cache or vision"
+    ]
+    from pytest_fcp.faults import fault
+
+    nowhere = WorldSpec(NOW, seed=3, faults=(fault("vision.http403", days=[DAY]), fault("rest.http500", days=[DAY])))
+    two = dataclasses.replace(rest_fetch(world), rows_per_day={DAY: {"rest": 12, "vision": 12}})
+    assert only("sources", two, nowhere) == ["2024-01-03: rows tagged rest, vision; expected nothing"]
+
+
+def test_a_row_day_outside_the_plan_does_not_stop_the_sources_check(world):
+    obs = rest_fetch(world)
+    early = {dt.date(2024, 1, 2): {"rest": 1}, **obs.rows_per_day}
+    assert only("sources", dataclasses.replace(obs, rows_per_day=early)) == [
+        "2024-01-03: rows tagged rest; expected vision"
+    ]
+
+
+def test_a_fetched_series_request_before_another_series_does_not_hide_it(world):
+    same = request_record(1, "vision", DAY, 200, T0)
+    other = request_record(2, "vision", DAY, 200, T0)
+    other = dataclasses.replace(other, target=dataclasses.replace(other.target, symbol="ETHUSDT"))
+    assert only("needed_only", vision_fetch(world, same, other)) == [
+        "asked Vision for another symbol's files (ETHUSDT) for a 1h BTCUSDT request: day(s) 2024-01-03"
+    ]
+
+
+def test_hammering_is_found_after_other_rest_answers(world):
+    fine = request_record(1, "rest", DAY, 200, T0)
+    limited = request_record(2, "rest", DAY, 429, T0, retry_after=30.0)
+    early = request_record(3, "rest", DAY, 200, T0 + dt.timedelta(seconds=1))
+    assert only("rate_limit", rest_fetch(world, fine, limited, early)) == [
+        "sent a REST request 1s after a 429 with Retry-After 30s (hammering)"
+    ]
+
+
+def test_long_messages_are_cut_and_an_error_of_both_kinds_is_documented(world):
+    from pytest_fcp.faults import fault
+
+    blocked = WorldSpec(NOW, seed=3, faults=(fault("vision.http403", days=[DAY]), fault("rest.http500", days=[DAY])))
+    odd = rest_fetch(world, error=RuntimeError("y" * 200))
+    assert only("outcome", odd, blocked) == [
+        f"raised RuntimeError ({'y' * 120}), not the documented DataSourceError / RateLimitError"
+    ]
+
+    class BothError(RateLimitError, DataSourceError):
+        """A rate-limit error that is also a data-source error."""
+
+    both = rest_fetch(world, request_record(1, "rest", DAY, 500, T0), error=BothError("no data from any source"))
+    assert only("outcome", both, blocked) == []
+
+
+def test_the_inclusive_end_is_judged_in_utc_whatever_the_local_time_zone(world, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        end_day = request_record(1, "rest", NEXT, 200, T0)
+        assert only("needed_only", vision_fetch(world, end_day)) == [
+            "treated the request's end as inclusive: asked REST for 2024-01-04, the day that starts at the "
+            "exclusive end"
+        ]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
