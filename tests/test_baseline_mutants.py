@@ -4,6 +4,8 @@ mutation campaign, docs/mutation.md, measures how many planted changes these tes
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from pytest_fcp.baseline import Change, Record, compare, load_baseline, render, render_baseline, write_baseline
@@ -218,3 +220,56 @@ def test_render_shows_twenty_lines_then_counts_the_rest() -> None:
     assert render(Change("changed", [f"line {i}" for i in range(20)])).splitlines()[-1] == "line 19"
     shown = render(Change("changed", [f"line {i}" for i in range(21)])).splitlines()
     assert shown[-2:] == ["line 19", "… 1 more difference"]
+
+
+def test_errors_name_a_non_ascii_scenario_as_written(tmp_path) -> None:
+    from pytest_fcp.baseline import BaselineError
+
+    path = tmp_path / "ckvd.toml"
+    path.write_text(HEAD.replace("basics/a", "basics/ü").replace('"data"', '"no data"') + TOTALS, encoding="utf-8")
+    with pytest.raises(BaselineError) as caught:
+        load_baseline(path)
+    assert str(caught.value).startswith(f'{path}: scenario "basics/ü", field outcome: "no data" (string) is not')
+
+
+def test_a_file_with_a_format_is_never_the_old_format(tmp_path) -> None:
+    from pytest_fcp.baseline import BaselineError, LegacyBaselineError
+
+    path = tmp_path / "ckvd.toml"
+    path.write_text('format = 1\nengine = "ckvd"\n[expected_failures]\n"a/b" = "why"\n')
+    with pytest.raises(BaselineError) as caught:
+        load_baseline(path)
+    assert not isinstance(caught.value, LegacyBaselineError)
+    assert str(caught.value).startswith(f'{path}: scenario "expected_failures", field outcome: missing')
+
+
+def test_the_header_names_the_engine_and_format_and_keeps_each_comment_on_one_line(tmp_path) -> None:
+    text = render_baseline("my\nengine", {})
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert (
+        header[0]
+        == "# Behaviour baseline of the 'my\\nengine' engine against the pytest-fcp scenario catalog (format 1)."
+    )
+    assert header[-1] == "#   pytest --fcp-scenarios --fcp-engine my?engine --fcp-update-baselines"
+    assert 'engine = "my\\nengine"' in text
+    (tmp_path / "x.toml").write_text(text, encoding="utf-8")
+    assert load_baseline(tmp_path / "x.toml").engine == "my\nengine"
+
+
+def test_a_baseline_is_written_through_a_hidden_temporary_file_beside_it(tmp_path, monkeypatch) -> None:
+    import os
+
+    replaced = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        replaced.append((pathlib.Path(src), pathlib.Path(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "two" / "levels" / "ckvd.toml"
+    write_baseline(path, "ckvd", {})
+    [(src, dst)] = replaced
+    assert dst == path and src.parent == path.parent
+    assert src.name.startswith(".ckvd.toml.") and src.name.endswith(".tmp")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ckvd.toml"]

@@ -609,3 +609,44 @@ def test_the_inclusive_end_is_judged_in_utc_whatever_the_local_time_zone(world, 
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("fid", "door", "vision"),
+    [
+        ("vision.http403", "s3", "possible"),  # the https door still serves
+        ("vision.http403", "https", "possible"),
+        ("vision.http403", None, "impossible"),
+        ("vision.checksum_mismatch", None, "impossible"),  # the zip is spoiled whichever object comes first
+        ("vision.missing_checksum", None, "possible"),
+    ],
+)
+def test_the_plan_follows_each_door_and_object_a_vision_fault_hits(world, fid, door, vision):
+    from pytest_fcp.contract import plan
+    from pytest_fcp.faults import fault
+
+    spec = WorldSpec(NOW, seed=3, faults=(fault(fid, days=[DAY], door=door),))
+    assert plan(spec, vision_fetch(world))[DAY].vision == vision
+
+
+def test_every_young_day_cached_is_named(world):
+    end = dt.datetime(2024, 1, 5, tzinfo=dt.UTC)
+    obs = observe(world, result_table(world, START, end), START, end)
+    obs = dataclasses.replace(
+        obs,
+        now=dt.datetime(2024, 1, 5, 12, tzinfo=dt.UTC),
+        cache_before={DAY: MISSING, NEXT: MISSING},
+        cache_after={DAY: VALID, NEXT: BROKEN},
+    )
+    assert only("cache", obs) == [
+        "2024-01-03: cached a day younger than 48 h (valid)",
+        "2024-01-04: cached a day younger than 48 h (partial)",
+    ]
+
+
+def test_each_day_outside_the_request_is_judged(world):
+    before, after = dt.date(2024, 1, 2), NEXT
+    outside = {before: (MISSING, MISSING), after: (MISSING, DayFileState("corrupt", size=3))}
+    assert cached(world, MISSING, VALID, cache_outside=outside) == [
+        "2024-01-04 (outside the request): the cache holds a corrupt file afterwards"
+    ]

@@ -180,3 +180,11 @@ def test_faults_answer_only_their_source_door_object_and_scope() -> None:
     schedule.add(fault("rest.http503"))
     assert ask(schedule, "rest") == "rest.http503"
     assert FaultSchedule().last_attempt == 0 and FaultSchedule().last_day is None
+
+
+def test_parameter_bounds_are_inclusive_and_symbols_may_hold_underscores() -> None:
+    assert fault("rest.http429", retry_after=86_400).param("retry_after") == 86_400
+    assert fault("rest.http429", retry_after=0).param("retry_after") == 0
+    assert fault("vision.wrong_symbol", other="ETH_USDT").param("other") == "ETH_USDT"
+    two = fault("rest.http429", retry_after=5, retry_after_format="http-date")
+    assert two.describe() == "rest.http429 [retry_after=5, retry_after_format=http-date]"

@@ -82,3 +82,8 @@ def test_a_fuzz_item_replays_with_fuzzing_and_odd_paths_are_quoted(tmp_path: pat
         "--fcp-fuzz",
         "my tests/t.py::test_x[a b]",
     ]
+
+
+def test_a_node_id_with_a_class_keeps_every_part(tmp_path: pathlib.Path) -> None:
+    item = item_at("test_a.py::TestX::test_y[1]", tmp_path / "test_a.py")
+    assert replay_target(item, settings(tmp_path)) == "test_a.py::TestX::test_y[1]"
