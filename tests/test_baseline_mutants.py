@@ -273,3 +273,28 @@ def test_a_baseline_is_written_through_a_hidden_temporary_file_beside_it(tmp_pat
     assert dst == path and src.parent == path.parent
     assert src.name.startswith(".ckvd.toml.") and src.name.endswith(".tmp")
     assert sorted(p.name for p in path.parent.iterdir()) == ["ckvd.toml"]
+
+
+def test_record_fields_are_named_in_their_errors() -> None:
+    from pytest_fcp.baseline import DayRow, FetchRecord, RecordError
+
+    cases = [
+        (lambda: DayRow("2024-01-02", rows=3), 'field rows: is 3 (integer); allowed: a string such as "https 200 x2"'),
+        (
+            lambda: DayRow("2024-01-02", vision="\ud800"),
+            "field vision: holds a lone surrogate, which is not Unicode text; allowed: a string such as",
+        ),
+        (lambda: FetchRecord("no data"), 'field outcome: "no data" (string) is not an outcome; allowed: "data" or'),
+        (
+            lambda: FetchRecord("data", (DayRow("2024-01-02"), DayRow("2024-01-02"))),
+            "field days.2024-01-02: appears twice; allowed: one row per day",
+        ),
+        (
+            lambda: Record.single("data", failures=["ok", 3]),
+            "field failures[1]: is 3 (integer); allowed: a failure key",
+        ),
+    ]
+    for build, message in cases:
+        with pytest.raises(RecordError) as caught:
+            build()
+        assert str(caught.value).startswith(message), str(caught.value)

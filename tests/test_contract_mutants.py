@@ -650,3 +650,55 @@ def test_each_day_outside_the_request_is_judged(world):
     assert cached(world, MISSING, VALID, cache_outside=outside) == [
         "2024-01-04 (outside the request): the cache holds a corrupt file afterwards"
     ]
+
+
+# --- rows: every kind of verdict is the rows check's, exactly ------------------------------------------------
+
+
+def rows_of(world, table: pa.Table, start=START, end=END, spec: WorldSpec | None = None) -> list[str]:
+    """The rows check's reasons on a fetch of the old, published [start, end) that returned ``table``."""
+    obs = dataclasses.replace(observe(world, table, start, end), published=frozenset({DAY}))
+    return only("rows", obs, spec)
+
+
+def test_each_kind_of_rows_verdict_is_named_by_the_rows_check(world):
+    from tests.test_contract import with_value
+
+    table = result_table(world, START, END)
+    assert rows_of(world, table) == []
+    assert rows_of(world, table.drop_columns(["volume", "open"])) == ["result lacks column(s) open, volume"]
+    naive = table.set_column(0, "open_time", table["open_time"].cast(pa.timestamp("ms")))
+    assert rows_of(world, naive) == ["open_time is timestamp[ms], not a UTC timestamp"]
+    for zone in ("UTC", "+00:00", "Etc/UTC"):
+        zoned = table.set_column(0, "open_time", table["open_time"].cast(pa.timestamp("ms", tz=zone)))
+        assert rows_of(world, zoned) == [], zone
+    import pyarrow.compute as pc
+
+    text = table.set_column(0, "open_time", table["open_time"].cast(pa.string()))
+    assert rows_of(world, text) == ["open_time is string, not a UTC timestamp"]
+    sub_ms = pc.add(table["open_time"].cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()), 1)
+    found = rows_of(world, table.set_column(0, "open_time", sub_ms.cast(pa.timestamp("ns", tz="UTC"))))
+    assert len(found) == 1 and found[0].startswith("open_time cannot be read as a time:")
+    late = result_table(world, START, END + dt.timedelta(hours=2))
+    assert rows_of(world, late) == ["2 row(s) outside [start, end), first at 2024-01-04T00:00:00+00:00"]
+    doubled = pa.concat_tables([table.slice(0, 3), table.slice(2)])
+    assert rows_of(world, doubled) == ["1 duplicated bar(s), first at 2024-01-03T02:00:00+00:00"]
+    gap = pa.concat_tables([table.slice(0, 5), table.slice(7)])
+    assert rows_of(world, gap) == ["2 bar(s) missing (gaps), first at 2024-01-03T05:00:00+00:00"]
+    untimed = with_value(table, "open_time", 3, None)
+    assert rows_of(world, untimed) == [
+        "1 row(s) outside [start, end), first at null",
+        "1 bar(s) missing (gaps), first at 2024-01-03T03:00:00+00:00",
+    ]
+    assert rows_of(world, table.slice(0, 0)) == ["24 bar(s) missing (gaps), first at 2024-01-03T00:00:00+00:00"]
+
+
+def test_numbers_of_any_numeric_type_compare_by_value(world):
+    table = result_table(world, START, END)
+    whole = pa.array([round(v) for v in table["volume"].to_pylist()], pa.int64())
+    rounded = table.set_column(5, "volume", whole)
+    assert rows_of(world, rounded) == ["24 bar(s) differ from the source data, first at 2024-01-03T00:00:00+00:00"]
+    as_float32 = table.set_column(1, "open", table["open"].cast(pa.float32()))
+    assert rows_of(world, as_float32)[0].endswith("first at 2024-01-03T00:00:00+00:00")
+    flags = table.set_column(1, "open", pa.array([True] * 24))
+    assert rows_of(world, flags) == ["24 bar(s) differ from the source data, first at 2024-01-03T00:00:00+00:00"]
