@@ -702,3 +702,58 @@ def test_numbers_of_any_numeric_type_compare_by_value(world):
     assert rows_of(world, as_float32)[0].endswith("first at 2024-01-03T00:00:00+00:00")
     flags = table.set_column(1, "open", pa.array([True] * 24))
     assert rows_of(world, flags) == ["24 bar(s) differ from the source data, first at 2024-01-03T00:00:00+00:00"]
+
+
+@pytest.mark.parametrize("scope", [{"market": "spot"}, {"symbol": "BTCUSDT"}, {"interval": "1h"}])
+def test_a_fault_scoped_to_the_fetched_series_is_planned_for(world, scope):
+    from pytest_fcp.contract import plan
+    from pytest_fcp.faults import fault
+
+    spec = WorldSpec(NOW, seed=3, faults=(fault("rest.http500", days=[DAY], **scope),))
+    day = plan(spec, vision_fetch(world))[DAY]
+    assert (day.day, day.rest) == (DAY, "impossible")
+
+
+def test_a_rate_limit_stands_in_the_way_only_while_it_lasts(world):
+    from pytest_fcp.contract import plan
+    from pytest_fcp.faults import fault
+
+    def limited(*faults):
+        return plan(WorldSpec(NOW, seed=3, faults=faults), vision_fetch(world))[DAY].rate_limited
+
+    assert limited() is False
+    assert limited(fault("rest.http429", days=[DAY])) is True
+    assert limited(fault("rest.http418", days=[DAY], attempts="first:2")) is False
+    assert limited(fault("rest.http500", days=[DAY])) is False
+
+
+def test_values_are_checked_when_bars_are_also_missing_or_outside(world):
+    from tests.test_contract import with_value
+
+    table = result_table(world, START, END)
+    gap_and_wrong = with_value(pa.concat_tables([table.slice(0, 5), table.slice(7)]), "close", 21, 1.0)
+    assert rows_of(world, gap_and_wrong) == [
+        "2 bar(s) missing (gaps), first at 2024-01-03T05:00:00+00:00",
+        "1 bar(s) differ from the source data, first at 2024-01-03T23:00:00+00:00",
+    ]
+    early = result_table(world, START - dt.timedelta(hours=2), END)
+    assert rows_of(world, early) == ["2 row(s) outside [start, end), first at 2024-01-02T22:00:00+00:00"]
+
+
+def test_only_a_day_rest_may_read_as_empty_may_be_absent_and_only_whole(world):
+    from pytest_fcp.faults import fault
+
+    table = result_table(world, START, END)
+    empty_rest = WorldSpec(NOW, seed=3, faults=(fault("rest.empty_page", days=[DAY]),))
+
+    def gaps(result: pa.Table, spec: WorldSpec | None, published: frozenset) -> list[str]:
+        obs = dataclasses.replace(observe(world, result, START, END), published=published)
+        return only("rows", obs, spec)
+
+    absent = table.slice(0, 0)
+    whole_day = "24 bar(s) missing (gaps), first at 2024-01-03T00:00:00+00:00"
+    assert gaps(absent, empty_rest, frozenset()) == []  # Vision has not published it, REST reads as empty
+    assert gaps(absent, None, frozenset()) == [whole_day]  # REST serves it
+    assert gaps(absent, empty_rest, frozenset({DAY})) == [whole_day]  # Vision serves it
+    half = gaps(table.slice(0, 12), empty_rest, frozenset())
+    assert half == ["12 bar(s) missing (gaps), first at 2024-01-03T12:00:00+00:00"]
