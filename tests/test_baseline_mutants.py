@@ -298,3 +298,13 @@ def test_record_fields_are_named_in_their_errors() -> None:
         with pytest.raises(RecordError) as caught:
             build()
         assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_record_needs_a_fetch_and_keeps_its_fetches_as_a_tuple() -> None:
+    from pytest_fcp.baseline import FetchRecord, RecordError
+
+    with pytest.raises(RecordError) as caught:
+        Record(())
+    assert str(caught.value) == "field outcome: no fetch recorded; allowed: at least one fetch"
+    listed = Record([FetchRecord("data")])  # type: ignore[arg-type]
+    assert listed.fetches == (FetchRecord("data"),) and hash(listed.fetches)
