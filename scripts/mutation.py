@@ -67,6 +67,7 @@ _REASONS = {
     "outcome line": "a change in the number of fetches always adds an outcome line, which sets `other` too",
     "all ruled": "every numeric fault parameter has a rule in PARAM_RULES, so the default range is never used",
     "getattr": "getattr's default None is false like False",
+    "underscore": "an underscore replaced by letters or by nothing leaves a symbol alphanumeric alike",
 }
 _EQUIVALENT_BY_REASON = {
     "default unused": [f"{_O}x__rounds__mutmut_{n}" for n in (3, 5, 6)],
@@ -103,6 +104,7 @@ _EQUIVALENT_BY_REASON = {
     "outcome line": [f"{_D}x_compare__mutmut_{n}" for n in (39, 40)],
     "all ruled": [f"{_F}x__check_param__mutmut_{n}" for n in (17, 18)],
     "getattr": ["pytest_fcp.plugin.replay.x_replay_command__mutmut_23"],
+    "underscore": [f"{_F}x__check_param__mutmut_43"],
 }
 EQUIVALENT: dict[str, str] = {
     name: _REASONS[reason] for reason, names in _EQUIVALENT_BY_REASON.items() for name in names
