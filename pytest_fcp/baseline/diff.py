@@ -42,10 +42,6 @@ def _day_summary(row: DayRow) -> str:
     return ", ".join(parts) if parts else "(nothing)"
 
 
-def _number(value: float) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def _day_lines(expected: FetchRecord | None, actual: FetchRecord | None, prefix: str) -> list[str]:
     before = {row.day: row for row in expected.days} if expected else {}
     after = {row.day: row for row in actual.days} if actual else {}
@@ -100,7 +96,7 @@ def compare(expected: Record | None, actual: Record) -> Change:
         lines += day_lines
         other = other or bool(day_lines)
     totals = [
-        f"{name} {_number(getattr(expected.totals, name))} -> {_number(getattr(actual.totals, name))}"
+        f"{name} {getattr(expected.totals, name)} -> {getattr(actual.totals, name)}"  # counts: always integers
         for name in TOTAL_FIELDS
         if getattr(expected.totals, name) != getattr(actual.totals, name)
     ]

@@ -177,14 +177,6 @@ def _contains(haystack: np.ndarray, needles: np.ndarray, increasing: bool) -> np
     return haystack[at] == needles
 
 
-def _no_value(column: pa.ChunkedArray) -> np.ndarray:
-    """Row-wise: the value is null or NaN."""
-    missing = column.is_null().to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(column.type):
-        missing = missing | np.isnan(column.to_numpy(zero_copy_only=False).astype(float))
-    return missing
-
-
 def _equal_values(column: pa.ChunkedArray, want: np.ndarray) -> np.ndarray:
     """Row-wise ``column == want``; a value that is not a number (null, NaN, text) equals nothing."""
     kind = column.type
