@@ -297,3 +297,26 @@ def test_fcp_coverage_counts_marker_tests_and_reads_the_ini(pytester: pytest.Pyt
     )
     result = pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-coverage-json=nodir/map.json")
     result.stderr.fnmatch_lines(["ERROR: pytest-fcp: --fcp-coverage-json nodir/map.json: no such directory *"])
+
+
+def test_the_html_report_maps_exercised_empty_and_unreachable_cells() -> None:
+    from pytest_fcp.report import render_report
+
+    coverage = CoverageMap([("market x interval", "spot", "1h"), ("market x interval", "spot", "1h")])
+    coverage.add([("market x interval", "spot", "1h")])
+    page = render_report({"tests": [], "engines": ["reference"], "coverage": coverage.to_data()})
+    assert f"Coverage map: 1 of {len(reachable_cells())} reachable cells exercised" in page
+    market = page[page.index('id="cov-market-x-interval"') :].split("</details>", 1)[0]
+    assert market.count('class="hit"') == 1 and 'title="2 test(s)">2<' in market
+    assert market.count('class="na"') == 2  # 1s on both futures markets
+    assert market.count('class="empty"') == sum(len(m.intervals) for m in MARKETS.values()) - 1
+    assert "Coverage map" not in render_report({"tests": [], "engines": ["reference"]})
+
+
+def test_fcp_html_shows_the_map_when_coverage_is_on(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_marker=TEST_FILE)
+    pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-coverage", "--fcp-html=r.html")
+    page = (pytester.path / "r.html").read_text()
+    assert 'id="cov-market-x-interval"' in page and 'title="1 test(s)">1<' in page
+    pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-html=r.html")
+    assert "Coverage map" not in (pytester.path / "r.html").read_text()
