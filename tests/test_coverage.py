@@ -320,3 +320,13 @@ def test_fcp_html_shows_the_map_when_coverage_is_on(pytester: pytest.Pytester) -
     assert 'id="cov-market-x-interval"' in page and 'title="1 test(s)">1<' in page
     pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-html=r.html")
     assert "Coverage map" not in (pytester.path / "r.html").read_text()
+
+
+def test_fuzz_examples_record_cells(pytester: pytest.Pytester) -> None:
+    target = pytester.path / "map.json"
+    pytester.runpytest(
+        "--fcp-engine=reference", "--fcp-fuzz", "--fcp-fuzz-examples=3", "-n", "0", f"--fcp-coverage-json={target}"
+    )
+    data = json.loads(target.read_text())
+    assert data["tests"] == 1 and data["exercised"] > 0
+    assert {c for c in _exercised(data) if c[0] == "lifetime x cache state" and c[1] == "first fetch"}

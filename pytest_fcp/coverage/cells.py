@@ -147,6 +147,12 @@ def _rest_targets(records: Sequence[RequestRecord], step: int) -> dict[int, list
     return out
 
 
+def _state(obs: Observation, day: dt.date) -> str:
+    """A needed day's cache state before the fetch (``missing`` when the world did not judge it)."""
+    before = obs.cache_before.get(day)
+    return "missing" if before is None else before.status
+
+
 def fault_hits(spec: WorldSpec, obs: Observation) -> set[tuple[str, str]]:
     """``(fault id, target)`` for every fault that answered a request of this fetch or spoiled its cache."""
     hits: set[tuple[str, str]] = set()
@@ -159,7 +165,7 @@ def fault_hits(spec: WorldSpec, obs: Observation) -> set[tuple[str, str]]:
         else:
             hits.update((record.fault, t) for t in rest.get(record.index, [REST_FIRST]))
     days = set(obs.days)
-    writes = any(is_old(d, obs.now) and not obs.cache_before[d].valid for d in obs.days)
+    writes = any(is_old(d, obs.now) and _state(obs, d) != "valid" for d in obs.days)
     for fault in spec.faults:
         kind = FAULTS[fault.id]
         if kind.source != "cache":
@@ -167,7 +173,7 @@ def fault_hits(spec: WorldSpec, obs: Observation) -> set[tuple[str, str]]:
         if not kind.needs_days:
             if writes:
                 hits.add((fault.id, CACHE_WRITE))
-        elif any(d in days and obs.cache_before[d].status != "valid" for d in fault.days or ()):
+        elif any(d in days and _state(obs, d) != "valid" for d in fault.days or ()):
             hits.add((fault.id, CACHE_READ))
     return hits
 
@@ -208,7 +214,7 @@ def fetch_cells(spec: WorldSpec, obs: Observation, earlier: Sequence[Observation
         cells.add(("fault x interval", fault, interval))
     lifetime = lifetime_labels(obs, earlier)
     for day in obs.days:
-        state = obs.cache_before[day].status
+        state = _state(obs, day)
         cells.add(("cache state x interval", state, interval))
         cells.add(("age x cache state", ages(day, obs.now), state))
         cells.update(("calendar x interval", edge, interval) for edge in calendar_edges(day))
