@@ -318,8 +318,9 @@ def test_fcp_html_shows_the_map_when_coverage_is_on(pytester: pytest.Pytester) -
     pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-coverage", "--fcp-html=r.html")
     page = (pytester.path / "r.html").read_text()
     assert 'id="cov-market-x-interval"' in page and 'title="1 test(s)">1<' in page
-    pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-html=r.html")
+    result = pytester.runpytest("--fcp-engine=reference", "-n", "0", "--fcp-html=r.html")
     assert "Coverage map" not in (pytester.path / "r.html").read_text()
+    result.stdout.no_fnmatch_line("fcp coverage:*")  # off unless asked for
 
 
 def test_fuzz_examples_record_cells(pytester: pytest.Pytester) -> None:
