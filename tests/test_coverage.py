@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pathlib
 
 import pyarrow as pa
 import pytest
@@ -331,3 +332,23 @@ def test_fuzz_examples_record_cells(pytester: pytest.Pytester) -> None:
     data = json.loads(target.read_text())
     assert data["tests"] == 1 and data["exercised"] > 0
     assert {c for c in _exercised(data) if c[0] == "lifetime x cache state" and c[1] == "first fetch"}
+
+
+def test_recorded_fetches_of_one_engine_asked_again_days_later(tmp_path: pathlib.Path) -> None:
+    from pytest_fcp.scenarios.model import Request, Scenario
+    from pytest_fcp.scenarios.runner import run_scenario
+
+    span = (utc("2024-01-07"), utc("2024-01-10T12:00:00"))
+    scenario = Scenario(
+        "again", "asked again days later", NOW, (Request(*span), Request(*span, at=NOW + dt.timedelta(days=3)))
+    )
+    with collecting() as cells:
+        run = run_scenario(scenario, "reference", tmp_path / "cache")
+    assert run.passed, run.summary()
+    assert cells == run_cells(run.world.spec, run.results)
+    assert ("lifetime x origin", "again days later", "vision") in cells  # written after Vision served it
+    assert ("lifetime x cache state", "again days later", "valid") in cells
+    assert ("lifetime x cache state", "after Vision published", "valid") in cells
+    assert ("lifetime x cache state", "first fetch", "missing") in cells
+    assert ("age x cache state", "young", "missing") in cells and ("age x cache state", "old", "valid") in cells
+    assert not {c for c in cells if c[0] == "fault x target"}  # no fault in this world
