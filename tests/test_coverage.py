@@ -227,6 +227,8 @@ def test_collector_and_map() -> None:
     market_line = next(line for line in coverage.lines() if line.startswith("  market x interval"))
     assert market_line.startswith(f"  market x interval: 1 of {sum(len(m.intervals) for m in MARKETS.values())}")
     assert "spot x 1s" in market_line and "spot x 1h" not in market_line
+    again = CoverageMap.from_data(json.loads(json.dumps(data)))
+    assert again.counts == {c: 1 for c in cells if is_reachable(c)} and again.empty() == coverage.empty()
 
 
 SCENARIO = """

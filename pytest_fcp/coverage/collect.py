@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_fcp.coverage.cells import run_cells
@@ -96,6 +96,16 @@ class CoverageMap:
             more = f", ... and {len(empty) - per_projection} more" if len(empty) > per_projection else ""
             out.append(f"{head}; empty: {named}{more}")
         return out
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CoverageMap:
+        """A map read back from :meth:`to_data` (or ``--fcp-coverage-json``): its exercised cells and counts."""
+        loaded = cls()
+        for projection in data.get("projections", ()):
+            for cell in projection.get("cells", ()):
+                if cell.get("tests"):
+                    loaded.counts[(projection["name"], cell["a"], cell["b"])] = int(cell["tests"])
+        return loaded
 
     def to_data(self) -> dict[str, Any]:
         """The full map as plain data: per projection, its dimensions and every reachable cell's test count."""
