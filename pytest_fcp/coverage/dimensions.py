@@ -98,15 +98,8 @@ def fault_targets(kind: FaultKind) -> tuple[str, ...]:
 
 
 def _shape_reachable(shape: str, interval: str) -> bool:
-    per_day = bars_per_day(interval)
-    if shape == "bars within a day":
-        return per_day > 1
-    if shape == "mid-day on grid":
-        return per_day > 1
-    return True
-
-
-def _clock_reachable(clock: str, market: str) -> bool:
+    if shape in ("bars within a day", "mid-day on grid"):
+        return bars_per_day(interval) > 1
     return True
 
 
@@ -131,7 +124,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     Projection("market x interval", _MARKETS, _INTERVALS, lambda m, i: i in MARKETS[m].intervals),
     Projection("cache state x interval", _STATES, _INTERVALS),
     Projection("calendar x interval", CALENDAR, _INTERVALS),
-    Projection("clock x market", CLOCK, _MARKETS, lambda c, m: _clock_reachable(c, m)),
+    Projection("clock x market", CLOCK, _MARKETS),
     Projection("shape x interval", SHAPES, _INTERVALS, _shape_reachable),
     Projection("lifetime x cache state", LIFETIME, _STATES),
     Projection("lifetime x origin", LIFETIME[1:], ORIGINS),
