@@ -129,6 +129,10 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
         from pytest_fcp.plugin.html_report import HtmlReport
 
         manager.register(HtmlReport(config, run), "fcp-html")
+    if run.coverage:
+        from pytest_fcp.plugin.coverage import CoverageReport
+
+        manager.register(CoverageReport(run), "fcp-coverage")
     if run.fuzz.enabled:
         from pytest_fcp.plugin.fuzz_items import FuzzPlugin
 

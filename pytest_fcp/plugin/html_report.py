@@ -79,7 +79,9 @@ class HtmlReport:
         """The report's plain data: the run's seed, engines, time and versions, and every gathered test."""
         reporter = self.config.pluginmanager.get_plugin("fcp-reporter")
         versions = reporter.header()["versions"] if reporter is not None else {}
+        coverage = self.config.pluginmanager.get_plugin("fcp-coverage")
         return {
+            **({"coverage": coverage.data()} if coverage is not None else {}),
             "title": "pytest-fcp report",
             "seed": self.run.seed,
             "engines": list(self.run.engines),

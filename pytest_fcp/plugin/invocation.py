@@ -74,6 +74,8 @@ FCP_DESTS = (
     "fcp_update_baselines",
     "fcp_prune_baselines",
     "fcp_lean",
+    "fcp_coverage",
+    "fcp_coverage_json",
     *SCENARIO_ONLY,
     *FUZZ_ONLY,
 )

@@ -63,6 +63,22 @@ def addoption(parser: pytest.Parser) -> None:
         "the finalizers of objects left in reference cycles)",
     )
     parser.addini("fcp_lean", default="false", help="the --fcp-lean speed measures (true or false)")
+    group.addoption(
+        "--fcp-coverage",
+        action="store_true",
+        dest="fcp_coverage",
+        help="record which cells of the FCP space (fault x target, cache state x interval, clock, request shape, "
+        "lifetime...) the run exercised; print the empty reachable ones at the end (and map them in --fcp-html)",
+    )
+    parser.addini("fcp_coverage", type="bool", default=False, help="like --fcp-coverage")
+    group.addoption(
+        "--fcp-coverage-json",
+        dest="fcp_coverage_json",
+        metavar="PATH",
+        help="write the full coverage map (every reachable cell with its test count) as JSON to PATH; "
+        "implies --fcp-coverage",
+    )
+    parser.addini("fcp_coverage_json", default="", help="like --fcp-coverage-json (relative to the rootdir)")
     _add_scenario_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(

@@ -74,6 +74,8 @@ class RunSettings:
     log_level: str
     trace_dir: str | None = None
     html: pathlib.Path | None = None  # --fcp-html: the report's path (absolute)
+    coverage: bool = False  # --fcp-coverage: record and report the coverage map
+    coverage_json: pathlib.Path | None = None  # --fcp-coverage-json: where the full map goes (absolute)
     scenarios: bool = False
     scenario_dirs: tuple[pathlib.Path, ...] = ()  # bundled catalog (unless no_bundled) + extra dirs, resolved
     no_bundled: bool = False
@@ -214,19 +216,24 @@ def _scenario_dirs(config: pytest.Config, no_bundled: bool) -> tuple[pathlib.Pat
 
 def _html(config: pytest.Config) -> pathlib.Path | None:
     """``--fcp-html`` (relative to the working directory) or ini ``fcp_html`` (relative to the rootdir), checked."""
-    given = _option(config, "fcp_html")
+    return _output_file(config, "fcp_html", "--fcp-html", "fcp-report.html")
+
+
+def _output_file(config: pytest.Config, name: str, option: str, example: str) -> pathlib.Path | None:
+    """An output file's option (relative to the working directory) or ini key (relative to the rootdir), checked."""
+    given = _option(config, name)
     base = pathlib.Path.cwd()
     if not given:
-        given, base = config.getini("fcp_html"), config.rootpath
+        given, base = config.getini(name), config.rootpath
     if not given:
         return None
     path = (base / str(given)).resolve()
     if path.is_dir():
-        raise _usage(f"--fcp-html {given}: is a directory; give the path of a file, e.g. {given}/fcp-report.html")
+        raise _usage(f"{option} {given}: is a directory; give the path of a file, e.g. {given}/{example}")
     if not path.parent.is_dir():
-        raise _usage(f"--fcp-html {given}: no such directory {path.parent}")
+        raise _usage(f"{option} {given}: no such directory {path.parent}")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise _usage(f"--fcp-html {given}: {path.parent} is not writable")
+        raise _usage(f"{option} {given}: {path.parent} is not writable")
     return path
 
 
@@ -358,6 +365,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
     reads, write, bundled = _baseline_dirs(config) if scenarios else ((), None, None)
     given = _given_paths(config, scenarios, no_bundled)
     is_lean = lean(config)
+    coverage_json = _output_file(config, "fcp_coverage_json", "--fcp-coverage-json", "fcp-coverage.json")
     return RunSettings(
         engines=_engines(config),
         seed=_seed(config),
@@ -365,6 +373,8 @@ def build_settings(config: pytest.Config) -> RunSettings:
         log_level=_log_level(config),
         trace_dir=_trace_dir(config),
         html=_html(config),
+        coverage=bool(_option(config, "fcp_coverage") or config.getini("fcp_coverage")) or bool(coverage_json),
+        coverage_json=coverage_json,
         scenarios=scenarios,
         scenario_dirs=_scenario_dirs(config, no_bundled) if scenarios else (),
         no_bundled=no_bundled,

@@ -339,6 +339,10 @@ def render_report(data: Mapping[str, Any]) -> str:
         table, files = _others(others)
         themes += files
         body.append(f"<h2>Other traced tests</h2>{table}")
+    if data.get("coverage"):
+        from pytest_fcp.report.coverage import coverage_html
+
+        body.append(coverage_html(data["coverage"]))
     bar = (
         '<div class="bar"><label>engine <select id="f-engine">'
         + _options(((e, e) for e in engines), "all engines")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_fcp.contract import Verdict, judge
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
+from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
 from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
 from pytest_fcp.world.observation import Observation as FetchResult
@@ -121,6 +122,7 @@ def run_scenario(
             run.results.append(result)
             run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
         run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
+    note(spec, run.results)  # the coverage map's cells, when a collector is open
     return run
 
 
