@@ -133,7 +133,8 @@ def test_a_defect_planted_in_the_example_engine_is_named(tiny: pytest.Pytester) 
             "  FAIL [cache] 2024-01-09: cached a day younger than 48 h (valid)",
             "  path: cache miss 2d -> vision 404 x1 -> rest 200 x1 -> 36 rows (rest 36)",
             "*fcp replay*",
-            "*pytest --fcp-seed=7 * -p young_vision --fcp-scenarios --fcp-engine=tiny_engine:create *basics.toml::recent_days_from_rest*",
+            "*pytest --fcp-seed=7 * -p young_vision --fcp-scenarios --fcp-engine=tiny_engine:create"
+            " *basics.toml::recent_days_from_rest*",
             "*FCP conformance*",
             "tiny_engine:create: 0 conforming, 1 failing, not in the baseline (1 scenarios)",
         ]
