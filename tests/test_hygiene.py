@@ -306,4 +306,3 @@ def test_user_warning_filters_hold_around_pytest_fcp_tests(pytester: pytest.Pyte
     result = pytester.runpytest("-p", "no:xdist", "-W", "error::UserWarning")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_w.py::test_b_plain - UserWarning: plain"])
-
