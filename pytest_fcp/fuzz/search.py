@@ -244,6 +244,8 @@ def fuzz_engine(
     if derandomize and database is not None:  # Hypothesis keeps no database when derandomized: a fixed seed
         derandomize, search_seed = False, shard_seed(0, *shard)
     test = given(strategy if strategy is not None else scenarios())(prop)
+    if not derandomize:  # (before settings: seed() alone would turn the database off)
+        test = seed(seed_value if search_seed is None else search_seed)(test)
     phases = [Phase.generate, Phase.shrink]
     if database is not None:
         phases.insert(0, Phase.reuse)
@@ -260,8 +262,6 @@ def fuzz_engine(
         phases=phases,
     )(test)
     test._hypothesis_internal_database_key = database_key(label)  # type: ignore[attr-defined]  # per engine
-    if not derandomize:
-        test = seed(seed_value if search_seed is None else search_seed)(test)
     try:
         test()
     except Exception:
