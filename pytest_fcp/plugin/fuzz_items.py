@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pathlib
 import shlex
+import time
 from typing import Any
 
 import pytest
@@ -85,6 +86,7 @@ class FuzzItem(pytest.Item):
         factory = load_factory(self.engine)  # skips an unavailable bundled engine, names any other
         self.stash[ENGINE_NAME_KEY] = self.engine
         k, n = self.shard
+        self.user_properties.append(("fcp_fuzz_started", time.time()))  # wall clock: spans across xdist workers
         result = fuzz_engine(
             factory,
             examples=shard_examples(run.fuzz.examples, k, n),
@@ -110,6 +112,7 @@ class FuzzItem(pytest.Item):
         self.user_properties.append(("fcp_fuzz_examples", result.examples))
         self.user_properties.append(("fcp_fuzz_rate", round(result.rate, 2)))
         self.user_properties.append(("fcp_fuzz_seconds", round(result.seconds, 3)))
+        self.user_properties.append(("fcp_fuzz_ended", time.time()))
         if not result.passed:
             raise FuzzFailed(result.report())
 
