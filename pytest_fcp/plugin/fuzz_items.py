@@ -151,4 +151,5 @@ class FuzzItem(pytest.Item):
 
     def reportinfo(self) -> tuple[pathlib.Path, int, str]:
         """Where the item is, for pytest's report header line."""
-        return self.path, 0, f"fcp fuzz [{self.engine}]"
+        k, n = self.shard
+        return self.path, 0, f"fcp fuzz [{self.engine}]" + (f" shard {k}/{n}" if n > 1 else "")
