@@ -91,6 +91,15 @@ def test_database_replays_a_finding_first(tmp_path: pathlib.Path) -> None:
     assert not list((tmp_path / "w").iterdir()), "example directories were left behind"
 
 
+def test_derandomized_search_with_a_database_replays_too(tmp_path: pathlib.Path) -> None:
+    db = InMemoryExampleDatabase()  # (Hypothesis keeps no database when derandomized: a fixed seed instead)
+    kwargs = {"examples": 300, "shrink_budget": 20.0, "database": db, "derandomize": True, "workdir": tmp_path}
+    first = fuzz_engine(retry_after_ignored, seed_value=1, **kwargs)
+    second = fuzz_engine(retry_after_ignored, seed_value=1, **kwargs)
+    assert not first.passed and first.generated > 1, first.report()
+    assert not second.passed and second.generated == 1 and second.scenario == first.scenario
+
+
 def test_without_a_database_a_finding_is_searched_again(tmp_path: pathlib.Path) -> None:
     kwargs = {"examples": 300, "shrink_budget": 20.0, "seed_value": 3, "workdir": tmp_path}
     first = fuzz_engine(retry_after_ignored, **kwargs)
@@ -101,16 +110,20 @@ def test_without_a_database_a_finding_is_searched_again(tmp_path: pathlib.Path) 
 
 # --- the coverage seam ------------------------------------------------------------------------------------
 def test_cells_steer_the_search_and_are_counted(tmp_path: pathlib.Path) -> None:
-    calls: list[tuple[str, str]] = []
+    returned: list[set[tuple[str, str]]] = []
+    runs: set[str] = set()
 
     def cells(scenario: Scenario, run: object) -> set[tuple[str, str]]:
-        calls.append((scenario.name, type(run).__name__))
-        return {("fault", f.id) for f in scenario.faults} | {("interval", scenario.interval)}
+        runs.add(type(run).__name__)
+        reached = {("fault", f.id) for f in scenario.faults} | {("interval", scenario.interval)}
+        returned.append(reached)
+        return reached
 
     result = fuzz_engine("reference", examples=40, seed_value=2, cells=cells, workdir=tmp_path)
     assert result.passed, result.report()
-    assert len(calls) == result.examples and {kind for _, kind in calls} == {"ScenarioRun"}
-    assert 3 <= result.cells <= len({c for name, _ in calls for c in [name]}) + 40
+    assert len(returned) == result.examples and runs == {"ScenarioRun"}  # once per scenario run, with the run
+    assert result.cells == len(set().union(*returned)) >= 3
+    assert fuzz_engine("reference", examples=5, seed_value=2, workdir=tmp_path).cells == 0  # no function, no count
 
 
 # --- the plugin: database, shards, replay, bad input --------------------------------------------------------
