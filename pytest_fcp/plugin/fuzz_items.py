@@ -25,7 +25,7 @@ import pytest
 from pytest_fcp.plugin.fixtures import load_factory
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, RunSettings, settings
 
-__all__ = ["FuzzFailed", "FuzzItem", "FuzzPlugin"]
+__all__ = ["FuzzFailed", "FuzzItem", "FuzzPlugin", "coverage_cells"]
 
 
 class FuzzPlugin:
@@ -60,6 +60,21 @@ class FuzzPlugin:
         terminalreporter.section("FCP fuzz")
         for line in self.results:
             terminalreporter.write_line(line)
+
+
+def coverage_cells() -> Any:
+    """What one fuzz run exercised, from the coverage map (``pytest_fcp.coverage``), or ``None`` without it.
+
+    The search scores each example by the cells it reaches that no earlier example did (Hypothesis ``target``)."""
+    try:
+        from pytest_fcp.coverage import run_cells  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # a build without the coverage map: the search is not steered
+        return None
+
+    def cells(scenario: Any, run: Any) -> Any:
+        return run_cells(run.world.spec, run.results)
+
+    return cells
 
 
 class FuzzFailed(Exception):
@@ -99,6 +114,7 @@ class FuzzItem(pytest.Item):
             database=self._database(run),
             shard=self.shard,
             workdir=self._workdir(),
+            cells=coverage_cells(),
         )
         result.replay = self._replay(run)
         status = "passed" if result.passed else "FAILED"
