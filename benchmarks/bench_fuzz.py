@@ -4,7 +4,8 @@ For each engine, runs the same fuzz campaign through the plugin (``pytest --fcp-
 in one process (``-n 0``: the two shards one after the other) and with ``-n 2`` (the shards in parallel
 on two xdist workers), ``--repeats`` times each, alternating, and prints side by side the examples per second
 (distinct scenarios run / the wall time from the first fuzz item's start to the last one's end), the end-to-end
-wall time of the pytest command, the speed-up (median and range), and the load average before each run.
+wall time of the pytest command, the speed-up (median and range), the CPU seconds the command and its workers
+used (what the speed-up would be bounded by on an idle machine), and the load average before each run.
 
 The examples are the same in both modes (same seed, same shards). Contract breaks do not stop a campaign here
 (``judge=False``: every example runs), so ckvd, which breaks the contract on its first example, is measured
@@ -21,6 +22,7 @@ import functools
 import json
 import os
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -84,15 +86,16 @@ def _run(engine: str, examples: int, seed: int, workers: int, shards: int) -> di
             f"--fcp-seed={seed}",
             f"--basetemp={tmp}/basetemp",
         ]
-        started = time.monotonic()
+        started, before = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-        wall = time.monotonic() - started
+        wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)  # xdist workers included
         if not out.exists():
             raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         items = json.loads(out.read_text())
     ran = sum(i["fcp_fuzz_examples"] for i in items)
     span = max(i["fcp_fuzz_ended"] for i in items) - min(i["fcp_fuzz_started"] for i in items)
-    return {"examples": ran, "span": span, "rate": ran / span, "wall": wall}
+    return {"examples": ran, "span": span, "rate": ran / span, "wall": wall, "cpu": cpu}
 
 
 def _spread(values: list[float], fmt: str = ".1f") -> str:
@@ -127,7 +130,8 @@ def main() -> None:
                 runs.append(_run(engine, examples, args.seed, workers, args.workers))
                 print(
                     f"  {engine} -n {workers}: {runs[-1]['examples']:.0f} examples, {runs[-1]['rate']:.1f} ex/s, "
-                    f"fuzzing {runs[-1]['span']:.1f} s, pytest {runs[-1]['wall']:.1f} s (load {loads[-1]:.1f})",
+                    f"fuzzing {runs[-1]['span']:.1f} s, pytest {runs[-1]['wall']:.1f} s, CPU {runs[-1]['cpu']:.1f} s "
+                    f"(load {loads[-1]:.1f})",
                     flush=True,
                 )
         speedup = [p["rate"] / o["rate"] for o, p in zip(one, par, strict=True)]
@@ -135,16 +139,21 @@ def main() -> None:
         rows.append((engine, one, par, speedup, e2e, loads))
     print(
         "\n| engine | examples | ex/s, one process | ex/s, -n 2 | speed-up (ex/s) | pytest wall, one process | "
-        "pytest wall, -n 2 | speed-up (wall) | load avg (1 min) |\n|---|---|---|---|---|---|---|---|---|"
+        "pytest wall, -n 2 | speed-up (wall) | CPU s, one process | CPU s, -n 2 | load avg (1 min) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for engine, one, par, speedup, e2e, loads in rows:
         print(
             f"| {engine} | {one[0]['examples']:.0f} | {_spread([r['rate'] for r in one])} | "
             f"{_spread([r['rate'] for r in par])} | {_spread(speedup, '.2f')}x | "
             f"{_spread([r['wall'] for r in one])} s | {_spread([r['wall'] for r in par])} s | "
-            f"{_spread(e2e, '.2f')}x | {_spread(loads)} |"
+            f"{_spread(e2e, '.2f')}x | {_spread([r['cpu'] for r in one])} | {_spread([r['cpu'] for r in par])} | "
+            f"{_spread(loads)} |"
         )
-    print("\nmedian (min-max) over the repeats; ex/s = distinct scenarios run / first fuzz item start to last end")
+    print(
+        "\nmedian (min-max) over the repeats; ex/s = distinct scenarios run / first fuzz item start to last end; "
+        "CPU s = user + system seconds of the pytest command and its workers"
+    )
 
 
 if __name__ == "__main__":
