@@ -174,6 +174,18 @@ def test_plugin_shards_a_correct_engine_and_sums_the_budget(pytester: pytest.Pyt
     result = pytester.runpytest(*args, "--fcp-fuzz-shards=3", "--fcp-fuzz-db=none")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["reference shard 1/3: passed, * (*seed 5, shard 1/3)"])
+
+
+def test_plugin_replay_line_without_shards_pins_one_shard(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert(ROOT)
+    result = pytester.runpytest("-p", "no:xdist", *_args("--fcp-fuzz-db=none", "--fcp-fuzz-budget=50"))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "replay: pytest --fcp-fuzz --fcp-seed=3 --fcp-engine=* --fcp-fuzz-budget=50.0 --fcp-fuzz-db=none "
+            "--fcp-fuzz-shards=1"
+        ]
+    )
     assert not (pytester.path / ".pytest_cache" / "d" / "fcp-fuzz").exists()
 
 

@@ -152,11 +152,15 @@ class FuzzItem(pytest.Item):
         k, n = self.shard
         args = ["pytest", "--fcp-fuzz", f"--fcp-seed={run.seed}", *run.replay_options, f"--fcp-engine={self.engine}"]
         args.append(f"--fcp-fuzz-examples={run.fuzz.examples}")
-        for option, value in (("profile", self.config.getoption("fcp_fuzz_profile", None)), ("db", run.fuzz.db)):
-            if value:
-                args.append(f"--fcp-fuzz-{option}={value}")
+        given = (
+            ("profile", self.config.getoption("fcp_fuzz_profile", None)),
+            ("budget", self.config.getoption("fcp_fuzz_budget", None)),
+            ("db", run.fuzz.db),
+        )
+        args += [f"--fcp-fuzz-{option}={value}" for option, value in given if value]
+        args.append(f"--fcp-fuzz-shards={n}")  # always: an addopts -n elsewhere would change the default
         if n > 1:
-            args += [f"--fcp-fuzz-shards={n}", f"--fcp-fuzz-shard={k}"]
+            args.append(f"--fcp-fuzz-shard={k}")
         return shlex.join(args)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
