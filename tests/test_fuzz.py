@@ -165,8 +165,8 @@ skip_checks = ["needed_only"]
 
 # --- correct engines pass ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["reference", ALT])
-def test_correct_engines_pass(engine: str) -> None:
-    result = fuzz_engine(engine, examples=30, derandomize=True, seed_value=1)
+def test_correct_engines_pass(engine: str, tmp_path: pathlib.Path) -> None:
+    result = fuzz_engine(engine, examples=30, derandomize=True, seed_value=1, workdir=tmp_path)
     assert result.passed, result.report()
     assert result.examples >= 20  # (duplicates are run once)
     print(f"{engine}: {result.examples} examples, {result.rate:.2f} examples/s")
@@ -184,7 +184,13 @@ def test_correct_engines_pass(engine: str) -> None:
 )
 def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path) -> None:
     result = fuzz_engine(
-        factory, examples=400, derandomize=True, seed_value=1, shrink_budget=20.0, save_dir=tmp_path / "found"
+        factory,
+        examples=400,
+        derandomize=True,
+        seed_value=1,
+        shrink_budget=20.0,
+        save_dir=tmp_path / "found",
+        workdir=tmp_path / "work",
     )
     assert not result.passed, f"{factory.__name__} was not found in {result.examples} examples"
     scenario = result.scenario
@@ -198,9 +204,9 @@ def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path
     assert len(scenario.faults) <= 2, report
     assert len(_days(scenario)) <= 2, report
     (saved,) = load_file(result.saved)
-    verdicts, _ = run_once(saved, factory, seed=1)
+    verdicts, _ = run_once(saved, factory, seed=1, workdir=tmp_path)
     assert verdicts, f"the saved scenario passes on {factory.__name__}:\n{report}"
-    verdicts, path = run_once(saved, "reference", seed=1)
+    verdicts, path = run_once(saved, "reference", seed=1, workdir=tmp_path)
     assert not verdicts, f"the saved scenario fails on the reference engine: {verdicts} ({path})"
 
 

@@ -183,16 +183,20 @@ def test_fuzz_replay_line_carries_the_fuzz_options() -> None:
         fuzz_replay_options=("--fcp-fuzz-examples=7", "--fcp-fuzz-budget=30"), invocation_dir=pathlib.Path.cwd(),
     )  # fmt: skip
 
+    from pytest_fcp.plugin.fuzz_items import FuzzItem
+
     class Item:
         path = pathlib.Path.cwd() / "test_x.py"
-        nodeid = "fcp_fuzz[reference]"
+        nodeid = "fcp_fuzz[reference:2/2]"
         engine = "reference"
-        fuzz_item = True
+        shard = (2, 2)
+        replay_line = FuzzItem.replay_line
 
     line = replay_command(run, Item())  # type: ignore[arg-type]
-    assert line.startswith("uv run pytest --fcp-seed=9 --fcp-engine=reference --fcp-fuzz --fcp-fuzz-examples=7 ")
+    assert line.startswith("uv run pytest --fcp-fuzz --fcp-seed=9 --fcp-engine=reference --fcp-fuzz-examples=7 ")
     assert "--fcp-fuzz-budget=30" in line
-    Item.fuzz_item = False
+    assert line.endswith("--fcp-fuzz-shards=2 --fcp-fuzz-shard=2")
+    del Item.replay_line
     assert "--fcp-fuzz" not in replay_command(run, Item())  # type: ignore[arg-type]
 
 

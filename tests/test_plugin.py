@@ -428,8 +428,10 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
         if module.startswith(("pytest_fcp.scenarios", "pytest_fcp.fuzz")):
             assert "pytest" not in graph[module], f"{module} imports pytest"
     leaf = "pytest_fcp.plugin.invocation"  # what pytest was given: below settings
-    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf}, "settings must be a leaf of the plugin"
+    fuzz = "pytest_fcp.plugin.fuzz_settings"  # the fuzz options, read with invocation's checks
+    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz}, "settings must be a leaf of the plugin"
     assert not graph[leaf] & plugin, f"{leaf} must import nothing of the plugin"
+    assert graph[fuzz] & plugin <= {leaf}, f"{fuzz} must import only {leaf} of the plugin"
     for part in plugin - {"pytest_fcp.plugin"}:
         assert "pytest_fcp.plugin" not in graph[part], f"{part} imports the plugin's hooks module"
 

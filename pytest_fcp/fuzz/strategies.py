@@ -77,6 +77,10 @@ HEADLINE_FAULTS: tuple[str, ...] = (
     "rest.connect_error",
 )
 _MAIN_INTERVALS = ("1h", "4h", "1d")
+# built once: a strategy built per draw is checked again (emptiness, reuse) on every draw
+_CACHE_STATE = st.one_of(st.none(), st.just("valid"), st.sampled_from(CACHE_FAULTS))
+_FAULT_ID = st.one_of(st.sampled_from(HEADLINE_FAULTS), st.sampled_from(NETWORK_FAULTS))
+_ATTEMPT_MODE = st.sampled_from(("always", "always", "first", "nth"))
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def cache_states(
     for day in sorted(set(days)):
         if not is_old(day, now):
             continue
-        state = draw(st.one_of(st.none(), st.just("valid"), st.sampled_from(CACHE_FAULTS)))
+        state = draw(_CACHE_STATE)
         if state == "valid":
             cached.append(day)
         elif state is not None:
@@ -204,7 +208,7 @@ def _cache_fault(draw: st.DrawFn, fid: str, days: list[dt.date]) -> Fault:
 
 @st.composite
 def _attempts(draw: st.DrawFn) -> str:
-    mode = draw(st.sampled_from(("always", "always", "first", "nth")))  # half the faults never recover
+    mode = draw(_ATTEMPT_MODE)  # half the faults never recover
     return mode if mode == "always" else f"{mode}:{draw(st.integers(1, 3))}"
 
 
@@ -212,7 +216,7 @@ def _attempts(draw: st.DrawFn) -> str:
 def _network_fault(
     draw: st.DrawFn, days: Sequence[dt.date], interval: str, symbols: Sequence[str], intervals: Sequence[str]
 ) -> Fault:
-    fid = draw(st.one_of(st.sampled_from(HEADLINE_FAULTS), st.sampled_from(NETWORK_FAULTS)))
+    fid = draw(_FAULT_ID)
     scope = None
     if days and draw(st.booleans()):
         scope = draw(st.lists(st.sampled_from(sorted(set(days))), min_size=1, max_size=3, unique=True))

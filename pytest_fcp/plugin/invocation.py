@@ -60,6 +60,9 @@ FUZZ_ONLY = {
     "fcp_fuzz_budget": "--fcp-fuzz-budget",
     "fcp_fuzz_save": "--fcp-fuzz-save",
     "fcp_fuzz_profile": "--fcp-fuzz-profile",
+    "fcp_fuzz_db": "--fcp-fuzz-db",
+    "fcp_fuzz_shards": "--fcp-fuzz-shards",
+    "fcp_fuzz_shard": "--fcp-fuzz-shard",
 }
 #: Every --fcp-* option's dest (tests/test_hygiene.py checks it against the registered options).
 FCP_DESTS = (

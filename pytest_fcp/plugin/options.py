@@ -170,6 +170,30 @@ def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
         help="save each shrunk counterexample as a scenario TOML file in DIR",
     )
     group.addoption(
+        "--fcp-fuzz-db",
+        dest="fcp_fuzz_db",
+        metavar="DIR|module:attr|none",
+        help="Hypothesis example database the fuzz items replay first and keep findings in: a directory, "
+        "module:attr naming an ExampleDatabase, or none (default: ini fcp_fuzz_db, else .pytest_cache/d/fcp-fuzz)",
+    )
+    parser.addini("fcp_fuzz_db", default="", help="fuzz example database: a directory, module:attr or none")
+    group.addoption(
+        "--fcp-fuzz-shards",
+        type=int,
+        dest="fcp_fuzz_shards",
+        metavar="N",
+        help="split each engine's examples into N fuzz items with distinct seeds "
+        "(default: ini fcp_fuzz_shards, else the number of xdist workers)",
+    )
+    parser.addini("fcp_fuzz_shards", default="", help="fuzz items per engine (default: the xdist workers)")
+    group.addoption(
+        "--fcp-fuzz-shard",
+        type=int,
+        dest="fcp_fuzz_shard",
+        metavar="K",
+        help="run only shard K (1..N) of each engine (a failure's replay line names it)",
+    )
+    group.addoption(
         "--fcp-fuzz-profile",
         dest="fcp_fuzz_profile",
         metavar="{ci,deep}",

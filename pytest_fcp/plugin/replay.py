@@ -40,12 +40,12 @@ def replay_target(item: pytest.Item, run: RunSettings) -> str:
 
 def replay_command(run: RunSettings, item: pytest.Item) -> str:
     """The command line that reruns ``item`` with the same seed, engine and options."""
+    if callable(getattr(item, "replay_line", None)):  # a fuzz item: its seed, shard and database too
+        return item.replay_line(run)  # type: ignore[attr-defined]
     engine = getattr(item, "engine", None) or item.stash.get(ENGINE_NAME_KEY, None)
     engines = (engine,) if engine else run.engines
     args = [*run.launcher, f"--fcp-seed={run.seed}", *run.replay_options]
     args += [f"--fcp-engine={name}" for name in engines]
-    if getattr(item, "fuzz_item", False):
-        args += ["--fcp-fuzz", *run.fuzz_replay_options]
     args.append(replay_target(item, run))
     return shlex.join(args)
 

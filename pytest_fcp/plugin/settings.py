@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_fcp.core.fuzz_profiles import DEFAULT_EXAMPLES, PROFILES
+from pytest_fcp.core.fuzz_profiles import DEFAULT_EXAMPLES
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.plugin.fuzz_settings import FuzzSettings, fuzz_settings
 from pytest_fcp.plugin.invocation import (
     FCP_DESTS,
     FUZZ_ONLY,
     SCENARIO_ONLY,
     check_engine,
-    fuzz_options,
     fuzz_replay_options,
     lean,
     number,
@@ -51,17 +51,6 @@ __all__ = [
 
 DEFAULT_NOW = "2024-01-10T12:00:00+00:00"
 DEFAULT_ENGINES = ("reference", "ckvd")
-
-
-@dataclass(frozen=True)
-class FuzzSettings:
-    """``--fcp-fuzz*``: whether to fuzz, and how many examples, how long, seeded or derandomized, saved where."""
-
-    enabled: bool = False
-    examples: int = DEFAULT_EXAMPLES
-    budget: float | None = None
-    derandomize: bool = False
-    save_dir: pathlib.Path | None = None
 
 
 @dataclass(frozen=True)
@@ -311,33 +300,6 @@ def _trace_dir(config: pytest.Config) -> str | None:
     return given
 
 
-def _fuzz(config: pytest.Config) -> FuzzSettings:
-    examples, budget, profile_name = fuzz_options(config)
-    if not _option(config, "fcp_fuzz"):
-        return FuzzSettings()
-    profile = PROFILES.get(profile_name or "", {})
-    if examples is None:
-        try:
-            examples = int(config.getini("fcp_fuzz_examples") or DEFAULT_EXAMPLES)
-        except ValueError:
-            raise _usage("ini fcp_fuzz_examples must be a whole number") from None
-    if budget is None and config.getini("fcp_fuzz_budget"):
-        try:
-            budget = float(config.getini("fcp_fuzz_budget"))
-        except ValueError:
-            raise _usage("ini fcp_fuzz_budget must be a number of seconds") from None
-    if budget is None:
-        budget = profile.get("budget")
-    save = _option(config, "fcp_fuzz_save")
-    return FuzzSettings(
-        enabled=True,
-        examples=max(1, round(examples * profile.get("examples_factor", 1.0))),
-        budget=budget,
-        derandomize=bool(profile.get("derandomize", False)),
-        save_dir=pathlib.Path(save) if save else None,
-    )
-
-
 def _given_paths(config: pytest.Config, scenarios: bool, no_bundled: bool) -> tuple[str, ...]:
     """The paths given on the command line; a usage error when one is scenario files this run would not run."""
     from pytest_fcp.plugin.invocation import scenario_path_hint
@@ -386,7 +348,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         prune_baselines=_prune(config),
         unused_baselines=_unused_mode(config),
         rootdir=config.rootpath,
-        fuzz=_fuzz(config),
+        fuzz=fuzz_settings(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
         given_args=given,

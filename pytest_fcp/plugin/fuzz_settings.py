@@ -1,0 +1,104 @@
+"""The run's ``--fcp-fuzz*`` settings, read and checked once (a leaf below ``settings``, as ``invocation`` is)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pytest_fcp.core.fuzz_profiles import DEFAULT_EXAMPLES, PROFILES
+from pytest_fcp.plugin.invocation import fuzz_options, usage
+
+__all__ = ["FuzzSettings", "fuzz_settings"]
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    return config.getoption(name, None)
+
+
+_usage = usage
+
+
+@dataclass(frozen=True)
+class FuzzSettings:
+    """``--fcp-fuzz*``: whether to fuzz, and how many examples, how long, seeded or derandomized, saved where."""
+
+    enabled: bool = False
+    examples: int = DEFAULT_EXAMPLES
+    budget: float | None = None
+    derandomize: bool = False
+    save_dir: pathlib.Path | None = None
+    db: str = ""  # --fcp-fuzz-db: a directory (absolute), module:attr, "none", or "" for pytest's cache dir
+    shards: int = 1  # fuzz items per engine
+    only_shard: int | None = None  # --fcp-fuzz-shard: the one shard to run
+
+
+def fuzz_settings(config: pytest.Config) -> FuzzSettings:
+    """``--fcp-fuzz`` and its options (profile, examples, budget, save, database, shards), checked."""
+    examples, budget, profile_name = fuzz_options(config)
+    if not _option(config, "fcp_fuzz"):
+        return FuzzSettings()
+    profile = PROFILES.get(profile_name or "", {})
+    if examples is None:
+        try:
+            examples = int(config.getini("fcp_fuzz_examples") or DEFAULT_EXAMPLES)
+        except ValueError:
+            raise _usage("ini fcp_fuzz_examples must be a whole number") from None
+    if budget is None and config.getini("fcp_fuzz_budget"):
+        try:
+            budget = float(config.getini("fcp_fuzz_budget"))
+        except ValueError:
+            raise _usage("ini fcp_fuzz_budget must be a number of seconds") from None
+    if budget is None:
+        budget = profile.get("budget")
+    save = _option(config, "fcp_fuzz_save")
+    shards, only = _fuzz_shards(config)
+    return FuzzSettings(
+        enabled=True,
+        examples=max(1, round(examples * profile.get("examples_factor", 1.0))),
+        budget=budget,
+        derandomize=bool(profile.get("derandomize", False)),
+        save_dir=pathlib.Path(save) if save else None,
+        db=_fuzz_db(config),
+        shards=shards,
+        only_shard=only,
+    )
+
+
+def _fuzz_db(config: pytest.Config) -> str:
+    """The database spec, checked now: "" (pytest's cache dir), an absolute directory, module:attr or none."""
+    from pytest_fcp.fuzz.database import DatabaseSpecError, check_spec
+
+    given, ini = _option(config, "fcp_fuzz_db"), str(config.getini("fcp_fuzz_db") or "").strip()
+    if given is None and not ini:
+        return ""
+    try:
+        if given is not None:
+            return check_spec(given, config.invocation_params.dir)
+        return check_spec(ini, config.rootpath)
+    except DatabaseSpecError as exc:
+        raise _usage(str(exc) if given is not None else f"ini fcp_fuzz_db: {exc}") from None
+
+
+def _fuzz_shards(config: pytest.Config) -> tuple[int, int | None]:
+    """How many shards per engine (given, ini, else the xdist workers) and the one to run, if given."""
+    shards = _option(config, "fcp_fuzz_shards")
+    if shards is None and str(config.getini("fcp_fuzz_shards") or "").strip():
+        try:
+            shards = int(config.getini("fcp_fuzz_shards"))
+        except ValueError:
+            raise _usage("ini fcp_fuzz_shards must be a whole number of at least 1") from None
+    if shards is None:
+        workers = config.getoption("numprocesses", None)
+        if not isinstance(workers, int):
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        shards = max(1, workers)
+    if shards < 1:
+        raise _usage(f"--fcp-fuzz-shards {shards}: must be a whole number of at least 1")
+    only = _option(config, "fcp_fuzz_shard")
+    if only is not None and not 1 <= only <= shards:
+        raise _usage(f"--fcp-fuzz-shard {only}: must be between 1 and --fcp-fuzz-shards ({shards})")
+    return shards, only
