@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import pathlib
 import re
+import shlex
 
 import pytest
 from hypothesis.database import DirectoryBasedExampleDatabase, InMemoryExampleDatabase
@@ -147,22 +148,24 @@ def test_plugin_replays_findings_from_the_default_database(pytester: pytest.Pyte
     assert _found_after(second.stdout.str()) == [1]
     # none: no database, the search starts over
     third = pytester.runpytest("-p", "no:xdist", *_args("--fcp-fuzz-db=none"))
-    assert _found_after(third.stdout.str()) == [searched]
+    (again,) = _found_after(third.stdout.str())
+    assert again > 1  # searched again, not replayed (coverage targeting may take another path to it)
 
 
 def test_plugin_shards_under_xdist_share_the_database(pytester: pytest.Pytester) -> None:
     pytester.syspathinsert(ROOT)
     db = pytester.path / "shared-db"
-    first = pytester.runpytest_subprocess("-n", "2", *_args(f"--fcp-fuzz-db={db}"))
+    first = pytester.runpytest_subprocess("-n", "2", *_args(f"--fcp-fuzz-db={db}", "--fcp-fuzz-examples=600"))
     first.assert_outcomes(failed=2)  # one item per shard: the default is one shard per worker
     first.stdout.fnmatch_lines(["*fcp_fuzz?tests.test_fuzz:retry_after_ignored:1/2?*"])
     assert all(n > 1 for n in _found_after(first.stdout.str()))
-    second = pytester.runpytest_subprocess("-n", "2", *_args(f"--fcp-fuzz-db={db}"))
+    second = pytester.runpytest_subprocess("-n", "2", *_args(f"--fcp-fuzz-db={db}", "--fcp-fuzz-examples=600"))
     second.assert_outcomes(failed=2)
     assert _found_after(second.stdout.str()) == [1, 1]
-    replay = re.search(r"replay: (pytest .*--fcp-fuzz-shard=2)", second.stdout.str())
+    replay = re.search(r"replay: (.*pytest .*--fcp-fuzz-shard=2)", second.stdout.str())
     assert replay is not None, second.stdout.str()
-    args = replay.group(1).split()[1:]
+    words = shlex.split(replay.group(1))
+    args = words[words.index("--fcp-fuzz") :]  # after the launcher (uv run, python -m pytest ...)
     assert "--fcp-fuzz-shards=2" in args and "--fcp-seed=3" in args
     one = pytester.runpytest("-p", "no:xdist", *args)
     one.assert_outcomes(failed=1)  # exactly that shard
@@ -182,7 +185,7 @@ def test_plugin_replay_line_without_shards_pins_one_shard(pytester: pytest.Pytes
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "replay: pytest --fcp-fuzz --fcp-seed=3 --fcp-engine=* --fcp-fuzz-budget=50.0 --fcp-fuzz-db=none "
+            "replay: *pytest --fcp-fuzz --fcp-seed=3 * --fcp-engine=* --fcp-fuzz-budget=50 --fcp-fuzz-db=none "
             "--fcp-fuzz-shards=1"
         ]
     )
