@@ -30,7 +30,11 @@ KINDS: list[tuple[str, str]] = [
     ("raised although every day was obtainable", r"^outcome: raised .* although every day was obtainable"),
     (
         "... of which a corrupt cache file crashed the read",
-        r"^outcome: raised (Compute|Schema|ColumnNotFound)Error ",
+        r"^outcome: raised (Compute|Schema|ColumnNotFound)Error (?!\(data type mismatch for column open_time)",
+    ),
+    (
+        "... of which its own day files, written in two time units, could not be read together",
+        r"^outcome: raised SchemaError \(data type mismatch for column open_time: incoming: Datetime\('ms'",
     ),
     ("REST rows tagged as Vision rows", r"^sources: .*rows tagged vision; expected rest"),
     ("another interval's Vision files fetched", r"^needed_only: asked Vision for another interval's files"),

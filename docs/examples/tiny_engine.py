@@ -28,7 +28,10 @@ import pyarrow.csv as pa_csv
 from pytest_fcp.engines import CACHE_SCHEMA, FETCH_SCHEMA, CacheLayout
 
 DAY_MS, MIN_AGE_MS = 86_400_000, 48 * 3_600_000
-INTERVALS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": DAY_MS}
+INTERVALS = {
+    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
+    "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": DAY_MS,
+}  # fmt: skip
 #: market -> (Vision prefix, REST klines URL, REST page limit)
 MARKETS = {
     "spot": ("data/spot", "https://api.binance.com/api/v3/klines", 1000),
@@ -150,7 +153,7 @@ class TinyEngine:
 
     def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
         """Bars with ``start <= open_time < end``: cache, then Vision, then REST, else ``DataSourceError``."""
-        if market not in MARKETS or interval not in INTERVALS:
+        if market not in MARKETS or interval not in INTERVALS or (interval == "1s" and market != "spot"):
             raise ValueError(f"unsupported market/interval {market!r} {interval!r}")
         lo, hi, now_ms = to_ms(start), to_ms(end), to_ms(dt.datetime.now(dt.UTC))
         key = (symbol, market, interval)
@@ -259,6 +262,8 @@ class TinyEngine:
                 rows = response.json()
                 if not isinstance(rows, list):
                     raise TypeError("not a list")
+                if any(len(r) < 6 for r in rows):  # a row without its volume is no bar
+                    raise IndexError("a row of fewer than 6 fields")
                 return [[int(r[0]), *map(float, r[1:6])] for r in rows]
             except (ValueError, TypeError, IndexError) as exc:
                 problem = f"malformed page ({type(exc).__name__})"

@@ -40,7 +40,7 @@ class Effect:
     ``alter_values``, ``other_file`` (``swap`` = ``symbol`` or ``interval``, param ``other``).
     REST kinds: ``binance_error`` (status, Binance code, message; param ``retry_after`` where it has one),
     ``html_error`` (status, title), ``connect``, ``timeout``, ``malformed_json``, ``rows_empty``, ``rows_keep``
-    (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``).
+    (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields`` (param ``fields``).
     Cache kinds: ``zero_byte``, ``truncate``, ``random_bytes``, ``stream``, ``drop_column``, ``strings``,
     ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``.
     """
@@ -172,6 +172,24 @@ FAULTS: dict[str, FaultKind] = _kinds(
         unverifiable=True,
     ),
     FaultKind(
+        "vision.checksum_timeout",
+        "the .CHECKSUM request times out (the zip answers normally)",
+        Effect("timeout"),
+        {"timeout": 30.0},
+        ("checksum",),
+        obtainable="maybe",  # the genuine zip, unverifiable while the .CHECKSUM fails
+        unverifiable=True,
+    ),
+    FaultKind(
+        "vision.checksum_connect_error",
+        "the .CHECKSUM request's connection is refused (the zip answers normally)",
+        Effect("connect"),
+        {},
+        ("checksum",),
+        obtainable="maybe",
+        unverifiable=True,
+    ),
+    FaultKind(
         "vision.wrong_symbol",
         "the published zip (with a matching .CHECKSUM) holds another symbol's file",
         Effect("other_file", swap="symbol"),
@@ -229,6 +247,13 @@ FAULTS: dict[str, FaultKind] = _kinds(
         obtainable="yes",
     ),
     FaultKind("rest.duplicate_rows", "200 whose page repeats every row twice", Effect("rows_twice"), obtainable="yes"),
+    FaultKind(
+        "rest.row_fields",
+        "200 whose rows hold `fields` fields instead of Binance's 12 (cut short, or padded with extra ones)",
+        Effect("rows_fields"),
+        {"fields": 13},
+        obtainable="maybe",  # extra fields may be ignored; missing ones may make the page unreadable
+    ),
     # --- Cache (the state of a day's file before the fetch) ---
     FaultKind("cache.zero_byte", "the day's cache file exists with zero bytes", Effect("zero_byte")),
     FaultKind("cache.truncated", "the day's Arrow file is cut short", Effect("truncate"), {"keep": 0.5}),
@@ -280,6 +305,7 @@ PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
     "extra": (0, 1000),
     "keep": (0, 1),
     ("rest.short_page", "keep"): (0, MAX_PAGE_LIMIT),
+    "fields": (1, 40),
     "retry_after_format": ("seconds", "http-date"),
     "holes": ("end", "start", "middle"),
     "error": ("ENOSPC", "EIO"),
@@ -292,6 +318,7 @@ NO_EFFECT: dict[tuple[str, str], tuple[float, str]] = {
     ("truncate", "keep"): (1, "keeps the whole file"),
     ("rows_out_of_range", "extra"): (0, "adds no bar"),
     ("delay", "delay"): (0, "delays nothing"),
+    ("rows_fields", "fields"): (12, "is Binance's own field count"),
 }
 
 

@@ -235,6 +235,15 @@ class RestApi:
         after = self.truth.klines(market, symbol, interval, last + step, last + step * (extra + 1))
         return _rendered(kline_rows(before, market)) + rows + _rendered(kline_rows(after, market))
 
+    def _rows_fields(self, fault: Fault, rows: list[Row], *_: Any) -> list[Row]:
+        fields = int(fault.param("fields"))
+        reshaped = []
+        for open_time, text in rows:
+            row = json.loads(text)
+            row = row[:fields] + ["0"] * (fields - len(row))
+            reshaped.append((open_time, json.dumps(row, separators=(",", ":")).encode()))
+        return reshaped
+
 
 _ANSWERS: dict[str, Callable[[RestApi, Fault, dict[str, str]], Answer]] = {
     "binance_error": RestApi._binance_error,
@@ -248,4 +257,5 @@ _PAGES: dict[str, Callable[..., list[Row]]] = {
     "rows_keep": RestApi._rows_keep,
     "rows_twice": RestApi._rows_twice,
     "rows_out_of_range": RestApi._rows_out_of_range,
+    "rows_fields": RestApi._rows_fields,
 }

@@ -194,6 +194,8 @@ def rest_rows(payload: object) -> list[tuple[int, list[float]]]:
     try:
         if not isinstance(payload, list):
             raise TypeError("not a list")
+        if any(len(row) < 6 for row in payload):  # a row without its volume is no bar
+            raise IndexError("a row holds fewer than 6 fields")
         return [(int(row[0]), [float(v) for v in row[1:6]]) for row in payload]
     except (TypeError, ValueError, IndexError) as exc:
         raise SourceFailed(f"malformed klines answer ({exc})") from exc
