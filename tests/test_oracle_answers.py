@@ -12,9 +12,10 @@ import pyarrow as pa
 import pytest
 
 from pytest_fcp.contract import judge, plan
-from pytest_fcp.contract.answers import OK, kind_meaning, spoiled_days
+from pytest_fcp.contract.answers import OK, answered, kind_meaning
 from pytest_fcp.core.cache_states import DayFileState
 from pytest_fcp.core.markets import to_ms
+from pytest_fcp.engines import load_engine
 from pytest_fcp.faults import FAULTS, fault, faults_for_source
 from pytest_fcp.world import World
 from pytest_fcp.world.answer import Target
@@ -102,7 +103,38 @@ def test_every_rest_fault_kind_is_read_from_the_fault_table(fault_id):
         assert joint.rest == "empty"
     else:  # an error or a short page: the day may be had (a retry) or not
         assert (joint.rest, joint.obtainable) == ("possible", "possible")
-    assert (kind_meaning(kind) == OK) == (spoiled_days(_obs(_record(0, *JOINT, fault_id))) == {})
+    assert (kind_meaning(kind) == OK) == (answered(_obs(_record(0, *JOINT, fault_id))).spoiled == {})
+
+
+# --- a fault scoped to one day shadows a later fault for the other days of its request -------------------------
+SHADOW = [fault("rest.short_page", days=[D10]), fault("rest.http503")]  # 503: every request for 2024-01-09 alone
+
+
+def _short_pages(first: int, count: int) -> list[RequestRecord]:
+    """Requests from 2024-01-09 ``first`` h on, 3 bars apart, each answered by the short page (3 bars)."""
+    return [_record(n, START + (first + 3 * n) * HOUR, NOW, "rest.short_page") for n in range(count)]
+
+
+def test_a_day_short_pages_delivered_whole_may_be_served_although_asked_alone_it_cannot():
+    assert _plans(SHADOW)[D9].obtainable == "impossible"  # asked alone: the 503 answers
+    walked = _plans(SHADOW, *_short_pages(0, 8))  # 8 pages of 3 bars: 2024-01-09 whole
+    assert (walked[D9].rest, walked[D9].obtainable) == ("possible", "possible")
+    assert walked[D9].allowed_sources == {"rest"}
+
+
+def test_a_day_the_answers_delivered_in_part_stays_impossible():
+    assert _plans(SHADOW, *_short_pages(0, 7))[D9].obtainable == "impossible"  # 21 of 24 bars
+    assert _plans(SHADOW, *_short_pages(3, 7))[D9].obtainable == "impossible"  # the first 3 bars never came
+
+
+def test_seed_70_the_reference_engine_walking_short_pages_is_no_false_alarm(tmp_path):
+    with World(tmp_path / "cache", NOW, faults=SHADOW) as world:
+        world.create_engine(load_engine("reference"))
+        obs = world.fetch(START, NOW)
+        verdicts = [str(v) for v in judge(world.spec, obs)]
+    assert {r.fault for r in obs.requests if r.source == "rest"} == {"rest.short_page"}
+    assert obs.ok and obs.rows_by_source() == {"rest": 36}
+    assert verdicts == []
 
 
 # --- the known false alarm, on a real world ---------------------------------------------------------------

@@ -8,7 +8,7 @@ schedule order, attempt windows, doors, objects), over the ways an honest engine
 means is in the fault table (:data:`pytest_fcp.faults.FAULTS`): ``obtainable``, ``rate_limit``,
 ``reads_as_no_data``. A fault that answered a REST request spoils every day that request covered, not only the
 day it is scoped to (:mod:`pytest_fcp.contract.answers`): those days are no longer certain on REST unless a good
-answer delivered them.
+answer delivered them; and a day the answers delivered whole was obtainable, whatever asking it alone gives.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pytest_fcp.contract.answers import EMPTY, FATAL, MAYBE, OK, kind_meaning, spoiled_days
+from pytest_fcp.contract.answers import EMPTY, FATAL, MAYBE, OK, answered, kind_meaning
 from pytest_fcp.core.freshness import is_old
 from pytest_fcp.faults import FaultSchedule
 
@@ -134,7 +134,7 @@ def _rest_state(faults: Sequence[Fault], series: tuple[str, str, str], day: dt.d
 def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
     """For each needed day, where the data may come from and whether it can be had."""
     plans: dict[dt.date, DayPlan] = {}
-    spoiled = spoiled_days(obs)
+    answers = answered(obs, spec.faults)
     for day in obs.days:
         before = obs.cache_before.get(day)
         cached = before is not None and before.valid
@@ -145,15 +145,18 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
         rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
-        rest = _spoiled(rest, spoiled.get(day))
+        rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
         plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale)
     return plans
 
 
-def _spoiled(rest: str, meaning: str | None) -> str:
-    """The day's REST state once an answer meaning ``meaning`` spoiled a request covering it (``None``: none
-    did, or a good answer delivered the day): never better than that answer allows."""
+def _answered(rest: str, meaning: str | None, delivered: bool) -> str:
+    """The day's REST state once this fetch's answers are known: a day they delivered whole was obtainable
+    (asked in another shape than alone); else an answer meaning ``meaning`` spoiled a request covering it
+    (``None``: none did), and the day is never better than that answer allows."""
+    if delivered and rest == "impossible":
+        rest = "possible"
     if meaning is None or rest == "impossible":
         return rest
     if meaning == EMPTY:
