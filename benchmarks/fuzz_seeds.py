@@ -31,6 +31,7 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--verbose", action="store_true", help="a line per seed as it ends")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the engines' own warnings (unwritable caches ...) are expected here
 
@@ -50,6 +51,11 @@ def main() -> int:
                 failures += 1
                 alarms[name].append(seed)
                 print(result.report(), flush=True)
+            if args.verbose:
+                print(
+                    f"{name} seed {seed}: {'passed' if result.passed else 'FALSE ALARM'}, {result.examples} run",
+                    flush=True,
+                )
         found = f" (seeds {', '.join(map(str, alarms[name]))})" if alarms[name] else ""
         print(f"{name}: {len(seeds)} seeds, {examples} scenarios run, {len(alarms[name])} false alarm(s){found}")
     print("false alarms per engine: " + ", ".join(f"{name} {len(seen)}" for name, seen in alarms.items()))
