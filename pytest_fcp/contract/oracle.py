@@ -6,7 +6,9 @@ fault that recovers) or *not* obtainable from a source. The oracle predicts whic
 exactly as the world does (:func:`predict` runs the world's own :class:`~pytest_fcp.faults.FaultSchedule`:
 schedule order, attempt windows, doors, objects), over the ways an honest engine may ask; what each answer
 means is in the fault table (:data:`pytest_fcp.faults.FAULTS`): ``obtainable``, ``rate_limit``,
-``reads_as_no_data``.
+``reads_as_no_data``. A fault that answered a REST request spoils every day that request covered, not only the
+day it is scoped to (:mod:`pytest_fcp.contract.answers`): those days are no longer certain on REST unless a good
+answer delivered them; and a day the answers delivered whole was obtainable, whatever asking it alone gives.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pytest_fcp.contract.answers import EMPTY, FATAL, MAYBE, OK, answered, kind_meaning
 from pytest_fcp.core.freshness import is_old
 from pytest_fcp.faults import FaultSchedule
 
@@ -65,17 +68,9 @@ class DayPlan:
         return "impossible"
 
 
-#: What an attempt's answer means for getting the day from that source.
-OK, EMPTY, MAYBE, FATAL = "ok", "empty", "maybe", "fatal"
-
-
 def _meaning(item: Fault | None) -> str:
     """What an answer from ``item`` (``None``: no fault answered) means for getting the day."""
-    if item is None or item.kind.obtainable == "yes":
-        return OK
-    if item.kind.reads_as_no_data:
-        return EMPTY
-    return MAYBE if item.kind.obtainable == "maybe" else FATAL
+    return kind_meaning(None if item is None else item.kind)
 
 
 def _rounds(faults: Sequence[Fault]) -> int:
@@ -139,6 +134,7 @@ def _rest_state(faults: Sequence[Fault], series: tuple[str, str, str], day: dt.d
 def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
     """For each needed day, where the data may come from and whether it can be had."""
     plans: dict[dt.date, DayPlan] = {}
+    answers = answered(obs, spec.faults)
     for day in obs.days:
         before = obs.cache_before.get(day)
         cached = before is not None and before.valid
@@ -149,6 +145,20 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
         rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
+        rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
         plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale)
     return plans
+
+
+def _answered(rest: str, meaning: str | None, delivered: bool) -> str:
+    """The day's REST state once this fetch's answers are known: a day they delivered whole was obtainable
+    (asked in another shape than alone); else an answer meaning ``meaning`` spoiled a request covering it
+    (``None``: none did), and the day is never better than that answer allows."""
+    if delivered and rest == "impossible":
+        rest = "possible"
+    if meaning is None or rest == "impossible":
+        return rest
+    if meaning == EMPTY:
+        return "empty"
+    return "possible" if rest == "certain" else rest
