@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any
@@ -92,9 +91,10 @@ def _fuzz_shards(config: pytest.Config) -> tuple[int, int | None]:
         except ValueError:
             raise _usage("ini fcp_fuzz_shards must be a whole number of at least 1") from None
     if shards is None:
-        workers = config.getoption("numprocesses", None)
-        if not isinstance(workers, int):
-            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+        workerinput = getattr(config, "workerinput", None)  # an xdist worker: the controller's count
+        workers = workerinput.get("workercount", 1) if workerinput else config.getoption("numprocesses", None)
+        if not isinstance(workers, int):  # no xdist here (a nested run inherits only the environment)
+            workers = 1
         shards = max(1, workers)
     if shards < 1:
         raise _usage(f"--fcp-fuzz-shards {shards}: must be a whole number of at least 1")
