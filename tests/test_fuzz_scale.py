@@ -133,7 +133,9 @@ def _args(*extra: str) -> list[str]:
 
 
 def _found_after(text: str) -> list[int]:
-    return [int(n) for n in re.findall(r"found after (\d+) examples", text)]
+    """The examples each failing item needed, from its report (not the short summary, which repeats it in CI)."""
+    report = "\n".join(line for line in text.splitlines() if not line.startswith("FAILED "))
+    return [int(n) for n in re.findall(r"found after (\d+) examples", report)]
 
 
 def test_plugin_replays_findings_from_the_default_database(pytester: pytest.Pytester) -> None:

@@ -71,17 +71,12 @@ def test_the_command_repeats_seed_options_and_the_tested_engine(tmp_path: pathli
     assert shlex.split(replay_command(run, scenario))[-2:] == ["--fcp-engine=pkg.mod:create", "s.toml::x[reference]"]
 
 
-def test_a_fuzz_item_replays_with_fuzzing_and_odd_paths_are_quoted(tmp_path: pathlib.Path) -> None:
+def test_a_fuzz_item_replays_with_its_own_line_and_odd_paths_are_quoted(tmp_path: pathlib.Path) -> None:
     item = item_at("my tests/t.py::test_x[a b]", tmp_path / "my tests" / "t.py")
-    item.fuzz_item = True
     line = replay_command(settings(tmp_path), item)
-    assert shlex.split(line) == [
-        "pytest",
-        "--fcp-seed=7",
-        "--fcp-engine=reference",
-        "--fcp-fuzz",
-        "my tests/t.py::test_x[a b]",
-    ]
+    assert shlex.split(line) == ["pytest", "--fcp-seed=7", "--fcp-engine=reference", "my tests/t.py::test_x[a b]"]
+    item.replay_line = lambda run: f"pytest --fcp-fuzz --fcp-seed={run.seed} --fcp-fuzz-shards=1"  # a fuzz item's
+    assert replay_command(settings(tmp_path), item) == "pytest --fcp-fuzz --fcp-seed=7 --fcp-fuzz-shards=1"
 
 
 def test_a_node_id_with_a_class_keeps_every_part(tmp_path: pathlib.Path) -> None:
