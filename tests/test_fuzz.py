@@ -202,7 +202,7 @@ def test_planted_defect_is_found_and_shrunk(factory: Any, tmp_path: pathlib.Path
         f"fault(s) over {len(_days(scenario))} day(s): {scenario.description}"
     )
     assert len(scenario.faults) <= 2, report
-    assert len(_days(scenario)) <= 2, report
+    assert len(_days(scenario)) <= 4, report  # two on current Hypothesis; its 6.100 floor's shrinker stops at four
     (saved,) = load_file(result.saved)
     verdicts, _ = run_once(saved, factory, seed=1, workdir=tmp_path)
     assert verdicts, f"the saved scenario passes on {factory.__name__}:\n{report}"

@@ -183,7 +183,8 @@ def test_plugin_shards_a_correct_engine_and_sums_the_budget(pytester: pytest.Pyt
 
 def test_plugin_replay_line_without_shards_pins_one_shard(pytester: pytest.Pytester) -> None:
     pytester.syspathinsert(ROOT)
-    result = pytester.runpytest("-p", "no:xdist", *_args("--fcp-fuzz-db=none", "--fcp-fuzz-budget=50"))
+    more = ("--fcp-fuzz-examples=600",)  # budget enough to find the defect on every Hypothesis version tested
+    result = pytester.runpytest("-p", "no:xdist", *_args("--fcp-fuzz-db=none", "--fcp-fuzz-budget=50", *more))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [

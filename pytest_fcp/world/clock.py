@@ -3,7 +3,7 @@
 Built on time-machine (``datetime.now``, ``time.time`` ... report virtual time). ``time.sleep`` and
 ``asyncio.sleep`` are replaced while the clock runs: a sleep advances virtual time at once and is recorded, so
 an engine's backoff costs no real time (an ``asyncio.sleep`` still yields to the event loop once).
-``time.monotonic`` and ``time.perf_counter`` stay real (the trace's real durations use them).
+``time.perf_counter`` stays real (the trace's real durations use it; time-machine before 3.0 moves ``time.monotonic``).
 """
 
 from __future__ import annotations
