@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import pathlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -47,6 +48,7 @@ __all__ = [
     "EngineFactory",
     "EngineLoadError",
     "available_engines",
+    "env_prefixes",
     "error_kind",
     "load_engine",
 ]
@@ -172,6 +174,18 @@ def _registered() -> tuple[EntryPoint, ...]:
 def available_engines() -> dict[str, str]:
     """Engine names registered in the ``pytest_fcp.engines`` entry-point group -> their target."""
     return {ep.name: ep.value for ep in _registered()}
+
+
+def env_prefixes(factory: object) -> tuple[str, ...]:
+    """The prefixes of the environment variables an engine reads as its own settings (``CKVD_`` for ckvd): the
+    factory's ``env_prefixes`` attribute, else its module's ``ENV_PREFIXES``; none when neither is declared."""
+    declared = getattr(factory, "env_prefixes", None)
+    if declared is None:
+        module = sys.modules.get(getattr(factory, "__module__", "") or "")
+        declared = getattr(module, "ENV_PREFIXES", ())
+    if isinstance(declared, str):
+        declared = (declared,)
+    return tuple(str(p) for p in declared if p)
 
 
 def load_engine(name: str) -> EngineFactory:

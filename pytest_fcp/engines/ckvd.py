@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'pytest-fcp[ckvd]'"
+#: ckvd reads its settings from ``CKVD_*`` variables (``CKVD_ENABLE_CACHE``, ``CKVD_LOG_LEVEL`` ...): the world owns
+#: them (cleared unless a scenario's ``env`` sets one), so the user's environment never changes a verdict.
+ENV_PREFIXES = ("CKVD_",)
 
 #: ckvd 4.x's day files (read from its ``vision_path_mapper`` and ``ckvd_cache_utils``): the Vision URL mirrored
 #: below the cache dir, Arrow IPC files written by polars, ``open_time`` in nanoseconds plus ckvd's extra columns.

@@ -99,6 +99,8 @@ def scenario_lines(scenario: Scenario) -> list[str]:
         lines.append(f"cached = {toml_value(list(scenario.cached))}")
     if scenario.local_tz:
         lines.append(f"local_tz = {toml_value(scenario.local_tz)}")
+    if scenario.env:
+        lines.append(f"env = {toml_value(dict(scenario.env))}")
     reqs = [_request(r) for r in scenario.requests]
     lines.append(f"request = {toml_value(reqs[0] if len(reqs) == 1 else reqs)}")
     expect = _expect_lines(scenario.expect)

@@ -42,11 +42,13 @@ __all__ = [
 
 MARKER_DOC = (
     "fcp(*, faults=(), now=None, market='spot', symbol=None, interval='1h', truth='synthetic', "
-    "cached=(), publish_delay_hours=24, local_tz=None, engines=None): run the test's engine (fixture fcp_engine) in a "
+    "cached=(), publish_delay_hours=24, local_tz=None, env=None, engines=None): run the test's engine "
+    "(fixture fcp_engine) in a "
     "simulated Binance world. faults: fault ids or pytest_fcp.fault(...) objects (see pytest_fcp.FAULTS); "
     "now: the world's UTC now (ISO string or aware datetime; default --fcp-now); market: spot | "
     "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
-    "truth: synthetic | golden; engines: restrict the engines this test runs on."
+    "truth: synthetic | golden; env: environment variables the engine runs with ({name: value}); "
+    "engines: restrict the engines this test runs on."
 )
 MARKER_KEYS = (
     "faults",
@@ -58,6 +60,7 @@ MARKER_KEYS = (
     "cached",
     "publish_delay_hours",
     "local_tz",
+    "env",
     "engines",
 )
 
@@ -162,7 +165,20 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
         log_level=run.log_level,
         cached=cached,
         local_tz=options.get("local_tz"),
+        env=_marker_env(options.get("env")),
     )
+
+
+def _marker_env(value: object) -> tuple[tuple[str, str], ...]:
+    """The marker's ``env`` as sorted pairs; else a one-line error saying what is allowed."""
+    from pytest_fcp.world.spec import WorldError, check_env
+
+    if value is None:
+        return ()
+    try:
+        return check_env(value)
+    except ValueError as exc:
+        raise WorldError(f"@pytest.mark.fcp env: {exc}") from None
 
 
 def _marker_day(value: object, field: str) -> dt.date:

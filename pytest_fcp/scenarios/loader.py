@@ -15,6 +15,7 @@ File format (see ``docs/scenarios.md``)::
     truth = "synthetic"                              # optional: synthetic, golden
     publish_delay_hours = 24                         # optional: 0 .. 720
     local_tz = "Asia/Tokyo"                          # optional: the engine runs in this local time zone
+    env = { CKVD_ENABLE_CACHE = "false" }            # optional: environment variables the engine runs with
     faults = ["vision.http403", { id = "rest.http503", days = ["2024-01-03"], attempts = "first:1" }]
     cached = ["2024-01-02"]                          # days of the scenario's series cached before the first fetch
     request = { start = "2024-01-02", end = "2024-01-05" }

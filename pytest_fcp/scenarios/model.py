@@ -110,6 +110,7 @@ class Scenario:
     cached: tuple[dt.date, ...] = ()
     publish_delay_hours: float = 24.0
     local_tz: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""
@@ -135,4 +136,5 @@ class Scenario:
             log_level=log_level,
             cached=self.cached,
             local_tz=self.local_tz,
+            env=self.env,
         )

@@ -20,7 +20,7 @@ from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
-from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_local_tz
+from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_env, check_local_tz
 
 __all__ = ["LIMITS", "parse_scenario"]
 
@@ -37,6 +37,7 @@ SCENARIO_KEYS = {
     "request",
     "publish_delay_hours",
     "local_tz",
+    "env",
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at")
@@ -347,6 +348,12 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
             check_local_tz(local_tz)
         except WorldError as exc:
             fail("local_tz", str(exc))
+    env: tuple[tuple[str, str], ...] = ()
+    if "env" in data:
+        try:
+            env = check_env(data["env"])
+        except ValueError as exc:
+            fail("env", str(exc))
     delay = _delay(data, fail)
     requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
     faults = _faults(data.get("faults", []), fail)
@@ -365,6 +372,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         cached=cached,
         publish_delay_hours=delay,
         local_tz=local_tz,
+        env=env,
         expect=expect,
         theme=theme,
         file=file,

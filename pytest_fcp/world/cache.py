@@ -238,6 +238,7 @@ class CacheSandbox:
         self.root_prefix = str(root) + os.sep
         # XDG_CACHE_HOME and friends point here; like a fresh home, it exists once something writes there
         self.home = root.parent / (root.name + "-home")
+        self.temp = self.home / "tmp"  # the engine's private TMPDIR (see world.environment)
         self._immutable: list[pathlib.Path] = []
         self._chmodded: list[tuple[pathlib.Path, int]] = []
 

@@ -1,11 +1,13 @@
-"""What the world sets around the engine: a sandboxed environment (no real cache, home or AWS identity), and
-the engine's warnings and log sink routed into the recorder."""
+"""What the world sets around the engine: a sandboxed environment (no real cache, home, temporary directory or
+AWS identity), the engine's own environment variables owned by the world, and the engine's warnings and log sink
+routed into the recorder. Writes outside the sandbox are in :mod:`~pytest_fcp.world.sandbox_writes`."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import pathlib
+import tempfile
 import threading
 import warnings
 import weakref
@@ -14,15 +16,32 @@ from typing import Any
 
 from pytest_fcp.world.cache import CacheSandbox
 from pytest_fcp.world.recorder import Recorder
+from pytest_fcp.world.spec import WORLD_VARIABLES
 
-__all__ = ["EngineThreads", "recorded_warnings", "sandboxed_environment", "takes_level"]
+__all__ = [
+    "EngineThreads",
+    "owned_environment",
+    "recorded_warnings",
+    "sandboxed_environment",
+    "takes_level",
+]
 
 
 @contextlib.contextmanager
-def sandboxed_environment(sandbox: CacheSandbox) -> Iterator[None]:
-    """Point the engine's cache, home directories and AWS identity into ``sandbox``; restore them after."""
+def sandboxed_environment(sandbox: CacheSandbox, env: tuple[tuple[str, str], ...] = ()) -> Iterator[None]:
+    """Point the engine's cache, home directories, temporary directory and AWS identity into ``sandbox`` and set
+    the scenario's ``env``; restore them after.
+
+    The temporary directory is private to the world (``TMPDIR``, ``TEMP``, ``TMP`` and :data:`tempfile.tempdir`):
+    an engine that downloads to a fixed name in "the" temporary directory meets no other world's file, and leaves
+    nothing in the system's."""
     home = sandbox.home
+    temp = sandbox.temp
+    temp.mkdir(parents=True, exist_ok=True)
     values = {
+        "TMPDIR": str(temp),
+        "TEMP": str(temp),
+        "TMP": str(temp),
         "XDG_CACHE_HOME": str(home / "cache"),
         "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"),
@@ -33,17 +52,51 @@ def sandboxed_environment(sandbox: CacheSandbox) -> Iterator[None]:
         "AWS_SECRET_ACCESS_KEY": "FCPSIMULATEDSECRET",
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
         "AWS_CONFIG_FILE": str(home / "aws-config"),
+        **dict(env),
     }
     saved = {name: os.environ.get(name) for name in values}
+    saved_tempdir = tempfile.tempdir
     os.environ.update(values)
+    tempfile.tempdir = str(temp)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        tempfile.tempdir = saved_tempdir
+        _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def owned_environment(
+    prefixes: tuple[str, ...], env: tuple[tuple[str, str], ...] = (), recorder: Recorder | None = None
+) -> Iterator[tuple[str, ...]]:
+    """Clear the engine's own variables (names starting with one of ``prefixes``) except the world's and those
+    the scenario sets (``env``), so the user's environment cannot change what the engine does; yields the names
+    cleared (and logs them in ``recorder``). On exit every such variable is as it was before, whatever the engine
+    set meanwhile."""
+    if not prefixes:
+        yield ()
+        return
+    keep = (*WORLD_VARIABLES, *(name for name, _ in env))
+    owned = [name for name in os.environ if name.startswith(prefixes) and name not in keep]
+    if owned and recorder is not None:
+        recorder.event("log", level="INFO", message=f"the world cleared {', '.join(sorted(owned))}")
+    saved: dict[str, str | None] = {name: os.environ[name] for name in owned}
+    for name in owned:
+        del os.environ[name]
+    try:
+        yield tuple(sorted(owned))
+    finally:
+        for name in [n for n in os.environ if n.startswith(prefixes) and n not in keep and n not in saved]:
+            saved[name] = None  # set by the engine while it ran: gone again
+        _restore(saved)
 
 
 class EngineThreads:
@@ -64,6 +117,10 @@ class EngineThreads:
         """The engine call returned: the threads it started stay the engine's."""
         self.known.update(t for t in threading.enumerate() if t not in self.before)
         self.caller, self.before = None, frozenset()
+
+    def running(self) -> bool:
+        """Whether an engine call is running and the current thread is the engine's."""
+        return self.caller is not None and self.match("")
 
     def match(self, _module: str) -> bool:
         """Whether the current thread is the engine's (called by the warnings machinery)."""

@@ -4,6 +4,7 @@ fuzzer and the ``fcp`` command all build their worlds through it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,10 @@ __all__ = [
     "LISTED_SINCE",
     "MAX_PUBLISH_DELAY",
     "TRUTHS",
+    "WORLD_VARIABLES",
     "WorldError",
     "WorldSpec",
+    "check_env",
     "check_local_tz",
 ]
 
@@ -48,6 +51,39 @@ def check_local_tz(name: object) -> str:
     return name
 
 
+#: The variables the world itself sets for every engine (a scenario's ``env`` may not set them).
+WORLD_VARIABLES = (
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "CKVD_CACHE_DIR",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "TZ",
+)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env(env: object) -> tuple[tuple[str, str], ...]:
+    """A scenario's ``env`` (names to string values) as sorted pairs; ``ValueError`` saying what is allowed."""
+    if not isinstance(env, dict):
+        raise ValueError('expected a table of variable names to string values, e.g. { CKVD_ENABLE_CACHE = "false" }')
+    for name, value in env.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a variable name; allowed: letters, digits and _ (not first a digit)")
+        if name in WORLD_VARIABLES:
+            raise ValueError(f"{name} is set by the world itself (sandbox, clock, AWS identity); it cannot be set here")
+        if not isinstance(value, str) or "\0" in value:
+            raise ValueError(f"{name}: the value must be a string (write numbers and booleans in quotes)")
+    return tuple(sorted(env.items()))
+
+
 class WorldError(ValueError):
     """A world that cannot be built as asked; the message says what is wrong and what is allowed."""
 
@@ -67,6 +103,8 @@ class WorldSpec:
     log_level: str = DEFAULT_LOG_LEVEL
     cached: tuple[dt.date, ...] = field(default=())
     local_tz: str | None = None
+    #: Environment variables the engine runs with (name, value), beyond the world's own.
+    env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.now, dt.datetime) or self.now.tzinfo is None:
@@ -85,6 +123,10 @@ class WorldSpec:
             )
         if self.local_tz is not None:
             check_local_tz(self.local_tz)
+        try:
+            object.__setattr__(self, "env", check_env(dict(self.env)))
+        except (ValueError, TypeError) as exc:
+            raise WorldError(f"env: {exc}") from None
         try:
             spec = market_spec(self.market)
             interval_ms(self.interval)

@@ -10,6 +10,7 @@ undoes exactly what starting did, in reverse, also after a failure half-way thro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import pathlib
 import threading
@@ -24,7 +25,7 @@ from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.core.markets import day_bounds_ms, to_ms
 from pytest_fcp.core.sources import error_kind
-from pytest_fcp.engines import Engine
+from pytest_fcp.engines import Engine, env_prefixes
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.faults.rules import cache_fault_series
 from pytest_fcp.trace import Trace
@@ -39,11 +40,18 @@ from pytest_fcp.world.cache_faults import (
 )
 from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
-from pytest_fcp.world.environment import EngineThreads, recorded_warnings, sandboxed_environment, takes_level
+from pytest_fcp.world.environment import (
+    EngineThreads,
+    owned_environment,
+    recorded_warnings,
+    sandboxed_environment,
+    takes_level,
+)
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_source, tally
 from pytest_fcp.world.recorder import Recorder
 from pytest_fcp.world.rest import RestApi
+from pytest_fcp.world.sandbox_writes import watch_writes
 from pytest_fcp.world.spec import WorldError, WorldSpec
 from pytest_fcp.world.truth import Truth
 from pytest_fcp.world.vision import VisionBucket
@@ -72,10 +80,10 @@ class World:
         log_level: str = DEFAULT_LOG_LEVEL,
         local_tz: str | None = None,
         cached: Sequence[dt.date] = (),
+        env: Iterable[tuple[str, str]] = (),
     ) -> None:
-        spec = WorldSpec(
-            now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level, tuple(cached), local_tz
-        )
+        spec = WorldSpec(now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level)
+        spec = dataclasses.replace(spec, cached=tuple(cached), local_tz=local_tz, env=tuple(env))
         self.spec = spec
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         self.truth: Truth = spec.make_truth()
@@ -120,6 +128,7 @@ class World:
             log_level=spec.log_level,
             local_tz=spec.local_tz,
             cached=spec.cached,
+            env=spec.env,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -155,7 +164,9 @@ class World:
                 "`with World(...)` and the fcp_world fixture stop theirs"
             )
         with contextlib.ExitStack() as stack:
-            stack.enter_context(sandboxed_environment(self.sandbox))
+            stack.enter_context(sandboxed_environment(self.sandbox, self.spec.env))
+            roots = (str(self.sandbox.root), str(self.sandbox.home))
+            stack.enter_context(watch_writes(roots, self._engine_threads.running, self._wrote_outside))
             stack.callback(self.vision.stop)
             self.vision.start()
             stack.callback(self._stop_aws)
@@ -224,7 +235,11 @@ class World:
         return engine
 
     def create_engine(self, factory: Any) -> Engine:
-        """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace)."""
+        """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace). The
+        variables the engine declares its own (:func:`~pytest_fcp.engines.env_prefixes`) are cleared from here to
+        the world's stop, except those the world and the scenario set."""
+        if self._stack is not None:
+            self._stack.enter_context(owned_environment(env_prefixes(factory), self.spec.env, self.recorder))
         with self._engine_warnings():
             engine = factory(self.cache_dir)
         return self.attach(engine)
@@ -418,6 +433,9 @@ class World:
                 created = block_day_file(path)
                 self.watch.blocked.update(self.sandbox.relative(p) for p in created[-1:])
                 self._blocked.extend(created)
+
+    def _wrote_outside(self, event: str, path: str) -> None:
+        self.recorder.violation("write", f"wrote outside its sandbox: {path} ({event})")
 
     def _on_sleep(self, seconds: float) -> None:
         self.poll_cache()
