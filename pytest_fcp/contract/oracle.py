@@ -41,13 +41,14 @@ class DayPlan:
     rest: str  # certain | possible | impossible | empty (may legitimately read as "no data")
     rate_limited: bool = False  # an always-firing 429/418 stands in REST's way
     stale_cache: bool = False  # a complete cached file with other values: valid-looking, the engine may serve it
+    peer_cache: bool = False  # another instance on the same cache, running at the same time, may have cached it
 
     @property
     def allowed_sources(self) -> set[str]:
         """The sources the day's rows may be tagged with."""
         if self.cached:
             return {"cache"}
-        allowed = {"cache"} if self.stale_cache else set()
+        allowed = {"cache"} if self.stale_cache or self.peer_cache else set()
         if self.vision != "impossible":
             allowed.add("vision")
         if self.vision != "certain" and self.rest != "impossible":
@@ -147,7 +148,8 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
         rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
-        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale)
+        peer = obs.together > 1 and old and (vision != "impossible" or rest != "impossible")
+        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, peer)
     return plans
 
 

@@ -2,6 +2,9 @@
 contract failures as stable keys, and counted totals. Canonical and order-free, so the same engine version
 gives the same record whatever order its threads ran in.
 
+Fetches that ran together with others (several engine instances on one cache) keep only what does not depend on
+their timing: the outcome, the failures, each day's cache state before and after and its row count.
+
 Per day: the cache state before; Vision's answers (door, status or exception, count); REST's answers
 (status or exception, count) for every request whose range touched the day; rows by source; the cache state
 after. Days outside the request appear when the engine asked about them or returned rows for them.
@@ -56,6 +59,7 @@ def fetch_record(obs: Observation) -> FetchRecord:
     rows = {day: per for day, per in obs.rows_per_day.items() if day is not None}
     days = sorted(set(obs.days) | set(vision) | set(rest) | set(rows))
     table = []
+    alone = obs.together == 1  # beside other fetches, which source served a day is the timing's, not the engine's
     for day in days:
         before, after = obs.cache_before.get(day), obs.cache_after.get(day)
         per = rows.get(day, {})
@@ -63,9 +67,11 @@ def fetch_record(obs: Observation) -> FetchRecord:
             DayRow(
                 day.isoformat(),
                 cache_before=before.status if before else "",
-                vision=_counted(vision.get(day, ())),
-                rest=_counted(rest.get(day, ())),
-                rows=", ".join(f"{source} {n}" for source, n in sorted(per.items())),
+                vision=_counted(vision.get(day, ())) if alone else "",
+                rest=_counted(rest.get(day, ())) if alone else "",
+                rows=", ".join(f"{source} {n}" for source, n in sorted(per.items()))
+                if alone
+                else (f"{sum(per.values())}" if per else ""),
                 cache_after=after.status if after else "",
             )
         )
@@ -78,6 +84,8 @@ def _totals(observations: Sequence[Observation]) -> Totals:
     retries = weight = sleeps = 0
     counts: Counter[str] = Counter()
     for obs in observations:
+        if obs.together > 1:
+            continue  # how many requests fetches running together make depends on their timing
         for record in obs.requests:
             counts[record.source] += 1
             weight += record.target.weight

@@ -41,7 +41,8 @@ class Request:
     """One fetch a scenario makes: bars from ``start`` up to ``end``.
 
     ``symbol`` / ``market`` / ``interval``: another series than the scenario's (``None``: the scenario's);
-    ``at``: the world's virtual now is moved forward to it before the fetch (``None``: no clock step)."""
+    ``at``: the world's virtual now is moved forward to it before the fetch (``None``: no clock step);
+    ``engine``: which engine instance asks (0-based; 0 unless the scenario runs several on one cache)."""
 
     start: dt.datetime
     end: dt.datetime
@@ -49,6 +50,7 @@ class Request:
     market: str | None = None
     interval: str | None = None
     at: dt.datetime | None = None
+    engine: int = 0
 
     def series(self, scenario: Scenario) -> tuple[str, str, str]:
         """``(symbol, market, interval)`` this request asks for, within ``scenario``."""
@@ -111,6 +113,10 @@ class Scenario:
     publish_delay_hours: float = 24.0
     local_tz: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    #: Engine instances on the one cache (each request names its own with ``engine``); ``together``: each
+    #: instance runs its requests in its own thread, all at once, as ckvd's guide runs its managers.
+    engines: int = 1
+    together: bool = False
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""

@@ -88,6 +88,33 @@ def _tag(source: str) -> str:
     return "(no source tag)" if source == "None" else source
 
 
+def _together(scenario: Scenario, world: World) -> list[FetchResult]:
+    """The scenario's requests, each instance's in its own thread, all at once; results in the scenario's order."""
+    from pytest_fcp.world.observation import FetchRequest
+
+    calls: dict[int, list[FetchRequest]] = {}
+    for request in scenario.requests:
+        symbol, market, interval = request.series(scenario)
+        calls.setdefault(request.engine, []).append(FetchRequest(symbol, market, interval, request.start, request.end))
+    observed = dict(zip(calls, world.fetch_together(list(calls.items())), strict=True))
+    return [observed[request.engine].pop(0) for request in scenario.requests]
+
+
+def _whose(verdicts: list[Verdict], engine: int, engines: int, earlier: list[Verdict]) -> list[Verdict]:
+    """With several instances, a verdict names the instance it is about; the cache's are about the shared cache:
+    said once."""
+    if engines == 1:
+        return verdicts
+    out = []
+    for verdict in verdicts:
+        if verdict.check == "cache":
+            if verdict not in earlier and verdict not in out:
+                out.append(verdict)
+        else:
+            out.append(Verdict(verdict.check, f"engine {engine + 1}: {verdict.reason}"))
+    return out
+
+
 def run_scenario(
     scenario: Scenario,
     engine: str | Any,
@@ -114,13 +141,28 @@ def run_scenario(
     run = ScenarioRun(scenario, name, world)
     with world:
         world.create_engine(factory)  # seeds the cached days, then applies the cache faults
-        for request in scenario.requests:
-            if request.at is not None:
-                world.advance_to(request.at)
-            symbol, market, interval = request.series(scenario)
-            result = world.fetch(request.start, request.end, symbol=symbol, market=market, interval=interval)
-            run.results.append(result)
-            run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
+        for _ in range(1, scenario.engines):
+            world.add_instance(factory)  # more instances of the engine on the same cache
+        if scenario.together:
+            run.results.extend(_together(scenario, world))
+        else:
+            for request in scenario.requests:
+                if request.at is not None:
+                    world.advance_to(request.at)
+                symbol, market, interval = request.series(scenario)
+                run.results.append(
+                    world.fetch(
+                        request.start,
+                        request.end,
+                        symbol=symbol,
+                        market=market,
+                        interval=interval,
+                        instance=request.engine,
+                    )
+                )
+        for request, result in zip(scenario.requests, run.results, strict=True):
+            verdicts = judge(spec, result, skip=scenario.expect.skip_checks)
+            run.verdicts.extend(_whose(verdicts, request.engine, scenario.engines, run.verdicts))
         run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
     note(spec, run.results)  # the coverage map's cells, when a collector is open
     return run

@@ -38,9 +38,13 @@ SCENARIO_KEYS = {
     "publish_delay_hours",
     "local_tz",
     "env",
+    "engines",
+    "together",
     "expect",
 }
-REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at")
+REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at", "engine")
+#: The most engine instances one scenario may run on one cache.
+MAX_ENGINES = 8
 EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
 #: The checks a scenario may switch off: those about how the engine asked, never about what it returned or cached.
 SKIPPABLE = ("order", "needed_only", "rate_limit")
@@ -146,7 +150,7 @@ def _requests(
         if not isinstance(req, dict) or not {"start", "end"} <= set(req) or set(req) - set(REQUEST_KEYS):
             extra = sorted(set(req) - set(REQUEST_KEYS)) if isinstance(req, dict) else []
             got = f"; unknown {extra[0]!r}" if extra else ""
-            fail(what, f"expected a table with start and end (optional: symbol, market, interval, at){got}")
+            fail(what, f"expected a table with start and end (optional: symbol, market, interval, at, engine){got}")
         start, end = _when(req["start"], fail, f"{what}.start"), _when(req["end"], fail, f"{what}.end")
         at = None
         if "at" in req:
@@ -166,6 +170,9 @@ def _requests(
         if days > LIMITS["request_days"]:
             fail(what, f"{days} days; a request may span at most {LIMITS['request_days']} days")
         _edges(start, end, clock, delay, f"{what}.at" if at else "now", fail)
+        engine = req.get("engine", 1)
+        if isinstance(engine, bool) or not isinstance(engine, int) or engine < 1:
+            fail(f"{what}.engine", f"{engine!r} is not an engine instance; allowed: 1 .. the scenario's engines")
         out.append(
             Request(
                 start,
@@ -174,6 +181,7 @@ def _requests(
                 market if market != series[1] else None,
                 interval if interval != series[2] else None,
                 at,
+                engine - 1,
             )
         )
     bars = sum(int((r.end - r.start) / dt.timedelta(milliseconds=interval_ms(r.interval or series[2]))) for r in out)
@@ -184,6 +192,38 @@ def _requests(
             "(shorten it or use a longer interval)",
         )
     return tuple(out)
+
+
+def _instances(data: dict[str, Any], fail: Fail) -> tuple[int, bool]:
+    """The scenario's engine instances on one cache, and whether they run together."""
+    engines = data.get("engines", 1)
+    if isinstance(engines, bool) or not isinstance(engines, int) or not 1 <= engines <= MAX_ENGINES:
+        fail("engines", f"{engines!r}: allowed a number of engine instances on one cache, 1 to {MAX_ENGINES}")
+    together = data.get("together", False)
+    if not isinstance(together, bool):
+        fail("together", f"{together!r}: allowed true (the instances run at once, one thread each) or false")
+    if together and engines < 2:
+        fail("together", "needs engines = 2 or more (instances that run at once)")
+    return engines, together
+
+
+def _engines_asked(requests: tuple[Request, ...], engines: int, together: bool, fail: Fail) -> None:
+    """Each request names an instance the scenario has; together, every instance asks and no clock steps."""
+    for i, request in enumerate(requests):
+        what = f"request[{i}]" if len(requests) > 1 else "request"
+        if request.engine >= engines:
+            fail(
+                f"{what}.engine",
+                f"engine {request.engine + 1}, but the scenario has {engines} (allowed: 1 .. {engines})",
+            )
+        if together and request.at is not None:
+            fail(f"{what}.at", "a clock step cannot happen while the instances run together; drop at or together")
+    idle = sorted(set(range(engines)) - {r.engine for r in requests})
+    if idle:
+        fail(
+            "engines",
+            f"engine {idle[0] + 1} makes no request; give it one (request.engine = {idle[0] + 1}) or lower engines",
+        )
 
 
 def _edges(start: dt.datetime, end: dt.datetime, now: dt.datetime, delay: float, field: str, fail: Fail) -> None:
@@ -355,7 +395,9 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         except ValueError as exc:
             fail("env", str(exc))
     delay = _delay(data, fail)
+    engines, together = _instances(data, fail)
     requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
+    _engines_asked(requests, engines, together, fail)
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
     expect = _expect(data.get("expect", {}), fail)
@@ -373,6 +415,8 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         publish_delay_hours=delay,
         local_tz=local_tz,
         env=env,
+        engines=engines,
+        together=together,
         expect=expect,
         theme=theme,
         file=file,

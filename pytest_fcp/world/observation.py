@@ -65,6 +65,9 @@ class Observation:
     cache_outside: Mapping[dt.date, tuple[DayFileState, DayFileState]] = field(default_factory=dict)
     #: Real seconds spent inside the engine's ``fetch`` (``time.perf_counter``): for the run's timing, never a verdict.
     engine_seconds: float = 0.0
+    #: How many fetches ran at the same time as one group, this one included (1: alone); with several, the cache
+    #: states before and after are those of the group's start and end (the cache is shared).
+    together: int = 1
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

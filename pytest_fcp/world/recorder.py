@@ -9,6 +9,7 @@ structured records the contract reads instead of re-parsing URLs: one :class:`Re
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import email.utils
 import threading
@@ -19,7 +20,12 @@ from typing import Any
 from pytest_fcp.trace import Event, Trace
 from pytest_fcp.world.answer import Target
 
-__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds"]
+__all__ = ["FETCH", "FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds"]
+
+#: The fetch the current code runs for (set by the world around each engine call that runs beside others; the
+#: engine's threads inherit it, see :func:`~pytest_fcp.world.threads.carry_context`): what it records is that
+#: fetch's. ``None``: not inside such a call.
+FETCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("fcp_fetch", default=None)
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
@@ -97,21 +103,38 @@ class Recorder:
         self.requests: list[RequestRecord] = []
         self.firings: list[FaultFiring] = []
         self.violations: list[str] = []
+        self.owners: dict[int, int] = {}  # event index -> the fetch it was recorded for (see FETCH)
+        self._firing_owners: list[int | None] = []
         self._lock = threading.Lock()
         self._attempts: dict[tuple[Any, ...], int] = {}
         self._pending = threading.local()  # the fault that answered this thread's request in progress
 
     def event(self, kind: str, **data: Any) -> Event:
-        """Record a trace event."""
-        return self.trace.record(kind, **data)
+        """Record a trace event (a ``cache`` event belongs to no fetch: the cache is shared, its watch sees files)."""
+        return self._owned(self.trace.record(kind, **data)) if kind != "cache" else self.trace.record(kind, **data)
+
+    def _owned(self, event: Event) -> Event:
+        owner = FETCH.get()
+        if owner is not None:
+            with self._lock:
+                self.owners[event.index] = owner
+        return event
 
     def fault(self, fault_id: str, source: str, day: dt.date | None, attempt: int = 0, url: str | None = None) -> None:
         """Record that a fault fired (Vision and REST: on the request this thread is answering)."""
-        self.trace.record(
-            "fault", id=fault_id, source=source, day=day.isoformat() if day else None, attempt=attempt or None, url=url
+        self._owned(
+            self.trace.record(
+                "fault",
+                id=fault_id,
+                source=source,
+                day=day.isoformat() if day else None,
+                attempt=attempt or None,
+                url=url,
+            )
         )
         with self._lock:
             self.firings.append(FaultFiring(fault_id, source, day, attempt, url))
+            self._firing_owners.append(FETCH.get())
         if url is not None:
             self._pending.fault = fault_id
 
@@ -134,17 +157,19 @@ class Recorder:
         fault, self._pending.fault = getattr(self._pending, "fault", None), None
         duration = round((now - v0).total_seconds(), 3)
         wait = retry_after_seconds(retry_after, now)
-        event = self.trace.record(
-            "http",
-            source=source,
-            door=door,
-            method=method,
-            url=url,
-            status=status,
-            error=error,
-            retry_after=wait,
-            duration_s=duration,
-            took_ms=round((time.perf_counter() - r0) * 1000, 3),
+        event = self._owned(
+            self.trace.record(
+                "http",
+                source=source,
+                door=door,
+                method=method,
+                url=url,
+                status=status,
+                error=error,
+                retry_after=wait,
+                duration_s=duration,
+                took_ms=round((time.perf_counter() - r0) * 1000, 3),
+            )
         )
         target = target or Target()
         key = (source, target.symbol, target.interval, target.days[:1], target.obj)
@@ -173,7 +198,7 @@ class Recorder:
         """Record something the world forbids (an unserved URL, a real socket or DNS lookup)."""
         with self._lock:
             self.violations.append(detail)
-        self.trace.record("violation", what=what, detail=detail)
+        self._owned(self.trace.record("violation", what=what, detail=detail))
 
     def mark(self) -> Mark:
         """The current position (see :meth:`since`)."""
@@ -185,3 +210,15 @@ class Recorder:
         with self._lock:
             requests = sorted(self.requests[mark.requests :], key=lambda r: r.index)
             return tuple(self.trace.events[mark.events :]), tuple(requests), tuple(self.firings[mark.firings :])
+
+    def of_fetch(
+        self, fetch: int, mark: Mark
+    ) -> tuple[tuple[Event, ...], tuple[RequestRecord, ...], tuple[FaultFiring, ...]]:
+        """What was recorded after ``mark`` for ``fetch`` (see :data:`FETCH`), each in order."""
+        with self._lock:
+            events = tuple(e for e in self.trace.events[mark.events :] if self.owners.get(e.index) == fetch)
+            requests = sorted(
+                (r for r in self.requests[mark.requests :] if self.owners.get(r.index) == fetch), key=lambda r: r.index
+            )
+            pairs = zip(self.firings[mark.firings :], self._firing_owners[mark.firings :], strict=True)
+            return events, tuple(requests), tuple(f for f, owner in pairs if owner == fetch)

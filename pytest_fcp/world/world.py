@@ -14,17 +14,15 @@ import dataclasses
 import datetime as dt
 import pathlib
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from pytest_fcp.core.cache_states import PATH_WORDS, DayFileState
+from pytest_fcp.core.cache_states import DayFileState
 from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.core.markets import day_bounds_ms, to_ms
-from pytest_fcp.core.sources import error_kind
 from pytest_fcp.engines import Engine, env_prefixes
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.faults.rules import cache_fault_series
@@ -47,12 +45,14 @@ from pytest_fcp.world.environment import (
     sandboxed_environment,
     takes_level,
 )
+from pytest_fcp.world.fetching import Pending, begin, call_engine, fetch_together, finish
 from pytest_fcp.world.network import SealedNetwork, active_network
-from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_source, tally
+from pytest_fcp.world.observation import FetchRequest, Observation
 from pytest_fcp.world.recorder import Recorder
 from pytest_fcp.world.rest import RestApi
 from pytest_fcp.world.sandbox_writes import watch_writes
 from pytest_fcp.world.spec import WorldError, WorldSpec
+from pytest_fcp.world.threads import carry_context
 from pytest_fcp.world.truth import Truth
 from pytest_fcp.world.vision import VisionBucket
 
@@ -101,6 +101,7 @@ class World:
         )
         self.watch = CacheWatch(self.sandbox, self.recorder, self._truth_of, self._path_of)
         self.engine: Engine | None = None
+        self.instances: list[Engine] = []  # the engine and the other instances of it on the same cache
         self.results: list[Observation] = []
         self._cache_paths: dict[tuple[str, str, str, dt.date], pathlib.Path] = {}
         self._to_block: list[pathlib.Path] = []  # day files to block at this fetch's first request
@@ -110,6 +111,7 @@ class World:
         self.warning_count = 0  # warnings the engine raised (recorded as trace events)
         self._engine_threads = EngineThreads()  # whose warnings are the engine's
         self._mock: Any = None
+        self._aws_lock = threading.Lock()
         self._stack: contextlib.ExitStack | None = None
 
     @classmethod
@@ -170,6 +172,7 @@ class World:
             stack.callback(self.vision.stop)
             self.vision.start()
             stack.callback(self._stop_aws)
+            stack.enter_context(carry_context())
             stack.callback(self.clock.stop)
             self.clock.start()
             if self.spec.local_tz:
@@ -201,12 +204,14 @@ class World:
 
     def _start_aws(self) -> None:
         """Start moto's AWS mock the first time a botocore client talks to the world (it costs ~15 ms)."""
-        if self._mock is None:
-            from moto import mock_aws
+        with self._aws_lock:  # engine threads running at once: the bucket exists before any of them is answered
+            if self._mock is None:
+                from moto import mock_aws
 
-            self._mock = mock_aws()
-            self._mock.start()
-            self.vision.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
+                mock = mock_aws()
+                mock.start()
+                self.vision.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
+                self._mock = mock
 
     def _stop_aws(self) -> None:
         if self._mock is not None:
@@ -218,13 +223,9 @@ class World:
         """Run ``engine`` in this world: the spec's cached days are seeded valid, then its cache faults are
         applied (whole-directory ones last), and its logs traced."""
         self.engine = engine
+        self.instances = [engine]
         self._cache_paths.clear()
-        set_sink = getattr(engine, "set_log_sink", None)
-        if callable(set_sink):
-            if takes_level(set_sink):
-                set_sink(self._on_log, level=self.log_level)
-            else:
-                set_sink(self._on_log)
+        self._sink(engine)
         if self.spec.cached:
             self.seed_cache(self.spec.cached)
         for item in sorted(self.faults.of_source("cache"), key=lambda f: not f.kind.needs_days):
@@ -234,18 +235,35 @@ class World:
         self.poll_cache(quiet=True)
         return engine
 
+    def _sink(self, engine: Engine) -> None:
+        set_sink = getattr(engine, "set_log_sink", None)
+        if callable(set_sink):
+            if takes_level(set_sink):
+                set_sink(self._on_log, level=self.log_level)
+            else:
+                set_sink(self._on_log)
+
+    def add_instance(self, factory: Any) -> Engine:
+        """Another instance of the engine on the same cache (after :meth:`create_engine`, which seeded it)."""
+        self._need_engine()
+        with self.engine_warnings():
+            engine = factory(self.cache_dir)
+        self._sink(engine)
+        self.instances.append(engine)
+        return engine
+
     def create_engine(self, factory: Any) -> Engine:
         """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace). The
         variables the engine declares its own (:func:`~pytest_fcp.engines.env_prefixes`) are cleared from here to
         the world's stop, except those the world and the scenario set."""
         if self._stack is not None:
             self._stack.enter_context(owned_environment(env_prefixes(factory), self.spec.env, self.recorder))
-        with self._engine_warnings():
+        with self.engine_warnings():
             engine = factory(self.cache_dir)
         return self.attach(engine)
 
     @contextlib.contextmanager
-    def _engine_warnings(self) -> Iterator[None]:
+    def engine_warnings(self) -> Iterator[None]:
         """Record the warnings raised inside as ``warning`` events (see :func:`recorded_warnings`)."""
         counted = [0]
         try:
@@ -341,81 +359,53 @@ class World:
         symbol: str | None = None,
         market: str | None = None,
         interval: str | None = None,
+        instance: int = 0,
     ) -> Observation:
-        """Ask the engine for ``[start, end)``; never raises the engine's exception (see ``Observation``)."""
-        engine = self._need_engine()
+        """Ask the engine (instance ``instance`` of it) for ``[start, end)``; never raises the engine's
+        exception (see ``Observation``)."""
+        self._need_engine()
         request = FetchRequest(symbol or self.symbol, market or self.market, interval or self.interval, start, end)
-        series = (request.symbol, request.market, request.interval)
-        now, days = self.now, request.days
-        before = {d: self.watch.state(series, d) for d in days}
-        around = (days[0] - dt.timedelta(days=1), days[-1] + dt.timedelta(days=1)) if days else ()
-        edges = [d for d in around if d not in before]
-        outside = {d: self.watch.state(series, d) for d in edges}
-        published = frozenset(d for d in days if self.vision.has_day(series[1], series[0], series[2], d, now))
-        self.recorder.event(
-            "request",
-            symbol=request.symbol,
-            market=request.market,
-            interval=request.interval,
-            start=start.isoformat(),
-            end=end.isoformat(),
-            cache_days={d.isoformat(): PATH_WORDS[s.status] for d, s in before.items()},
-        )
-        table: pa.Table | None = None
-        error: BaseException | None = None
-        if writes_fail(self.sandbox.root):  # blocked at the first request: after the engine read its cache
-            self._to_block = [self._path_of(series, d) for d in (*days, *around)]
-        began = time.perf_counter()
-        try:
-            with self._engine_warnings():
-                table = engine.fetch(request.symbol, request.market, request.interval, start, end)
-        except Exception as exc:
-            error = exc
-        engine_seconds = time.perf_counter() - began
+        pending = begin(self, request, self._instance(instance))
+        self.block_for([pending])
+        with self.engine_warnings():
+            call_engine(self, pending)
+        self.end_fetch()
+        observation = finish(self, pending, self.recorder.since(self._mark))
+        self.remark()
+        self.results.append(observation)
+        return observation
+
+    def fetch_together(self, calls: Sequence[tuple[int, Sequence[FetchRequest]]]) -> list[list[Observation]]:
+        """Each ``(instance, requests)`` in its own thread, all at once (see :func:`fetch_together`)."""
+        self._need_engine()
+        return fetch_together(self, [(self._instance(i), requests) for i, requests in calls])
+
+    def _instance(self, instance: int) -> int:
+        if not 0 <= instance < len(self.instances):
+            raise WorldError(f"no engine instance {instance + 1}: this world has {len(self.instances)}")
+        return instance
+
+    def block_for(self, pendings: Sequence[Pending]) -> None:
+        """Under ``cache.write_fails``: the day files to block at the first request (after the engine read its
+        cache), for the fetches about to run."""
+        if writes_fail(self.sandbox.root):
+            self._to_block = [self._path_of(p.series, d) for p in pendings for d in (*p.request.days, *p.neighbours)]
+
+    def end_fetch(self) -> None:
+        """After the engine calls: poll the cache, take the blocked day files away."""
         self.poll_cache()
         self._to_block = []
         unblock_day_files(self._blocked)
         self.watch.blocked.clear()
-        times, by_day = tally(table)
-        if error is not None:
-            self.recorder.event(
-                "outcome",
-                error=type(error).__name__,
-                error_kind=error_kind(error),
-                message=self._local(str(error))[:500],
-            )
-        else:
-            assert table is not None
-            self.recorder.event(
-                "outcome",
-                rows=table.num_rows,
-                rows_by_source=rows_per_source(by_day),
-                rows_by_day={(d.isoformat() if d else "null"): per for d, per in sorted(by_day.items(), key=str)},
-            )
-        events, requests, firings = self.recorder.since(self._mark)
+
+    def remark(self) -> None:
+        """What is recorded from now on belongs to the next fetch."""
         self._mark = self.recorder.mark()
-        after = {d: self.watch.state(series, d) for d in days}
-        outside_after = {d: (state, self.watch.state(series, d)) for d, state in outside.items()}
-        observation = Observation(
-            request=request,
-            now=now,
-            table=table,
-            error=error,
-            events=events,
-            requests=requests,
-            firings=firings,
-            violations=tuple(self.recorder.violations),
-            cache_before=before,
-            cache_after=after,
-            expected=self.expected(start, end, *series),
-            published=published,
-            row_times=times,
-            rows_per_day=by_day,
-            cache_outside=outside_after,
-            engine_seconds=engine_seconds,
-        )
-        self.results.append(observation)
-        return observation
+
+    @property
+    def instance_count(self) -> int:
+        """How many engine instances work on this world's cache."""
+        return len(self.instances)
 
     # --- recording -----------------------------------------------------------------------------------
     def poll_cache(self, quiet: bool = False) -> None:
@@ -441,7 +431,7 @@ class World:
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
 
-    def _local(self, text: str) -> str:
+    def local(self, text: str) -> str:
         """``text`` with this world's cache directory (a fresh temporary one each run) written ``<cache>``."""
         return text.replace(str(self.cache_dir), "<cache>")
 
@@ -449,6 +439,6 @@ class World:
         self.recorder.event(
             "log",
             level=record.get("level"),
-            message=self._local(str(record.get("message", "")))[:300],
+            message=self.local(str(record.get("message", "")))[:300],
             module=record.get("module"),
         )
