@@ -429,7 +429,10 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
             assert "pytest" not in graph[module], f"{module} imports pytest"
     leaf = "pytest_fcp.plugin.invocation"  # what pytest was given: below settings
     fuzz = "pytest_fcp.plugin.fuzz_settings"  # the fuzz options, read with invocation's checks
-    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz}, "settings must be a leaf of the plugin"
+    schedules = "pytest_fcp.plugin.schedule_settings"  # the schedule options, likewise
+    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz, schedules}, "settings must be a leaf"
+    for part in (fuzz, schedules):
+        assert graph[part] & plugin <= {leaf}, f"{part} reads only what invocation checks"
     assert not graph[leaf] & plugin, f"{leaf} must import nothing of the plugin"
     assert graph[fuzz] & plugin <= {leaf}, f"{fuzz} must import only {leaf} of the plugin"
     for part in plugin - {"pytest_fcp.plugin"}:

@@ -46,7 +46,7 @@ def check_outcome(case: Case) -> list[Verdict]:
             )
         ]
     names = error_names(obs.error)
-    name, message = type(obs.error).__name__, str(obs.error).strip()
+    name, message = type(obs.error).__name__, (obs.error_text or str(obs.error)).strip()
     if certain:
         return [Verdict("outcome", f"raised {name} ({message[:120]}) although every day was obtainable")]
     if not ({"DataSourceError", "RateLimitError"} & names):

@@ -54,6 +54,9 @@ SCENARIO_ONLY = {
     "fcp_no_bundled": "--fcp-no-bundled",
     "fcp_baseline_dir": "--fcp-baseline-dir",
     "fcp_unused_baselines": "--fcp-unused-baselines",
+    "fcp_schedules": "--fcp-schedules",
+    "fcp_schedule": "--fcp-schedule",
+    "fcp_schedule_strategy": "--fcp-schedule-strategy",
 }
 FUZZ_ONLY = {
     "fcp_fuzz_examples": "--fcp-fuzz-examples",

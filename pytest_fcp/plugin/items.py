@@ -169,19 +169,27 @@ class ScenarioItem(pytest.Item):
         self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
         self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
-        try:
-            self.stash[ENGINE_NAME_KEY] = engine
-            run = run_scenario(
-                scenario, factory, tmp / "cache", seed=run_settings.seed, log_level=run_settings.log_level
-            )
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        self.stash[ENGINE_NAME_KEY] = engine
+        expected = baselines.expected(engine, scenario.id)
+        if scenario.together:  # its behaviour is a set: one per schedule (plugin/behaviours.py)
+            from pytest_fcp.plugin.behaviours import merged, run_schedules, within_known
+
+            run, record, behaviours = run_schedules(scenario, factory, run_settings)
+            record = merged(expected, record) if run_settings.update_baselines else within_known(expected, record)
+            if len(behaviours.seen) > 1:
+                self.add_report_section("call", "fcp schedules", "\n".join(behaviours.lines(self._replay())))
+        else:
+            tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
+            try:
+                run = run_scenario(
+                    scenario, factory, tmp / "cache", seed=run_settings.seed, log_level=run_settings.log_level
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
         self.stash[WORLD_KEY] = run.world
-        record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
         verdicts = [str(v) for v in run.verdicts]
         path = run.world.trace.path()
-        expected = baselines.expected(engine, scenario.id)
         source = baselines.source(engine, scenario.id)
         self._fcp_info["baseline"] = baselines.label(source) if source is not None else None
         change = compare(expected, record)
@@ -206,6 +214,12 @@ class ScenarioItem(pytest.Item):
             raise ScenarioChanged(change.kind, change.lines, verdicts, path, source or baselines.target(engine))
         if verdicts:
             raise ScenarioFailed(verdicts, path)
+
+    def _replay(self) -> list[str]:
+        """This item's replay line, as words (a schedule's adds ``--fcp-schedule=N``)."""
+        from pytest_fcp.plugin.replay import replay_command
+
+        return replay_command(settings(self.config), self).split()
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         """A contract break as its verdicts and path; the harness's own failures without a traceback."""

@@ -106,6 +106,34 @@ def addoption(parser: pytest.Parser) -> None:
         "the summary) or fail (the run fails too). Default: ini fcp_unused_baselines, else report",
     )
     parser.addini("fcp_unused_baselines", default="", help="report or fail on unused baseline entries")
+    group.addoption(
+        "--fcp-schedules",
+        dest="fcp_schedules",
+        default=None,
+        metavar="K",
+        help="run each scenario whose engine instances run together under K interleavings (schedules 1..K, chosen "
+        "from the seed); behaviours that differ between them are reported, each with its replay line. Default: ini "
+        "fcp_schedules, else 1",
+    )
+    parser.addini(
+        "fcp_schedules", default="", help="interleavings each together-scenario runs under (like --fcp-schedules)"
+    )
+    group.addoption(
+        "--fcp-schedule",
+        dest="fcp_schedule",
+        default=None,
+        metavar="N",
+        help="run each together-scenario under schedule N alone (what a replay line gives)",
+    )
+    group.addoption(
+        "--fcp-schedule-strategy",
+        dest="fcp_schedule_strategy",
+        choices=("random", "pct"),
+        default=None,
+        help="how schedules pick who goes next: random (default: a uniform random walk) or pct (random priorities, "
+        "two change points). Default: ini fcp_schedule_strategy, else random",
+    )
+    parser.addini("fcp_schedule_strategy", default="", help="random or pct (like --fcp-schedule-strategy)")
 
 
 def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:

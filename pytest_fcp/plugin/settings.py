@@ -18,6 +18,7 @@ import pytest
 
 from pytest_fcp.core.fuzz_profiles import DEFAULT_EXAMPLES
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.core.schedules import DEFAULT_STRATEGY
 from pytest_fcp.plugin.fuzz_settings import FuzzSettings, fuzz_settings
 from pytest_fcp.plugin.invocation import (
     FCP_DESTS,
@@ -30,6 +31,7 @@ from pytest_fcp.plugin.invocation import (
     only_with,
     run_launcher,
 )
+from pytest_fcp.plugin.schedule_settings import ScheduleSettings, schedule_settings
 
 if TYPE_CHECKING:
     from pytest_fcp.world import World
@@ -77,6 +79,7 @@ class RunSettings:
     unused_baselines: str = "report"  # --fcp-unused-baselines: report unused entries, or fail the run on them
     rootdir: pathlib.Path = pathlib.Path()
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
+    schedules: ScheduleSettings = field(default_factory=ScheduleSettings)
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
     explicit_args: bool = False  # paths were given on the command line
     given_args: tuple[str, ...] = ()  # those paths (or node ids), as given
@@ -349,6 +352,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         unused_baselines=_unused_mode(config),
         rootdir=config.rootpath,
         fuzz=fuzz_settings(config),
+        schedules=schedule_settings(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
         given_args=given,
@@ -386,4 +390,7 @@ def _replay_options(
         out.append(f"--fcp-log-level={level}")
     if lean:
         out.append("--fcp-lean")
+    strategy = schedule_settings(config).strategy
+    if strategy != DEFAULT_STRATEGY:
+        out.append(f"--fcp-schedule-strategy={strategy}")
     return tuple(out)

@@ -44,7 +44,7 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
         got = "data" if result.ok else (result.error_kind or type(result.error).__name__)
         names = set() if result.ok else {c.__name__ for c in type(result.error).__mro__}
         if got not in expect.outcome and not (names & set(expect.outcome)):
-            detail = "" if result.ok else f": {str(result.error)[:160]}"
+            detail = "" if result.ok else f": {(result.error_text or str(result.error))[:160]}"
             want = " or ".join(expect.outcome)
             out.append(
                 Verdict(
@@ -88,7 +88,7 @@ def _tag(source: str) -> str:
     return "(no source tag)" if source == "None" else source
 
 
-def _together(scenario: Scenario, world: World) -> list[FetchResult]:
+def _together(scenario: Scenario, world: World, schedule: int | None, strategy: str) -> list[FetchResult]:
     """The scenario's requests, each instance's in its own thread, all at once; results in the scenario's order."""
     from pytest_fcp.world.observation import FetchRequest
 
@@ -96,7 +96,7 @@ def _together(scenario: Scenario, world: World) -> list[FetchResult]:
     for request in scenario.requests:
         symbol, market, interval = request.series(scenario)
         calls.setdefault(request.engine, []).append(FetchRequest(symbol, market, interval, request.start, request.end))
-    observed = dict(zip(calls, world.fetch_together(list(calls.items())), strict=True))
+    observed = dict(zip(calls, world.fetch_together(list(calls.items()), schedule, strategy), strict=True))
     return [observed[request.engine].pop(0) for request in scenario.requests]
 
 
@@ -122,10 +122,14 @@ def run_scenario(
     *,
     seed: int = 0,
     log_level: str = DEFAULT_LOG_LEVEL,
+    schedule: int | None = 1,
+    strategy: str = "random",
 ) -> ScenarioRun:
     """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``.
 
-    ``log_level``: the lowest level of the engine's own log records kept in the trace."""
+    ``log_level``: the lowest level of the engine's own log records kept in the trace; ``schedule`` and
+    ``strategy``: the interleaving of instances that run together (:mod:`pytest_fcp.world.turns`; ``None``: as
+    the operating system runs their threads)."""
     from pytest_fcp.engines import load_engine
 
     conflicts = setup_conflicts(
@@ -144,7 +148,7 @@ def run_scenario(
         for _ in range(1, scenario.engines):
             world.add_instance(factory)  # more instances of the engine on the same cache
         if scenario.together:
-            run.results.extend(_together(scenario, world))
+            run.results.extend(_together(scenario, world, schedule, strategy))
         else:
             for request in scenario.requests:
                 if request.at is not None:

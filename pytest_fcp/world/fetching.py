@@ -21,6 +21,7 @@ from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_sou
 from pytest_fcp.world.recorder import FETCH
 
 if TYPE_CHECKING:
+    from pytest_fcp.world.turns import Turns
     from pytest_fcp.world.world import World
 
 __all__ = ["Pending", "as_fetch", "begin", "call_engine", "fetch_together", "finish"]
@@ -135,13 +136,18 @@ def finish(
         cache_outside={d: (state, world.watch.state(series, d)) for d, state in pending.outside.items()},
         engine_seconds=pending.engine_seconds,
         together=pending.together,
+        error_text=world.local(str(error)) if error is not None else "",
     )
 
 
-def fetch_together(world: World, calls: Sequence[tuple[int, Sequence[FetchRequest]]]) -> list[list[Observation]]:
+def fetch_together(
+    world: World, calls: Sequence[tuple[int, Sequence[FetchRequest]]], turns: Turns | None = None
+) -> list[list[Observation]]:
     """Run each engine instance's requests in its own thread, all at once, on the one shared cache; returns each
     instance's observations in its order. Each fetch is judged with its own requests and faults; the cache's
-    state before is the state when they all began, afterwards when they all ended (the cache is shared)."""
+    state before is the state when they all began, afterwards when they all ended (the cache is shared).
+    ``turns``: the schedule deciding which instance goes on at each request and sleep (``None``: the threads
+    run as the operating system schedules them)."""
     mark = world.recorder.mark()
     begun: list[list[Pending]] = []
     ids: dict[int, int] = {}
@@ -159,12 +165,21 @@ def fetch_together(world: World, calls: Sequence[tuple[int, Sequence[FetchReques
         pending.together = len(everyone)
     world.block_for(everyone)
     start = threading.Barrier(len(begun))
+    world.players = {ids[id(p)]: p.instance for p in everyone} if turns is not None else {}
+    world.turns = turns
 
     def run(row: list[Pending]) -> None:
         start.wait()
-        for pending in row:
-            with as_fetch(ids[id(pending)]):
-                call_engine(world, pending)
+        player = row[0].instance
+        try:
+            if turns is not None:
+                turns.start(player)
+            for pending in row:
+                with as_fetch(ids[id(pending)]):
+                    call_engine(world, pending)
+        finally:
+            if turns is not None:
+                turns.finish(player)
 
     with world.engine_warnings():
         threads = [threading.Thread(target=run, args=(row,), name=f"fcp-engine-{i + 1}") for i, row in enumerate(begun)]
@@ -172,6 +187,9 @@ def fetch_together(world: World, calls: Sequence[tuple[int, Sequence[FetchReques
             thread.start()
         for thread in threads:
             thread.join()
+    world.turns, world.players = None, {}
+    if turns is not None:
+        world.recorder.event("schedule", order=turns.order[:200], forced=turns.forced or None)
     world.end_fetch()
     after: dict[tuple[str, str, str], dict[dt.date, DayFileState]] = {}
     out: list[list[Observation]] = []

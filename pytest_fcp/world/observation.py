@@ -68,6 +68,9 @@ class Observation:
     #: How many fetches ran at the same time as one group, this one included (1: alone); with several, the cache
     #: states before and after are those of the group's start and end (the cache is shared).
     together: int = 1
+    #: The error's message with the world's temporary paths written ``<cache>``: what verdicts quote, so a message
+    #: cut at a fixed width is cut the same way wherever the run's temporary directory is.
+    error_text: str = ""
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

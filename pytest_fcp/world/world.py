@@ -48,12 +48,13 @@ from pytest_fcp.world.environment import (
 from pytest_fcp.world.fetching import Pending, begin, call_engine, fetch_together, finish
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation
-from pytest_fcp.world.recorder import Recorder
+from pytest_fcp.world.recorder import FETCH, Recorder
 from pytest_fcp.world.rest import RestApi
 from pytest_fcp.world.sandbox_writes import watch_writes
 from pytest_fcp.world.spec import WorldError, WorldSpec
 from pytest_fcp.world.threads import carry_context
 from pytest_fcp.world.truth import Truth
+from pytest_fcp.world.turns import Turns
 from pytest_fcp.world.vision import VisionBucket
 
 __all__ = ["FetchResult", "World", "WorldError"]
@@ -102,6 +103,8 @@ class World:
         self.watch = CacheWatch(self.sandbox, self.recorder, self._truth_of, self._path_of)
         self.engine: Engine | None = None
         self.instances: list[Engine] = []  # the engine and the other instances of it on the same cache
+        self.turns: Turns | None = None  # while instances run together: whose turn it is (world/turns.py)
+        self.players: dict[int, int] = {}  # fetch -> the instance it runs on, while they run together
         self.results: list[Observation] = []
         self._cache_paths: dict[tuple[str, str, str, dt.date], pathlib.Path] = {}
         self._to_block: list[pathlib.Path] = []  # day files to block at this fetch's first request
@@ -375,10 +378,15 @@ class World:
         self.results.append(observation)
         return observation
 
-    def fetch_together(self, calls: Sequence[tuple[int, Sequence[FetchRequest]]]) -> list[list[Observation]]:
-        """Each ``(instance, requests)`` in its own thread, all at once (see :func:`fetch_together`)."""
+    def fetch_together(
+        self, calls: Sequence[tuple[int, Sequence[FetchRequest]]], schedule: int | None = 0, strategy: str = "random"
+    ) -> list[list[Observation]]:
+        """Each ``(instance, requests)`` in its own thread, all at once (see :func:`fetch_together`), in the
+        interleaving schedule number ``schedule`` picks from the world's seed (``None``: as the threads run)."""
         self._need_engine()
-        return fetch_together(self, [(self._instance(i), requests) for i, requests in calls])
+        players = [self._instance(i) for i, _ in calls]
+        turns = None if schedule is None else Turns(players, hash((self.seed, schedule)) & 0xFFFFFFFF, strategy)
+        return fetch_together(self, [(i, requests) for i, (_, requests) in zip(players, calls, strict=True)], turns)
 
     def _instance(self, instance: int) -> int:
         if not 0 <= instance < len(self.instances):
@@ -417,6 +425,7 @@ class World:
         request (the engine has read its cache by then), stand an empty directory in for each missing day
         file, so a native writer's write fails too (:func:`block_day_file`; directories make no cache events)."""
         self.poll_cache()
+        self._yield_turn()
         with self._block_lock:
             paths, self._to_block = self._to_block, []
             for path in paths:
@@ -427,7 +436,14 @@ class World:
     def _wrote_outside(self, event: str, path: str) -> None:
         self.recorder.violation("write", f"wrote outside its sandbox: {path} ({event})")
 
+    def _yield_turn(self) -> None:
+        """A request or a sleep of an instance running together: the schedule decides who goes on."""
+        turns, fetch = self.turns, FETCH.get()
+        if turns is not None and fetch in self.players:
+            turns.yield_point(self.players[fetch])
+
     def _on_sleep(self, seconds: float) -> None:
+        self._yield_turn()
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
 

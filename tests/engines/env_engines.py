@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 import pyarrow as pa
 
@@ -70,3 +71,27 @@ def create_fixed_temp(cache_dir: pathlib.Path) -> FixedTempEngine:
 def create_outside(cache_dir: pathlib.Path) -> OutsideEngine:
     """An engine writing outside its sandbox."""
     return OutsideEngine(cache_dir)
+
+
+class FixedNameDownloader(ReferenceEngine):
+    """A planted defect (ckvd up to 4.6.0): each Vision zip is downloaded to a fixed name in the temporary
+    directory, its ``.CHECKSUM`` asked for, then the file read back and removed. Alone it works; two instances
+    fetching the same day at once meet in that file, and one of them finds it gone."""
+
+    def _vision_day(self, spec: Any, symbol: str, interval: str, day: dt.date) -> pa.Table:
+        from pytest_fcp.core.markets import VISION_URL, checksum_key, vision_key
+        from pytest_fcp.engines.reference import _parse_vision_zip, _verify_checksum, vision_file_name
+
+        url = f"{VISION_URL}/{vision_key(spec.name, symbol, interval, day)}"
+        target = pathlib.Path(tempfile.gettempdir(), f"{symbol}-{interval}-{day}.zip")
+        target.write_bytes(self._vision_get(url))
+        checksum = self._vision_get(checksum_key(url))
+        payload = target.read_bytes()
+        target.unlink()
+        _verify_checksum(payload, checksum, vision_file_name(symbol, interval, day))
+        return _parse_vision_zip(payload, spec, symbol, interval, day)
+
+
+def create_fixed_name(cache_dir: pathlib.Path) -> FixedNameDownloader:
+    """The planted fixed-name downloader."""
+    return FixedNameDownloader(cache_dir)
