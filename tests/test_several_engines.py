@@ -3,6 +3,7 @@ instances run at once (one thread each) or in a given order; the concurrency the
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import textwrap
 
@@ -111,3 +112,33 @@ def test_bad_instance_fields_are_one_line(pytester: pytest.Pytester, fields: str
     )
     assert any(says in line and "mine.toml::several" in line for line in result.stdout.lines), result.stdout.str()
     assert "Traceback" not in result.stdout.str()
+
+
+def test_two_instances_saving_todays_partial_day_lose_rows_and_the_cause_is_named(tmp_path: pathlib.Path) -> None:
+    """The planted engine saves every day it returned, as ckvd saves today's partial day: two instances on
+    overlapping halves of today each save theirs, and the file keeps one writer's bars (8) of the twelve fetched."""
+    scenario = next(s for s in CONCURRENCY if s.name == "todays_partial_day_from_two")
+    for schedule in (1, 2, 3):
+        run = run_scenario(
+            scenario,
+            "tests.engines.pooled_engine:create_caching_young",
+            tmp_path / f"{schedule}" / "c",
+            schedule=schedule,
+        )
+        lost = [v.reason for v in run.verdicts if "the last writer's rows won" in v.reason]
+        assert run.world.cache_state(scenario.requests[0].start.date()).rows == 8
+        assert len(lost) == 1 and "the cache kept only some of the 12 bars the instances fetched together" in lost[0], (
+            run.summary()
+        )
+
+
+def test_no_lost_update_on_correct_engines_or_one_at_a_time(tmp_path: pathlib.Path) -> None:
+    from pytest_fcp.contract import judge_group
+
+    scenario = next(s for s in CONCURRENCY if s.name == "todays_partial_day_from_two")
+    run = run_scenario(scenario, "reference", tmp_path / "r")
+    assert judge_group(run.results) == []
+    alone = [
+        o for o in run_scenario(scenario, "tests.engines.pooled_engine:create_caching_young", tmp_path / "a").results
+    ]
+    assert judge_group([dataclasses.replace(o, together=1) for o in alone]) == []  # the check is about fetches at once

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pytest_fcp.contract.checks import CHECKS
+from pytest_fcp.contract.group import GROUP_CHECKS, judge_group
 from pytest_fcp.contract.oracle import DayPlan, plan
 from pytest_fcp.contract.verdict import Case, Verdict
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from pytest_fcp.world.observation import Observation
     from pytest_fcp.world.spec import WorldSpec
 
-__all__ = ["CHECKS", "Case", "DayPlan", "Verdict", "judge", "plan"]
+__all__ = ["CHECKS", "GROUP_CHECKS", "Case", "DayPlan", "Verdict", "judge", "judge_group", "plan"]
 
 
 def judge(spec: WorldSpec, obs: Observation, *, skip: Iterable[str] = ()) -> list[Verdict]:

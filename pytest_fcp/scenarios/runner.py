@@ -6,7 +6,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_fcp.contract import Verdict, judge
+from pytest_fcp.contract import Verdict, judge, judge_group
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
@@ -167,6 +167,7 @@ def run_scenario(
         for request, result in zip(scenario.requests, run.results, strict=True):
             verdicts = judge(spec, result, skip=scenario.expect.skip_checks)
             run.verdicts.extend(_whose(verdicts, request.engine, scenario.engines, run.verdicts))
+        run.verdicts.extend(v for v in judge_group(run.results) if v not in run.verdicts)
         run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
     note(spec, run.results)  # the coverage map's cells, when a collector is open
     return run
