@@ -110,6 +110,9 @@ class Scenario:
     cached: tuple[dt.date, ...] = ()
     publish_delay_hours: float = 24.0
     local_tz: str | None = None
+    #: Crash points of the first fetch's cache writes to replay: ``"every"``, or their numbers (from 1); ``None``:
+    #: no crash (see ``docs/crashes.md``).
+    crash: str | tuple[int, ...] | None = None
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""

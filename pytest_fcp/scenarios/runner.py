@@ -10,6 +10,7 @@ from pytest_fcp.contract import Verdict, judge
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
+from pytest_fcp.scenarios.crash_run import run_crash_scenario
 from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
 from pytest_fcp.world.observation import Observation as FetchResult
 from pytest_fcp.world.world import World
@@ -114,14 +115,21 @@ def run_scenario(
     run = ScenarioRun(scenario, name, world)
     with world:
         world.create_engine(factory)  # seeds the cached days, then applies the cache faults
-        for request in scenario.requests:
+        if scenario.crash is not None:
+            results, verdicts = run_crash_scenario(
+                world, scenario, spec, factory, lambda result: _explicit(scenario, world, result)
+            )
+            run.results.extend(results)
+            run.verdicts.extend(verdicts)
+        for request in scenario.requests if scenario.crash is None else ():
             if request.at is not None:
                 world.advance_to(request.at)
             symbol, market, interval = request.series(scenario)
             result = world.fetch(request.start, request.end, symbol=symbol, market=market, interval=interval)
             run.results.append(result)
             run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
-        run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
+        if scenario.crash is None:
+            run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
     note(spec, run.results)  # the coverage map's cells, when a collector is open
     return run
 

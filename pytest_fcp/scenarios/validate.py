@@ -37,6 +37,7 @@ SCENARIO_KEYS = {
     "request",
     "publish_delay_hours",
     "local_tz",
+    "crash",
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at")
@@ -235,14 +236,15 @@ def _reachable(faults: tuple[Fault, ...], reqs: tuple[Request, ...], scenario: S
     found += unreached(faults, scenario.cached, series, reached)
     if found:
         fail(found[0].field, found[0].message)
-    last = set(days_between(reqs[-1].start, reqs[-1].end))
+    judged = reqs[0] if scenario.crash is not None else reqs[-1]  # a crash scenario: expect is about its first fetch
+    last = set(days_between(judged.start, judged.end))
     for name in ("sources", "cache_after"):
         for key in getattr(scenario.expect, name):
             if key != "default" and dt.date.fromisoformat(key) not in last:
                 fail(
                     f"expect.{name}.{key}",
-                    f"{key} is not a day of the last request ({_span(sorted(last))}): expect is judged on the last "
-                    "request only, so this would never be checked",
+                    f"{key} is not a day of the {'first' if judged is reqs[0] else 'last'} request "
+                    f"({_span(sorted(last))}): expect is judged on that request only, so this would never be checked",
                 )
 
 
@@ -296,6 +298,24 @@ def _cached(raw: Any, fail: Fail) -> tuple[dt.date, ...]:
     if len(raw) > LIMITS["cached"]:
         fail("cached", f"{len(raw)} days; at most {LIMITS['cached']}")
     return tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(raw))
+
+
+def _crash(raw: Any, requests: int, fail: Fail) -> str | tuple[int, ...] | None:
+    """``crash``: ``"every"``, a crash point's number or a list of them (from 1); at most two requests."""
+    if raw is None:
+        return None
+    numbers = [raw] if isinstance(raw, int) and not isinstance(raw, bool) else raw
+    if raw != "every" and not (
+        isinstance(numbers, list) and numbers and all(type(n) is int and 1 <= n <= 1000 for n in numbers)
+    ):
+        fail("crash", f'expected "every", a crash point number from 1 to 1000 or a list of them, got {raw!r}')
+    if requests > 2:
+        fail(
+            "crash",
+            f"{requests} requests; a crash scenario has one (crashed, then fetched again) or two (the second is "
+            "the fetch after the crash)",
+        )
+    return "every" if raw == "every" else tuple(sorted(set(numbers)))
 
 
 def _delay(data: Mapping[str, Any], fail: Fail) -> float:
@@ -352,6 +372,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
     expect = _expect(data.get("expect", {}), fail)
+    crash = _crash(data.get("crash"), len(requests), fail)
     scenario = Scenario(
         name=name,
         description=data["description"],
@@ -365,6 +386,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         cached=cached,
         publish_delay_hours=delay,
         local_tz=local_tz,
+        crash=crash,
         expect=expect,
         theme=theme,
         file=file,

@@ -203,9 +203,9 @@ class World:
             mock.stop()
 
     # --- the engine ---------------------------------------------------------------------------------
-    def attach(self, engine: Engine) -> Engine:
+    def attach(self, engine: Engine, prepare: bool = True) -> Engine:
         """Run ``engine`` in this world: the spec's cached days are seeded valid, then its cache faults are
-        applied (whole-directory ones last), and its logs traced."""
+        applied (whole-directory ones last; ``prepare=False``: neither), and its logs traced."""
         self.engine = engine
         self._cache_paths.clear()
         set_sink = getattr(engine, "set_log_sink", None)
@@ -214,20 +214,26 @@ class World:
                 set_sink(self._on_log, level=self.log_level)
             else:
                 set_sink(self._on_log)
-        if self.spec.cached:
+        if prepare and self.spec.cached:
             self.seed_cache(self.spec.cached)
-        for item in sorted(self.faults.of_source("cache"), key=lambda f: not f.kind.needs_days):
+        for item in sorted(self.faults.of_source("cache") if prepare else (), key=lambda f: not f.kind.needs_days):
             days: Iterable[dt.date | None] = item.days or () if item.kind.needs_days else (None,)
             for day in days:
                 self._apply_cache_fault(item, day)
         self.poll_cache(quiet=True)
         return engine
 
-    def create_engine(self, factory: Any) -> Engine:
+    def create_engine(self, factory: Any, prepare: bool = True) -> Engine:
         """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace)."""
         with self._engine_warnings():
             engine = factory(self.cache_dir)
-        return self.attach(engine)
+        return self.attach(engine, prepare)
+
+    def restart_engine(self, factory: Any) -> Engine:
+        """Close the engine and create a fresh instance on the same cache, as a new process would (nothing
+        is seeded or faulted again)."""
+        self._close_engine()
+        return self.create_engine(factory, prepare=False)
 
     @contextlib.contextmanager
     def _engine_warnings(self) -> Iterator[None]:
