@@ -19,6 +19,11 @@ if str(ROOT) not in sys.path:  # tests.engines.alt_engine is importable by name 
 
 ALT = "tests.engines.alt_engine:create"
 
+#: TEMPORARY: the suite's ckvd runs of the catalog leave out ``scenarios/deaths.toml``, where ckvd 4.6.1 panics
+#: (pyo3's PanicException, a BaseException that World.fetch does not yet record as a verdict). Remove once a
+#: dying engine is a verdict, and record ckvd's baseline for that theme.
+CKVD_CATALOG_EXCLUDES = ("--ignore-glob=*/deaths.toml",)
+
 
 def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=dt.UTC)

@@ -41,13 +41,14 @@ class DayPlan:
     rest: str  # certain | possible | impossible | empty (may legitimately read as "no data")
     rate_limited: bool = False  # an always-firing 429/418 stands in REST's way
     stale_cache: bool = False  # a complete cached file with other values: valid-looking, the engine may serve it
+    cut: int | None = None  # the size the world cuts the valid file to once the engine opened it (cut_while_read)
 
     @property
     def allowed_sources(self) -> set[str]:
         """The sources the day's rows may be tagged with."""
         if self.cached:
             return {"cache"}
-        allowed = {"cache"} if self.stale_cache else set()
+        allowed = {"cache"} if self.stale_cache or self.cut is not None else set()
         if self.vision != "impossible":
             allowed.add("vision")
         if self.vision != "certain" and self.rest != "impossible":
@@ -137,17 +138,19 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
     answers = answered(obs, spec.faults)
     for day in obs.days:
         before = obs.cache_before.get(day)
-        cached = before is not None and before.valid
         old = is_old(day, obs.now)
         series = (obs.market, obs.symbol, obs.interval)
         in_scope = [f for f in spec.faults if f.in_scope(obs.market, obs.symbol, obs.interval, day)]
+        cutting = [f for f in in_scope if f.kind.cut_while_read]
+        cut = int(before.size * float(cutting[0].param("keep"))) if cutting and before is not None else None
+        cached = before is not None and before.valid and cut is None
         vision = "impossible"
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
         rest, rate_limited = _rest_state([f for f in in_scope if f.source == "rest"], series, day)
         rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
-        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale)
+        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, cut)
     return plans
 
 

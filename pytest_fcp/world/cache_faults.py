@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pytest_fcp.world.arrow_layout import message_spans
 from pytest_fcp.world.cache import CacheSandbox, open_time_ms, read_arrow_any, truth_to_cache_table
 
 if TYPE_CHECKING:
@@ -256,6 +257,30 @@ def _unreadable(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Ran
         path.mkdir()
 
 
+def _short_body(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    data = path.read_bytes()
+    spans, _is_file = message_spans(data)
+    batches = [(start, end) for start, end, kind in spans if kind == "record batch"]
+    if batches:  # the last record batch loses the second half of its body; what follows it stays
+        start, end = batches[-1]
+        path.write_bytes(data[: start + (end - start) // 2] + data[end:])
+    else:  # not Arrow IPC: the middle half goes, the head and the tail stay
+        path.write_bytes(data[: len(data) // 4] + data[3 * len(data) // 4 :])
+
+
+def _mixed(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    table = _engine_table(path, full)
+    third = table.num_rows // 3
+    if third:  # writer A's first two thirds, then writer B's last two thirds: the middle third twice
+        _rewrite(path, pa.concat_tables([table.slice(0, table.num_rows - third), table.slice(third)]))
+    else:  # a day of one or two bars: both writers' whole days
+        _rewrite(path, pa.concat_tables([table, table]))
+
+
+def _cut_on_read(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    """The file stays the engine's valid one: the cache watch cuts it once the engine has opened it."""
+
+
 _SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], bool | None]] = {
     "zero_byte": _zero_byte,
     "truncate": _truncate,
@@ -265,4 +290,7 @@ _SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], boo
     "strings": _strings,
     "ns_times": _ns_times,
     "unreadable": _unreadable,
+    "short_body": _short_body,
+    "mixed": _mixed,
+    "truncate_on_read": _cut_on_read,
 }

@@ -29,18 +29,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.ipc as ipc
-
+from pytest_fcp.world.arrow_layout import ipc_boundaries
 from pytest_fcp.world.cache_faults import writes_paused
 from pytest_fcp.world.cache_watch import stable_path
 
-__all__ = ["CrashPoint", "FileWrite", "WriteLog", "crash_points", "ipc_boundaries", "put_cache_in", "snapshot"]
+__all__ = ["CrashPoint", "FileWrite", "WriteLog", "crash_points", "put_cache_in", "snapshot"]
 
-#: An Arrow IPC file starts with ``ARROW1`` and two bytes of padding.
-ARROW_MAGIC = b"ARROW1\x00\x00"
-#: An IPC message starts with this continuation marker, then its metadata length.
-_CONTINUATION = b"\xff\xff\xff\xff"
 _FLAGS = ("CREATE", "OPEN", "MODIFY", "CLOSE_WRITE", "MOVED_FROM", "MOVED_TO", "DELETE", "ISDIR")
 
 
@@ -54,38 +48,6 @@ def snapshot(root: pathlib.Path) -> dict[str, bytes]:
                 if full.is_file():
                     out[full.relative_to(root).as_posix()] = full.read_bytes()
     return out
-
-
-def ipc_boundaries(data: bytes) -> tuple[list[int], bool]:
-    """The offsets at which a writer of ``data`` had finished a piece: for an Arrow IPC file, the end of its
-    8-byte magic and the start and end of each IPC message before the footer (the schema, dictionaries, record
-    batches), each message found with :func:`pyarrow.ipc.read_message`; for a stream, its messages' ends.
-    ``([half], False)`` when ``data`` is not Arrow IPC. The full length is never among them."""
-    is_file = data.startswith(ARROW_MAGIC) and data.endswith(ARROW_MAGIC[:6]) and len(data) > 18
-    start = len(ARROW_MAGIC) if is_file else 0
-    limit = len(data) - 10 - int.from_bytes(data[-10:-6], "little", signed=True) if is_file else len(data)
-    cuts = [start] if start else []
-    buffer = pa.py_buffer(data)
-    pos = data.find(_CONTINUATION, start)
-    while 0 <= pos < limit:
-        reader = pa.BufferReader(buffer)
-        reader.seek(pos)
-        try:
-            message = ipc.read_message(reader)
-        except EOFError:
-            break  # the end-of-stream marker
-        except (pa.ArrowException, OSError, ValueError):
-            pos = data.find(_CONTINUATION, pos + 1)  # four 0xff bytes inside a message: not a message start
-            continue
-        end = reader.tell()
-        if message is None or end > limit:
-            break
-        cuts += [pos, end]
-        pos = data.find(_CONTINUATION, end)
-    cuts = sorted({c for c in cuts if 0 < c < len(data)})
-    if len(cuts) < 2:  # not Arrow IPC: one cut, at half
-        return ([len(data) // 2] if len(data) > 1 else []), False
-    return cuts, True
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,8 @@ class World:
             return
         self.recorder.fault(item.id, "cache", day)
         if day is not None:
-            self.watch.remember_fault(item.id, self.cache_path(day, *series))
+            keep = float(item.param("keep")) if "keep" in item.kind.params else 0.5
+            self.watch.remember_fault(item.id, self.cache_path(day, *series), keep)
 
     def cache_path(
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
