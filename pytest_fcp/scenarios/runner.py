@@ -12,6 +12,7 @@ from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
 from pytest_fcp.scenarios.crash_run import run_crash_scenario
 from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
+from pytest_fcp.world.cache_faults import unstopped_writes
 from pytest_fcp.world.observation import Observation as FetchResult
 from pytest_fcp.world.world import World
 
@@ -85,6 +86,11 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
     return out
 
 
+def _where(scenario: Scenario) -> dict[str, str]:
+    """The file and scenario a ``ScenarioError`` names."""
+    return {"file": scenario.file, "scenario": scenario.name} if scenario.file else {"file": scenario.id}
+
+
 def _tag(source: str) -> str:
     return "(no source tag)" if source == "None" else source
 
@@ -106,8 +112,7 @@ def run_scenario(
         scenario.faults, scenario.cached, (scenario.symbol, scenario.market, scenario.interval), scenario.now
     )
     if conflicts:  # a scenario built in Python meets the rules its TOML form would
-        where = {"file": scenario.file, "scenario": scenario.name} if scenario.file else {"file": scenario.id}
-        raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **where)
+        raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **_where(scenario))
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
     spec = scenario.world_spec(seed, log_level)
@@ -126,6 +131,9 @@ def run_scenario(
                 world.advance_to(request.at)
             symbol, market, interval = request.series(scenario)
             result = world.fetch(request.start, request.end, symbol=symbol, market=market, interval=interval)
+            refused = unstopped_writes(world.cache_dir, result.events)
+            if refused:
+                raise ScenarioError(refused, field="faults", **_where(scenario))
             run.results.append(result)
             run.verdicts.extend(judge(spec, result, skip=scenario.expect.skip_checks))
         if scenario.crash is None:

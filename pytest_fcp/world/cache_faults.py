@@ -23,8 +23,8 @@ import pathlib
 import random
 import stat
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +43,7 @@ __all__ = [
     "fail_writes",
     "stale_table",
     "unblock_day_files",
+    "unstopped_writes",
     "writes_fail",
     "writes_paused",
 ]
@@ -87,6 +88,22 @@ def allow_writes(root: pathlib.Path) -> None:
 def writes_fail(root: pathlib.Path) -> bool:
     """Whether writes under ``root`` fail (``cache.write_fails`` is on)."""
     return os.path.join(os.path.abspath(root), "") in _FAILING
+
+
+def unstopped_writes(root: pathlib.Path, events: Iterable[Any]) -> str | None:
+    """Under ``cache.write_fails``, what says the fault could not reach the engine: a file it wrote all the same
+    (a native writer overwriting an existing day file in place: the audit hook does not see it and only
+    missing day files are blocked); ``None`` when writes do not fail or none got through."""
+    if not writes_fail(root):
+        return None
+    written = [e.data["path"] for e in events if e.kind == "cache" and e.data.get("op") in ("write", "replace")]
+    if not written:
+        return None
+    return (
+        f"cache.write_fails cannot reach this engine: it wrote {written[0]} although every write into the cache "
+        "fails (a native writer overwriting an existing file in place is seen by no audit hook, and only missing "
+        "day files are blocked); leave cache.write_fails out for this engine, or use cache.read_only_dir"
+    )
 
 
 def block_day_file(path: pathlib.Path) -> list[pathlib.Path]:
