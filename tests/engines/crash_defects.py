@@ -82,3 +82,49 @@ def create_renaming(cache_dir: pathlib.Path) -> TrustingRenamingEngine:
 def create_in_place_careful(cache_dir: pathlib.Path) -> InPlaceEngine:
     """In-place writes, unreadable files read as misses, on ``cache_dir``."""
     return InPlaceEngine(cache_dir)
+
+
+class LenientReaderEngine(ReferenceEngine):
+    """Planted defect: any readable day file with the cache schema is served as it is (no check of its bars)."""
+
+    def read_cache(self, symbol: str, market: str, interval: str, day: dt.date) -> pa.Table | None:
+        """The day's file as it is, if it can be read."""
+        path = self.cache_file(symbol, market, interval, day)
+        try:
+            table = pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+        except (OSError, pa.ArrowException):
+            return None
+        return pa.Table.from_arrays(table.columns, schema=CACHE_SCHEMA) if table.num_rows else None
+
+
+class RereadingEngine(ReferenceEngine):
+    """Planted defect: it reads its cache hits again after the other sources, and trusts that second read."""
+
+    def __init__(self, cache_dir: pathlib.Path) -> None:
+        super().__init__(cache_dir)
+        self.hits: list[pathlib.Path] = []
+
+    def read_cache(self, symbol: str, market: str, interval: str, day: dt.date) -> pa.Table | None:
+        """The reference read; a hit is remembered."""
+        table = super().read_cache(symbol, market, interval, day)
+        if table is not None:
+            self.hits.append(self.cache_file(symbol, market, interval, day))
+        return table
+
+    def fetch(self, symbol: str, market: str, interval: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+        """The reference fetch, then every hit read again (raising if it cannot be read now)."""
+        self.hits.clear()
+        table = super().fetch(symbol, market, interval, start, end)
+        for path in self.hits:
+            pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
+        return table
+
+
+def create_lenient(cache_dir: pathlib.Path) -> LenientReaderEngine:
+    """Serves any readable day file as it is, on ``cache_dir``."""
+    return LenientReaderEngine(cache_dir)
+
+
+def create_rereading(cache_dir: pathlib.Path) -> RereadingEngine:
+    """Reads its cache hits twice, on ``cache_dir``."""
+    return RereadingEngine(cache_dir)
