@@ -267,3 +267,39 @@ def test_write_fails_is_refused_for_a_native_writer_it_cannot_stop(tmp_path: pat
     with pytest.raises(ScenarioError, match=refused):
         run_scenario(scenario, "tests.engines.native_engine:create", tmp_path / "a")
     assert run_scenario(scenario, "reference", tmp_path / "b").passed  # a Python writer is stopped
+
+
+# --- the marker and the fcp_crash fixture ---------------------------------------------------------------------
+MARKED = """
+import datetime as dt
+
+import pytest
+
+UTC = dt.UTC
+
+
+@pytest.mark.fcp(now="2024-01-10T12:00:00Z", crash=CRASH)
+def test_crash(fcp_crash):
+    run = fcp_crash(dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 4, tzinfo=UTC))
+    assert len(run.results) > 1
+    assert not run.verdicts, "\\n".join(str(v) for v in run.verdicts)
+"""
+
+
+@pytest.mark.parametrize(
+    ("engine", "crash", "outcome", "line"),
+    [
+        ("reference", '"every"', "passed", None),
+        (f"{DEFECTS}:create_in_place", '"every"', "failed", "*crash point 2 of 10 (2024-01-02 day file: empty *"),
+        (f"{DEFECTS}:create_in_place", "[3]", "failed", "*crash point 3 of 10 (2024-01-02 day file: prefix 8 *"),
+        ("reference", '"all"', "errors", '*@pytest.mark.fcp: crash: expected "every", a crash point number*'),
+    ],
+)
+def test_the_marker_chooses_the_points_of_fcp_crash(
+    pytester: pytest.Pytester, engine: str, crash: str, outcome: str, line: str | None
+) -> None:
+    pytester.makepyfile(test_marked=MARKED.replace("CRASH", crash))
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0", f"--fcp-engine={engine}")
+    result.assert_outcomes(**{outcome: 1})
+    if line:
+        result.stdout.fnmatch_lines([line])

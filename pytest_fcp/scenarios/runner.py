@@ -121,11 +121,9 @@ def run_scenario(
     with world:
         world.create_engine(factory)  # seeds the cached days, then applies the cache faults
         if scenario.crash is not None:
-            results, verdicts = run_crash_scenario(
-                world, scenario, spec, factory, lambda result: _explicit(scenario, world, result)
-            )
-            run.results.extend(results)
-            run.verdicts.extend(verdicts)
+            crashed = run_crash_scenario(world, scenario, factory, lambda result: _explicit(scenario, world, result))
+            run.results.extend(crashed.results)
+            run.verdicts.extend(crashed.verdicts)
         for request in scenario.requests if scenario.crash is None else ():
             if request.at is not None:
                 world.advance_to(request.at)

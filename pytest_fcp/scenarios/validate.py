@@ -22,7 +22,7 @@ from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
 from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_local_tz
 
-__all__ = ["LIMITS", "parse_scenario"]
+__all__ = ["LIMITS", "crash_value", "parse_scenario"]
 
 SCENARIO_KEYS = {
     "name",
@@ -300,7 +300,7 @@ def _cached(raw: Any, fail: Fail) -> tuple[dt.date, ...]:
     return tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(raw))
 
 
-def _crash(raw: Any, requests: int, fail: Fail) -> str | tuple[int, ...] | None:
+def crash_value(raw: Any, requests: int, fail: Fail) -> str | tuple[int, ...] | None:
     """``crash``: ``"every"``, a crash point's number or a list of them (from 1); at most two requests."""
     if raw is None:
         return None
@@ -372,7 +372,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
     expect = _expect(data.get("expect", {}), fail)
-    crash = _crash(data.get("crash"), len(requests), fail)
+    crash = crash_value(data.get("crash"), len(requests), fail)
     scenario = Scenario(
         name=name,
         description=data["description"],
