@@ -94,7 +94,8 @@ class WriteLog:
         self.days = {p.relative_to(root).as_posix(): d for p, d in day_paths.items()}
         with writes_paused():
             for path in day_paths:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):  # a read-only cache: the engine cannot write there either
+                    path.parent.mkdir(parents=True, exist_ok=True)
         self.before = snapshot(root)
         self.after: dict[str, bytes] = {}
         self.events: list[tuple[str, str, int]] = []  # (flag, relative path, rename cookie)
