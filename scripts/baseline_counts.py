@@ -46,7 +46,14 @@ KINDS: list[tuple[str, str]] = [
         "Vision asked again for days valid in the cache",
         r"^needed_only: asked Vision for day\(s\) already valid",
     ),
+    (
+        "a crash during a cache write wedged the cache: a fresh engine raised although every day was obtainable",
+        r"^crash point .*\): \[outcome\] raised .* although every day was obtainable",
+    ),
+    ("a crash during a cache write: a fresh engine served wrong or placeholder rows", r"^crash point .*\): \[rows\]"),
 ]
+#: A crash point's failure key: ``crash point 3 of 7 (...): [check] reason``.
+CRASH_POINT = re.compile(r"^crash point \d+ of \d+ \(.*?\): \[([\w.]+)\]")
 
 
 def main(argv: list[str]) -> int:
@@ -67,7 +74,9 @@ def main(argv: list[str]) -> int:
     for name, entry in scenarios.items():
         for failure in entry["failures"]:
             if failure not in covered:
-                others.setdefault(failure.split(":")[0], set()).add(name)
+                crash = CRASH_POINT.match(failure)
+                check = f"{crash.group(1)} after a crash point" if crash else failure.split(":")[0]
+                others.setdefault(check, set()).add(name)
     print(
         "other failures (scenarios per check): "
         + (", ".join(f"{c} {len(s)}" for c, s in sorted(others.items())) or "none")

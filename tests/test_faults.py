@@ -99,10 +99,11 @@ def test_vision_door_scope(door, tmp_path):
 def test_cache_fault_spoils_only_its_day(fid, engine, tmp_path):
     days = [dt.date(2024, 1, 2), DAY, dt.date(2024, 1, 4)]
     own_format = (fid, engine) == ("cache.ns_timestamps", ENGINES[1])  # ckvd keeps nanoseconds itself
+    valid_until_read = FAULTS[fid].cut_while_read  # the file is cut once the engine has opened it
     with World(tmp_path / "c", NOW, faults=[fault(fid, days=[DAY])]) as world:
         world.create_engine(_engine(engine))
         world.seed_cache([days[0], days[2]])
-        assert world.cache_state(DAY).valid == own_format, world.cache_state(DAY)
+        assert world.cache_state(DAY).valid == (own_format or valid_until_read), world.cache_state(DAY)
         assert world.cache_state(days[0]).valid and world.cache_state(days[2]).valid
         assert [e.data["id"] for e in _fault_events(world)] == ([] if own_format else [fid])
 

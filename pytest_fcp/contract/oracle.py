@@ -42,13 +42,14 @@ class DayPlan:
     rate_limited: bool = False  # an always-firing 429/418 stands in REST's way
     stale_cache: bool = False  # a complete cached file with other values: valid-looking, the engine may serve it
     peer_cache: bool = False  # another instance on the same cache, running at the same time, may have cached it
+    cut: int | None = None  # the size the world cuts the valid file to once the engine opened it (cut_while_read)
 
     @property
     def allowed_sources(self) -> set[str]:
         """The sources the day's rows may be tagged with."""
         if self.cached:
             return {"cache"}
-        allowed = {"cache"} if self.stale_cache or self.peer_cache else set()
+        allowed = {"cache"} if self.stale_cache or self.peer_cache or self.cut is not None else set()
         if self.vision != "impossible":
             allowed.add("vision")
         if self.vision != "certain" and self.rest != "impossible":
@@ -138,10 +139,12 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
     answers = answered(obs, spec.faults)
     for day in obs.days:
         before = obs.cache_before.get(day)
-        cached = before is not None and before.valid
         old = is_old(day, obs.now)
         series = (obs.market, obs.symbol, obs.interval)
         in_scope = [f for f in spec.faults if f.in_scope(obs.market, obs.symbol, obs.interval, day)]
+        cutting = [f for f in in_scope if f.kind.cut_while_read]
+        cut = int(before.size * float(cutting[0].param("keep"))) if cutting and before is not None else None
+        cached = before is not None and before.valid and cut is None
         vision = "impossible"
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
@@ -149,7 +152,7 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
         peer = obs.together > 1 and old and (vision != "impossible" or rest != "impossible")
-        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, peer)
+        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, peer, cut)
     return plans
 
 

@@ -16,13 +16,14 @@ __all__ = ["Case", "Verdict"]
 
 @dataclass(frozen=True)
 class Verdict:
-    """One failed check: its name and why."""
+    """One failed check: its name and why (``at``: which fetch of several, e.g. a crash point, when it matters)."""
 
     check: str
     reason: str
+    at: str = ""
 
     def __str__(self) -> str:
-        return f"[{self.check}] {self.reason}"
+        return f"{self.at}: [{self.check}] {self.reason}" if self.at else f"[{self.check}] {self.reason}"
 
 
 @dataclass(frozen=True)

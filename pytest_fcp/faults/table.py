@@ -42,7 +42,9 @@ class Effect:
     ``html_error`` (status, title), ``connect``, ``timeout``, ``malformed_json``, ``rows_empty``, ``rows_keep``
     (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields`` (param ``fields``).
     Cache kinds: ``zero_byte``, ``truncate``, ``random_bytes``, ``stream``, ``drop_column``, ``strings``,
-    ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``.
+    ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``, ``short_body`` (the footer
+    intact over a record batch cut short), ``mixed`` (two writers' rows in one file: the middle third twice),
+    ``truncate_on_read`` (param ``keep``: the valid file is cut once the engine has opened it).
     """
 
     kind: str
@@ -74,6 +76,9 @@ class FaultKind:
     unverifiable: bool = False
     #: A cache file a generous Arrow reader can still read: judged by the fault while the file is as it was left.
     format_fault: bool = False
+    #: The world cuts the valid day file short once the engine has opened it: the engine may serve the rows it
+    #: read, or find the file torn and fetch the day; the file the world cut may stay as it was cut.
+    cut_while_read: bool = False
 
     @property
     def source(self) -> str:
@@ -282,6 +287,25 @@ FAULTS: dict[str, FaultKind] = _kinds(
         "cache.stale_day", "the day's file is complete but its values differ from the truth", Effect("alter_values")
     ),
     FaultKind("cache.unreadable", "the day's cache file cannot be opened for reading", Effect("unreadable")),
+    FaultKind(
+        "cache.short_body",
+        "the day's Arrow file keeps its footer, but its record batch is cut short (what a torn native write leaves; "
+        "polars panics on it)",
+        Effect("short_body"),
+    ),
+    FaultKind(
+        "cache.truncated_on_read",
+        "the day's valid file is cut to `keep` of its bytes once the engine has opened it (seen by the cache watch)",
+        Effect("truncate_on_read"),
+        {"keep": 0.5},
+        cut_while_read=True,
+    ),
+    FaultKind(
+        "cache.mixed_writers",
+        "the day's file mixes two writers' rows: the first two thirds of the day, then the last two thirds "
+        "(open times duplicated), a valid Arrow file",
+        Effect("mixed"),
+    ),
     FaultKind("cache.read_only_dir", "the cache directory cannot be written to", Effect("read_only")),
     # The same effect kind as read_only_dir (nothing can be written; the oracle knows it as such), but made by
     # failing the engine's writes with `error` (ENOSPC: disk full, EIO: I/O error) instead of permissions.
@@ -316,6 +340,7 @@ PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
 #: Parameter values with which a fault's effect changes nothing: ``(effect kind, name) -> (value, why)``.
 NO_EFFECT: dict[tuple[str, str], tuple[float, str]] = {
     ("truncate", "keep"): (1, "keeps the whole file"),
+    ("truncate_on_read", "keep"): (1, "keeps the whole file"),
     ("rows_out_of_range", "extra"): (0, "adds no bar"),
     ("delay", "delay"): (0, "delays nothing"),
     ("rows_fields", "fields"): (12, "is Binance's own field count"),

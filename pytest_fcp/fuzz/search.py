@@ -168,9 +168,13 @@ def run_once(
 def _run_in(
     tmp: pathlib.Path, scenario: Scenario, engine: str | Callable[..., Any], seed: int, cells: CellsFn | None
 ) -> tuple[list[Verdict], str, frozenset[Hashable]]:
+    from pytest_fcp.scenarios.model import ScenarioError
     from pytest_fcp.scenarios.runner import run_scenario
 
-    run = run_scenario(scenario, engine, tmp / "cache", seed=seed)
+    try:
+        run = run_scenario(scenario, engine, tmp / "cache", seed=seed)
+    except ScenarioError as exc:  # a setup this engine cannot be put in (cache.write_fails on a native writer)
+        return [], f"refused: {exc.message}", frozenset()
     reached = frozenset(cells(scenario, run)) if cells is not None else frozenset()
     return list(run.verdicts), run.world.trace.path(), reached
 

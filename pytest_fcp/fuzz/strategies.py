@@ -56,7 +56,11 @@ __all__ = [
 BASE_DAY = dt.date(2024, 1, 10)
 #: Faults the default checks cannot judge (``cache.stale_day`` is a valid-looking file with other values:
 #: no engine can tell; the catalog skips the row checks for it).
-EXCLUDED_FAULTS = frozenset({"cache.stale_day"})
+#: The cache faults that reach native readers are left to the catalog (``cache_corruption``, ``deaths``) for now:
+#: ``cache.short_body`` makes a polars reader panic (a BaseException) and a file cut while it is read may kill a
+#: memory-mapping reader with SIGBUS, neither yet a verdict of its own; drawing them would also move every
+#: seed's draws.
+EXCLUDED_FAULTS = frozenset({"cache.stale_day", "cache.short_body", "cache.truncated_on_read", "cache.mixed_writers"})
 NETWORK_FAULTS: tuple[str, ...] = tuple(k for k, v in FAULTS.items() if v.source in ("vision", "rest"))
 CACHE_FAULTS: tuple[str, ...] = tuple(
     k for k, v in FAULTS.items() if v.source == "cache" and k not in EXCLUDED_FAULTS and v.needs_days

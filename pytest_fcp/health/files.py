@@ -248,7 +248,10 @@ def check_day_file(path: str, size: int, day: dt.date, interval: str, layout: st
     verdict = _keyed_verdict(reader, layout, key)
     issues = list(verdict.issues)
     notes: list[str] = [verdict.detail] if verdict.detail else []
-    batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    try:
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    except (pa.ArrowException, OSError) as exc:  # a footer intact over a short body (cache.short_body)
+        return finish(["truncated"], [f"a record batch is cut short: {exc}"[:200]])
     report.rows = sum(b.num_rows for b in batches)
     if not verdict.usable:
         return finish(issues, notes)

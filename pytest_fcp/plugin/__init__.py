@@ -33,11 +33,19 @@ def _leave_own_asserts_alone() -> None:
 _leave_own_asserts_alone()
 
 from pytest_fcp.plugin import fixtures, lean, options  # noqa: E402 - after opting out of rewriting
-from pytest_fcp.plugin.fixtures import fcp_baseline, fcp_engine, fcp_engine_name, fcp_trace, fcp_world  # noqa: E402
+from pytest_fcp.plugin.fixtures import (  # noqa: E402
+    fcp_baseline,
+    fcp_crash,
+    fcp_engine,
+    fcp_engine_name,
+    fcp_trace,
+    fcp_world,
+)
 from pytest_fcp.plugin.settings import SETTINGS_KEY, RunSettings, build_settings, header_line, settings  # noqa: E402
 
 __all__ = [
     "fcp_baseline",
+    "fcp_crash",
     "fcp_engine",
     "fcp_engine_name",
     "fcp_trace",

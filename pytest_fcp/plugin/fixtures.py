@@ -8,8 +8,8 @@ asks for a world.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -18,6 +18,7 @@ from pytest_fcp.plugin.settings import DEFAULT_ENGINES, ENGINE_NAME_KEY, WORLD_K
 if TYPE_CHECKING:
     from pytest_fcp.engines import Engine
     from pytest_fcp.plugin.user_baselines import BaselineCheck
+    from pytest_fcp.scenarios.crash_run import CrashRun
     from pytest_fcp.trace import Trace
     from pytest_fcp.world import World
     from pytest_fcp.world.spec import WorldSpec
@@ -28,6 +29,7 @@ __all__ = [
     "MARKER_KEYS",
     "after_call",
     "build_world",
+    "fcp_crash",
     "fcp_engine",
     "fcp_engine_name",
     "fcp_trace",
@@ -42,13 +44,14 @@ __all__ = [
 
 MARKER_DOC = (
     "fcp(*, faults=(), now=None, market='spot', symbol=None, interval='1h', truth='synthetic', "
-    "cached=(), publish_delay_hours=24, local_tz=None, env=None, engines=None): run the test's engine "
+    "cached=(), publish_delay_hours=24, local_tz=None, env=None, engines=None, crash=None): run the test's engine "
     "(fixture fcp_engine) in a "
     "simulated Binance world. faults: fault ids or pytest_fcp.fault(...) objects (see pytest_fcp.FAULTS); "
     "now: the world's UTC now (ISO string or aware datetime; default --fcp-now); market: spot | "
     "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
     "truth: synthetic | golden; env: environment variables the engine runs with ({name: value}); "
-    "engines: restrict the engines this test runs on."
+    "engines: restrict the engines this test runs on; crash: 'every', a crash point "
+    "number or a list of them, for the fcp_crash fixture."
 )
 MARKER_KEYS = (
     "faults",
@@ -62,6 +65,7 @@ MARKER_KEYS = (
     "local_tz",
     "env",
     "engines",
+    "crash",
 )
 
 
@@ -122,7 +126,19 @@ def marker_kwargs(item: pytest.Item) -> dict[str, Any]:
         pytest.fail(
             f"@pytest.mark.fcp: engines must be a list of engine names, got {kwargs['engines']!r}", pytrace=False
         )
+    if "crash" in kwargs:
+        kwargs["crash"] = _crash(kwargs["crash"])
     return kwargs
+
+
+def _crash(value: object) -> str | tuple[int, ...] | None:
+    """The marker's ``crash``, validated as a scenario's is; misuse fails the test with one line."""
+    from pytest_fcp.scenarios.validate import crash_value
+
+    def fail(field: str, message: str) -> NoReturn:
+        pytest.fail(f"@pytest.mark.fcp: {field}: {message}", pytrace=False)
+
+    return crash_value(list(value) if isinstance(value, tuple) else value, 1, fail)
 
 
 def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
@@ -253,12 +269,32 @@ def fcp_engine(request: pytest.FixtureRequest, fcp_world: World, fcp_engine_name
 
 
 @pytest.fixture
+def fcp_crash(
+    request: pytest.FixtureRequest, fcp_world: World, fcp_engine: Engine, fcp_engine_name: str
+) -> Callable[..., CrashRun]:
+    """``fcp_crash(start, end, again=None)``: fetch, then a fresh engine at each crash point of that fetch's cache
+    writes the marker's ``crash`` chooses (``"every"`` by default) fetches ``again`` (``(start, end)``; default the
+    same range); returns the fetches and the failed verdicts, each named by its crash point."""
+    from pytest_fcp.scenarios.crash_run import Ask, crash_fetches
+
+    crash = marker_kwargs(request.node).get("crash") or "every"
+    factory = load_factory(fcp_engine_name)
+    series = (fcp_world.symbol, fcp_world.market, fcp_world.interval)
+
+    def run(start: dt.datetime, end: dt.datetime, again: tuple[dt.datetime, dt.datetime] | None = None) -> CrashRun:
+        second = Ask(again[0], again[1], series) if again else None
+        return crash_fetches(fcp_world, factory, crash, Ask(start, end, series), second)
+
+    return run
+
+
+@pytest.fixture
 def fcp_trace(fcp_world: World) -> Trace:
     """The decision trace of this test's world (``.path()``, ``.assert_path(...)``, ``.table()``)."""
     return fcp_world.trace
 
 
-FCP_FIXTURES = frozenset({"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline"})
+FCP_FIXTURES = frozenset({"fcp_world", "fcp_engine", "fcp_engine_name", "fcp_trace", "fcp_baseline", "fcp_crash"})
 
 
 def uses_fcp(item: pytest.Item) -> bool:

@@ -233,6 +233,8 @@ class ScenarioItem(pytest.Item):
                 + "\n".join(f"  FAIL {line}" for line in excinfo.value.lines)
                 + f"\n  path: {excinfo.value.path}"
             )
+        if isinstance(excinfo.value, ScenarioError):  # refused: the harness cannot do what the scenario asks
+            return f"pytest-fcp: {excinfo.value}"
         if isinstance(excinfo.value, (pytest.xfail.Exception, pytest.fail.Exception, pytest.skip.Exception)):
             return str(excinfo.value)  # said in full already: no traceback through the harness
         return super().repr_failure(excinfo, style)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ def failure_key(verdict: Verdict, cache_root: str | None = None) -> str:
         reason = reason.replace(cache_root, "<cache>")
     reason = _ADDRESS.sub("0x…", reason)
     reason = _TEMP.sub("<tmp>", reason)
-    return f"{verdict.check}: {reason}"
+    return f"{verdict.at}: [{verdict.check}] {reason}" if verdict.at else f"{verdict.check}: {reason}"
 
 
 def _answer(record: RequestRecord) -> str:

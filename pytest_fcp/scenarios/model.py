@@ -117,6 +117,9 @@ class Scenario:
     #: instance runs its requests in its own thread, all at once, as ckvd's guide runs its managers.
     engines: int = 1
     together: bool = False
+    #: Crash points of the first fetch's cache writes to replay: ``"every"``, or their numbers (from 1); ``None``:
+    #: no crash (see ``docs/crashes.md``).
+    crash: str | tuple[int, ...] | None = None
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""

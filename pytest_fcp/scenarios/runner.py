@@ -10,7 +10,9 @@ from pytest_fcp.contract import Verdict, judge, judge_group
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
+from pytest_fcp.scenarios.crash_run import run_crash_scenario
 from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
+from pytest_fcp.world.cache_faults import unstopped_writes
 from pytest_fcp.world.observation import Observation as FetchResult
 from pytest_fcp.world.world import World
 
@@ -84,6 +86,11 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
     return out
 
 
+def _where(scenario: Scenario) -> dict[str, str]:
+    """The file and scenario a ``ScenarioError`` names."""
+    return {"file": scenario.file, "scenario": scenario.name} if scenario.file else {"file": scenario.id}
+
+
 def _tag(source: str) -> str:
     return "(no source tag)" if source == "None" else source
 
@@ -136,8 +143,7 @@ def run_scenario(
         scenario.faults, scenario.cached, (scenario.symbol, scenario.market, scenario.interval), scenario.now
     )
     if conflicts:  # a scenario built in Python meets the rules its TOML form would
-        where = {"file": scenario.file, "scenario": scenario.name} if scenario.file else {"file": scenario.id}
-        raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **where)
+        raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **_where(scenario))
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
     spec = scenario.world_spec(seed, log_level)
@@ -147,28 +153,30 @@ def run_scenario(
         world.create_engine(factory)  # seeds the cached days, then applies the cache faults
         for _ in range(1, scenario.engines):
             world.add_instance(factory)  # more instances of the engine on the same cache
-        if scenario.together:
+        if scenario.crash is not None:
+            crashed = run_crash_scenario(world, scenario, factory, lambda result: _explicit(scenario, world, result))
+            run.results.extend(crashed.results)
+            run.verdicts.extend(crashed.verdicts)
+        elif scenario.together:
             run.results.extend(_together(scenario, world, schedule, strategy))
         else:
             for request in scenario.requests:
                 if request.at is not None:
                     world.advance_to(request.at)
                 symbol, market, interval = request.series(scenario)
-                run.results.append(
-                    world.fetch(
-                        request.start,
-                        request.end,
-                        symbol=symbol,
-                        market=market,
-                        interval=interval,
-                        instance=request.engine,
-                    )
+                result = world.fetch(
+                    request.start, request.end, symbol=symbol, market=market, interval=interval, instance=request.engine
                 )
-        for request, result in zip(scenario.requests, run.results, strict=True):
-            verdicts = judge(spec, result, skip=scenario.expect.skip_checks)
-            run.verdicts.extend(_whose(verdicts, request.engine, scenario.engines, run.verdicts))
-        run.verdicts.extend(v for v in judge_group(run.results) if v not in run.verdicts)
-        run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
+                refused = unstopped_writes(world.cache_dir, result.events)
+                if refused:
+                    raise ScenarioError(refused, field="faults", **_where(scenario))
+                run.results.append(result)
+        if scenario.crash is None:
+            for request, result in zip(scenario.requests, run.results, strict=True):
+                verdicts = judge(spec, result, skip=scenario.expect.skip_checks)
+                run.verdicts.extend(_whose(verdicts, request.engine, scenario.engines, run.verdicts))
+            run.verdicts.extend(v for v in judge_group(run.results) if v not in run.verdicts)
+            run.verdicts.extend(_explicit(scenario, world, run.results[-1]))
     note(spec, run.results)  # the coverage map's cells, when a collector is open
     return run
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
@@ -20,9 +20,10 @@ from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
+from pytest_fcp.scenarios.validate_runs import Fail, crash_value, engines_asked, instances
 from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_env, check_local_tz
 
-__all__ = ["LIMITS", "parse_scenario"]
+__all__ = ["LIMITS", "crash_value", "parse_scenario"]
 
 SCENARIO_KEYS = {
     "name",
@@ -40,11 +41,10 @@ SCENARIO_KEYS = {
     "env",
     "engines",
     "together",
+    "crash",
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at", "engine")
-#: The most engine instances one scenario may run on one cache.
-MAX_ENGINES = 8
 EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
 #: The checks a scenario may switch off: those about how the engine asked, never about what it returned or cached.
 SKIPPABLE = ("order", "needed_only", "rate_limit")
@@ -52,8 +52,6 @@ EDGE_MARGIN = dt.timedelta(hours=1)
 #: What one scenario may ask for at most.
 LIMITS = {"bars": 100_000, "request_days": 400, "requests": 20, "faults": 50, "cached": 400}
 _LISTED = dt.datetime.combine(LISTED_SINCE, dt.time(), dt.UTC)
-
-Fail = Callable[[str, str], NoReturn]
 
 
 def _when(value: Any, fail: Fail, what: str) -> dt.datetime:
@@ -194,38 +192,6 @@ def _requests(
     return tuple(out)
 
 
-def _instances(data: dict[str, Any], fail: Fail) -> tuple[int, bool]:
-    """The scenario's engine instances on one cache, and whether they run together."""
-    engines = data.get("engines", 1)
-    if isinstance(engines, bool) or not isinstance(engines, int) or not 1 <= engines <= MAX_ENGINES:
-        fail("engines", f"{engines!r}: allowed a number of engine instances on one cache, 1 to {MAX_ENGINES}")
-    together = data.get("together", False)
-    if not isinstance(together, bool):
-        fail("together", f"{together!r}: allowed true (the instances run at once, one thread each) or false")
-    if together and engines < 2:
-        fail("together", "needs engines = 2 or more (instances that run at once)")
-    return engines, together
-
-
-def _engines_asked(requests: tuple[Request, ...], engines: int, together: bool, fail: Fail) -> None:
-    """Each request names an instance the scenario has; together, every instance asks and no clock steps."""
-    for i, request in enumerate(requests):
-        what = f"request[{i}]" if len(requests) > 1 else "request"
-        if request.engine >= engines:
-            fail(
-                f"{what}.engine",
-                f"engine {request.engine + 1}, but the scenario has {engines} (allowed: 1 .. {engines})",
-            )
-        if together and request.at is not None:
-            fail(f"{what}.at", "a clock step cannot happen while the instances run together; drop at or together")
-    idle = sorted(set(range(engines)) - {r.engine for r in requests})
-    if idle:
-        fail(
-            "engines",
-            f"engine {idle[0] + 1} makes no request; give it one (request.engine = {idle[0] + 1}) or lower engines",
-        )
-
-
 def _edges(start: dt.datetime, end: dt.datetime, now: dt.datetime, delay: float, field: str, fail: Fail) -> None:
     """Keep clear of the freshness edges, where engines may legitimately differ."""
     for day in days_between(start, end):
@@ -276,14 +242,15 @@ def _reachable(faults: tuple[Fault, ...], reqs: tuple[Request, ...], scenario: S
     found += unreached(faults, scenario.cached, series, reached)
     if found:
         fail(found[0].field, found[0].message)
-    last = set(days_between(reqs[-1].start, reqs[-1].end))
+    judged = reqs[0] if scenario.crash is not None else reqs[-1]  # a crash scenario: expect is about its first fetch
+    last = set(days_between(judged.start, judged.end))
     for name in ("sources", "cache_after"):
         for key in getattr(scenario.expect, name):
             if key != "default" and dt.date.fromisoformat(key) not in last:
                 fail(
                     f"expect.{name}.{key}",
-                    f"{key} is not a day of the last request ({_span(sorted(last))}): expect is judged on the last "
-                    "request only, so this would never be checked",
+                    f"{key} is not a day of the {'first' if judged is reqs[0] else 'last'} request "
+                    f"({_span(sorted(last))}): expect is judged on that request only, so this would never be checked",
                 )
 
 
@@ -395,12 +362,15 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         except ValueError as exc:
             fail("env", str(exc))
     delay = _delay(data, fail)
-    engines, together = _instances(data, fail)
+    engines, together = instances(data, fail)
     requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
-    _engines_asked(requests, engines, together, fail)
+    engines_asked(requests, engines, together, fail)
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
     expect = _expect(data.get("expect", {}), fail)
+    crash = crash_value(data.get("crash"), len(requests), fail)
+    if crash is not None and engines > 1:
+        fail("crash", "crash points replay one engine instance's writes; drop engines (or crash)")
     scenario = Scenario(
         name=name,
         description=data["description"],
@@ -417,6 +387,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         env=env,
         engines=engines,
         together=together,
+        crash=crash,
         expect=expect,
         theme=theme,
         file=file,

@@ -23,12 +23,13 @@ import pathlib
 import random
 import stat
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pytest_fcp.world.arrow_layout import message_spans
 from pytest_fcp.world.cache import CacheSandbox, open_time_ms, read_arrow_any, truth_to_cache_table
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "fail_writes",
     "stale_table",
     "unblock_day_files",
+    "unstopped_writes",
     "writes_fail",
     "writes_paused",
 ]
@@ -86,6 +88,22 @@ def allow_writes(root: pathlib.Path) -> None:
 def writes_fail(root: pathlib.Path) -> bool:
     """Whether writes under ``root`` fail (``cache.write_fails`` is on)."""
     return os.path.join(os.path.abspath(root), "") in _FAILING
+
+
+def unstopped_writes(root: pathlib.Path, events: Iterable[Any]) -> str | None:
+    """Under ``cache.write_fails``, what says the fault could not reach the engine: a file it wrote all the same
+    (a native writer overwriting an existing day file in place: the audit hook does not see it and only
+    missing day files are blocked); ``None`` when writes do not fail or none got through."""
+    if not writes_fail(root):
+        return None
+    written = [e.data["path"] for e in events if e.kind == "cache" and e.data.get("op") in ("write", "replace")]
+    if not written:
+        return None
+    return (
+        f"cache.write_fails cannot reach this engine: it wrote {written[0]} although every write into the cache "
+        "fails (a native writer overwriting an existing file in place is seen by no audit hook, and only missing "
+        "day files are blocked); leave cache.write_fails out for this engine, or use cache.read_only_dir"
+    )
 
 
 def block_day_file(path: pathlib.Path) -> list[pathlib.Path]:
@@ -256,6 +274,30 @@ def _unreadable(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Ran
         path.mkdir()
 
 
+def _short_body(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    data = path.read_bytes()
+    spans, _is_file = message_spans(data)
+    batches = [(start, end) for start, end, kind in spans if kind == "record batch"]
+    if batches:  # the last record batch loses the second half of its body; what follows it stays
+        start, end = batches[-1]
+        path.write_bytes(data[: start + (end - start) // 2] + data[end:])
+    else:  # not Arrow IPC: the middle half goes, the head and the tail stay
+        path.write_bytes(data[: len(data) // 4] + data[3 * len(data) // 4 :])
+
+
+def _mixed(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    table = _engine_table(path, full)
+    third = table.num_rows // 3
+    if third:  # writer A's first two thirds, then writer B's last two thirds: the middle third twice
+        _rewrite(path, pa.concat_tables([table.slice(0, table.num_rows - third), table.slice(third)]))
+    else:  # a day of one or two bars: both writers' whole days
+        _rewrite(path, pa.concat_tables([table, table]))
+
+
+def _cut_on_read(item: Fault, path: pathlib.Path, full: pa.Table, rng: random.Random) -> None:
+    """The file stays the engine's valid one: the cache watch cuts it once the engine has opened it."""
+
+
 _SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], bool | None]] = {
     "zero_byte": _zero_byte,
     "truncate": _truncate,
@@ -265,4 +307,7 @@ _SPOILED: dict[str, Callable[[Fault, pathlib.Path, pa.Table, random.Random], boo
     "strings": _strings,
     "ns_times": _ns_times,
     "unreadable": _unreadable,
+    "short_body": _short_body,
+    "mixed": _mixed,
+    "truncate_on_read": _cut_on_read,
 }

@@ -70,6 +70,7 @@ class CacheWatch:
         self._day_paths: dict[str, tuple[Series, dt.date]] = {}
         self._faulted: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
+        self._cut_on_read: dict[str, tuple[str, float]] = {}  # day file -> (fault id, keep), cut at its first read
         #: Day files the world stands an empty directory in for while writes fail: missing to a reader.
         self.blocked: set[str] = set()
         self._lock = threading.RLock()  # engine threads poll too (before each request and sleep)
@@ -83,9 +84,25 @@ class CacheWatch:
         if self.observer is not None:
             self.observer.close()
 
-    def remember_fault(self, fault_id: str, path: pathlib.Path) -> None:
-        """A cache fault just left ``path`` as it is now."""
-        self._faulted[self.sandbox.relative(path)] = (_signature(path), fault_id)
+    def remember_fault(self, fault_id: str, path: pathlib.Path, keep: float = 0.5) -> None:
+        """A cache fault just left ``path`` as it is now (one cut once the engine has opened it: to ``keep``)."""
+        rel = self.sandbox.relative(path)
+        self._faulted[rel] = (_signature(path), fault_id)
+        if FAULTS[fault_id].cut_while_read:
+            self._cut_on_read[rel] = (fault_id, keep)
+
+    def _cut(self, rel: str) -> None:
+        """Cut a day file the engine has just opened (``cache.truncated_on_read``); ``os.truncate`` opens
+        nothing, so the cut makes no cache event of its own."""
+        fault_id, keep = self._cut_on_read.pop(rel)
+        path = self.sandbox.root / rel
+        size = _signature(path)[0]
+        if size > 0:
+            os.truncate(path, int(size * keep))
+            message = (
+                f"{fault_id}: {stable_path(rel)} cut to {int(size * keep)} of {size} bytes after the engine opened it"
+            )
+            self.recorder.event("log", level="WARNING", message=message, module="pytest_fcp.world")
 
     def state(self, series: Series, day: dt.date) -> DayFileState:
         """The state of the engine's file for ``day`` of ``series``, judged against the truth."""
@@ -120,6 +137,8 @@ class CacheWatch:
             for op, rel in self.observer.poll():
                 if quiet:
                     continue
+                if op == "read" and rel in self._cut_on_read:
+                    self._cut(rel)
                 path = self.sandbox.root / rel
                 signature = _signature(path)
                 size = signature[0] if signature[0] >= 0 and stat.S_ISREG(signature[3]) else None

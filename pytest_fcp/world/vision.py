@@ -361,3 +361,30 @@ _EFFECTS: dict[str, Callable[[VisionBucket, Fault, VisionObject], Answer | None]
     "alter_values": VisionBucket._spoiled,
     "other_file": VisionBucket._spoiled,
 }
+
+
+class LazyAws:
+    """moto's AWS mock for the S3 door, started the first time a botocore client talks to the world (it costs
+    ~15 ms; most engines never use S3), with ``bucket``'s files made again in its clean backend."""
+
+    def __init__(self, bucket: VisionBucket) -> None:
+        self.bucket = bucket
+        self._mock: Any = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the mock once; engine threads running at once all find the bucket there."""
+        with self._lock:
+            if self._mock is None:
+                from moto import mock_aws
+
+                mock = mock_aws()
+                mock.start()
+                self.bucket.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
+                self._mock = mock
+
+    def stop(self) -> None:
+        """Stop the mock if it was started."""
+        if self._mock is not None:
+            mock, self._mock = self._mock, None
+            mock.stop()

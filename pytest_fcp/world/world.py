@@ -55,7 +55,7 @@ from pytest_fcp.world.spec import WorldError, WorldSpec
 from pytest_fcp.world.threads import carry_context
 from pytest_fcp.world.truth import Truth
 from pytest_fcp.world.turns import Turns
-from pytest_fcp.world.vision import VisionBucket
+from pytest_fcp.world.vision import LazyAws, VisionBucket
 
 __all__ = ["FetchResult", "World", "WorldError"]
 
@@ -96,9 +96,10 @@ class World:
         self.clock = VirtualClock(now, on_sleep=self._on_sleep)
         self.sandbox = CacheSandbox(pathlib.Path(cache_root))
         self.vision = VisionBucket(self.truth, self.clock, self.faults, self.recorder, publish_delay)
+        self.aws = LazyAws(self.vision)  # the S3 door's moto mock, started on first use
         self.rest = RestApi(self.truth, self.clock, self.faults, self.recorder)
         self.network = SealedNetwork(
-            self.vision, self.rest, self.recorder, self.clock, self._before_request, self._start_aws
+            self.vision, self.rest, self.recorder, self.clock, self._before_request, self.aws.start
         )
         self.watch = CacheWatch(self.sandbox, self.recorder, self._truth_of, self._path_of)
         self.engine: Engine | None = None
@@ -113,8 +114,6 @@ class World:
         self._mark = self.recorder.mark()
         self.warning_count = 0  # warnings the engine raised (recorded as trace events)
         self._engine_threads = EngineThreads()  # whose warnings are the engine's
-        self._mock: Any = None
-        self._aws_lock = threading.Lock()
         self._stack: contextlib.ExitStack | None = None
 
     @classmethod
@@ -174,7 +173,7 @@ class World:
             stack.enter_context(watch_writes(roots, self._engine_threads.running, self._wrote_outside))
             stack.callback(self.vision.stop)
             self.vision.start()
-            stack.callback(self._stop_aws)
+            stack.callback(self.aws.stop)
             stack.enter_context(carry_context())
             stack.callback(self.clock.stop)
             self.clock.start()
@@ -205,33 +204,17 @@ class World:
             except Exception as exc:
                 self.recorder.event("log", level="ERROR", message=f"engine close() failed: {exc!r}")
 
-    def _start_aws(self) -> None:
-        """Start moto's AWS mock the first time a botocore client talks to the world (it costs ~15 ms)."""
-        with self._aws_lock:  # engine threads running at once: the bucket exists before any of them is answered
-            if self._mock is None:
-                from moto import mock_aws
-
-                mock = mock_aws()
-                mock.start()
-                self.vision.start()  # the mock starts from a clean backend: the bucket again (files come lazily)
-                self._mock = mock
-
-    def _stop_aws(self) -> None:
-        if self._mock is not None:
-            mock, self._mock = self._mock, None
-            mock.stop()
-
     # --- the engine ---------------------------------------------------------------------------------
-    def attach(self, engine: Engine) -> Engine:
+    def attach(self, engine: Engine, prepare: bool = True) -> Engine:
         """Run ``engine`` in this world: the spec's cached days are seeded valid, then its cache faults are
-        applied (whole-directory ones last), and its logs traced."""
+        applied (whole-directory ones last; ``prepare=False``: neither), and its logs traced."""
         self.engine = engine
         self.instances = [engine]
         self._cache_paths.clear()
         self._sink(engine)
-        if self.spec.cached:
+        if prepare and self.spec.cached:
             self.seed_cache(self.spec.cached)
-        for item in sorted(self.faults.of_source("cache"), key=lambda f: not f.kind.needs_days):
+        for item in sorted(self.faults.of_source("cache") if prepare else (), key=lambda f: not f.kind.needs_days):
             days: Iterable[dt.date | None] = item.days or () if item.kind.needs_days else (None,)
             for day in days:
                 self._apply_cache_fault(item, day)
@@ -255,7 +238,7 @@ class World:
         self.instances.append(engine)
         return engine
 
-    def create_engine(self, factory: Any) -> Engine:
+    def create_engine(self, factory: Any, prepare: bool = True) -> Engine:
         """Create the engine on this world's cache sandbox and attach it (its warnings go to the trace). The
         variables the engine declares its own (:func:`~pytest_fcp.engines.env_prefixes`) are cleared from here to
         the world's stop, except those the world and the scenario set."""
@@ -263,7 +246,13 @@ class World:
             self._stack.enter_context(owned_environment(env_prefixes(factory), self.spec.env, self.recorder))
         with self.engine_warnings():
             engine = factory(self.cache_dir)
-        return self.attach(engine)
+        return self.attach(engine, prepare)
+
+    def restart_engine(self, factory: Any) -> Engine:
+        """Close the engine and create a fresh instance on the same cache, as a new process would (nothing
+        is seeded or faulted again)."""
+        self._close_engine()
+        return self.create_engine(factory, prepare=False)
 
     @contextlib.contextmanager
     def engine_warnings(self) -> Iterator[None]:
@@ -301,7 +290,8 @@ class World:
             return
         self.recorder.fault(item.id, "cache", day)
         if day is not None:
-            self.watch.remember_fault(item.id, self.cache_path(day, *series))
+            keep = float(item.param("keep")) if "keep" in item.kind.params else 0.5
+            self.watch.remember_fault(item.id, self.cache_path(day, *series), keep)
 
     def cache_path(
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
