@@ -9,6 +9,7 @@ failures, any difference fails with a readable diff.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin import cache_carry
 from pytest_fcp.plugin.baselines import EngineBaselines
 from pytest_fcp.plugin.fixtures import load_factory
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings, settings
@@ -83,11 +85,12 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
-    """A scenario broke the FCP contract: the verdicts' lines and the decision path."""
+    """A scenario broke the FCP contract: the verdicts' lines and the decision path (``note``: a line before
+    them, e.g. the carried cache it started from)."""
 
-    def __init__(self, lines: list[str], path: str) -> None:
+    def __init__(self, lines: list[str], path: str, note: str = "") -> None:
         super().__init__("\n".join(lines))
-        self.lines, self.path = lines, path
+        self.lines, self.path, self.note = lines, path, note
 
 
 class ScenarioChanged(Exception):
@@ -169,12 +172,17 @@ class ScenarioItem(pytest.Item):
         self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
         self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
+        carried = cache_carry.scenario_cache_from(self.config, engine, scenario.theme, scenario.name)
+        if carried is not None:  # --fcp-cache-from: the cache saved for this scenario, instead of its own
+            scenario = dataclasses.replace(scenario, cache_from=carried)
+            self._fcp_info["carried_from"] = str(carried)
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
             self.stash[ENGINE_NAME_KEY] = engine
             run = run_scenario(
                 scenario, factory, tmp / "cache", seed=run_settings.seed, log_level=run_settings.log_level
             )
+            cache_carry.save(self.config, (engine, scenario.theme, scenario.name), run.world)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self.stash[WORLD_KEY] = run.world
@@ -189,6 +197,10 @@ class ScenarioItem(pytest.Item):
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
+        new = cache_carry.carried_failures(expected, record) if carried is not None else []
+        if carried is not None:  # judged by the contract: only failures its baseline lacks fail it
+            kind = "conforming" if not verdicts else "new failing" if new else "known failure"
+            first, diff = (new or verdicts or [""])[0], []
         self._fcp_info.update(
             kind=kind,
             first=first,
@@ -200,6 +212,8 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run
+        if new:
+            raise ScenarioFailed(new, path, f"started from the cache saved at {carried}; failures its baseline lacks:")
         if kind == "known failure":
             pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
         if kind in ("worse", "better", "changed"):
@@ -216,6 +230,7 @@ class ScenarioItem(pytest.Item):
             return (
                 f"{s.id} on {self.engine} breaks the FCP contract\n"
                 f"  {s.description}\n"
+                + (f"  {excinfo.value.note}\n" if excinfo.value.note else "")
                 + "\n".join(f"  FAIL {line}" for line in excinfo.value.lines)
                 + f"\n  path: {excinfo.value.path}"
             )

@@ -86,6 +86,8 @@ class RunSettings:
     invocation_dir: pathlib.Path = pathlib.Path()
     lean: bool = False  # --fcp-lean: the process-level speed measures of plugin/lean.py
     announced: bool = False  # an --fcp-* option was given: the header shows the run's seed
+    save_cache: pathlib.Path | None = None  # --fcp-save-cache: where each test's cache is saved (absolute, created)
+    cache_from: pathlib.Path | None = None  # --fcp-cache-from: where each test's saved cache is looked up (absolute)
 
     def collection_args(self) -> list[str] | None:
         """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
@@ -226,6 +228,35 @@ def _output_file(config: pytest.Config, name: str, option: str, example: str) ->
     return path
 
 
+def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -> pathlib.Path | None:
+    """``--fcp-save-cache`` (``create``: made now, and proven writable) or ``--fcp-cache-from`` (an existing
+    directory; not with ``--fcp-update-baselines``), relative to the working directory, or its ini key relative to
+    the rootdir; a usage error saying what is wrong."""
+    given, base = _option(config, name), pathlib.Path.cwd()
+    if not given:
+        given, base = config.getini(name), config.rootpath
+    if not given:
+        return None
+    path = (base / str(given)).expanduser().resolve()
+    if not create:
+        if not path.is_dir():
+            raise _usage(f"{option} {given}: no such directory {path}; give a directory written by --fcp-save-cache")
+        if _option(config, "fcp_update_baselines"):
+            raise _usage(
+                f"{option}: baselines record each scenario from its own starting cache; a carried cache changes what "
+                "it does, so drop --fcp-update-baselines or this option"
+            )
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".fcp-write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise _usage(f"{option} {given}: cannot create or write the directory {path} ({exc.strerror or exc})") from None
+    return path
+
+
 def _installed(path: pathlib.Path) -> bool:
     """Whether ``path`` lies inside an installed package (site-packages): never a place to write to."""
     return "site-packages" in path.resolve().parts or "dist-packages" in path.resolve().parts
@@ -357,6 +388,8 @@ def build_settings(config: pytest.Config) -> RunSettings:
         launcher=run_launcher(config),
         invocation_dir=config.invocation_params.dir,
         lean=is_lean,
+        save_cache=_cache_dir(config, "fcp_save_cache", "--fcp-save-cache", create=True),
+        cache_from=_cache_dir(config, "fcp_cache_from", "--fcp-cache-from", create=False),
         announced=any(_option(config, dest) not in (None, False) for dest in FCP_DESTS),
     )
 
@@ -386,4 +419,8 @@ def _replay_options(
         out.append(f"--fcp-log-level={level}")
     if lean:
         out.append("--fcp-lean")
+    carried = _option(config, "fcp_cache_from") or config.getini("fcp_cache_from")
+    if carried:
+        base = pathlib.Path.cwd() if _option(config, "fcp_cache_from") else config.rootpath
+        out.append(f"--fcp-cache-from={(base / str(carried)).expanduser().resolve()}")
     return tuple(out)

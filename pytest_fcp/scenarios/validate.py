@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import pathlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -20,7 +21,15 @@ from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
-from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_env, check_local_tz
+from pytest_fcp.world.spec import (
+    LATEST_NOW,
+    LISTED_SINCE,
+    MAX_PUBLISH_DELAY,
+    WorldError,
+    check_cache_from,
+    check_env,
+    check_local_tz,
+)
 
 __all__ = ["LIMITS", "parse_scenario"]
 
@@ -38,6 +47,7 @@ SCENARIO_KEYS = {
     "publish_delay_hours",
     "local_tz",
     "env",
+    "cache_from",
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at")
@@ -312,8 +322,28 @@ def _delay(data: Mapping[str, Any], fail: Fail) -> float:
     return float(delay)
 
 
-def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: Mapping[str, Any]) -> Scenario:
-    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``."""
+def _cache_from(value: Any, base: pathlib.Path | None, fail: Fail) -> pathlib.Path:
+    """``cache_from``: a directory, relative to the scenario file's (``base``; else the working directory)."""
+    if not isinstance(value, str) or not value:
+        fail("cache_from", f'expected the path of a saved cache directory, e.g. "caches/warm", got {value!r}')
+    path = pathlib.Path(value).expanduser()
+    try:
+        return check_cache_from(path if path.is_absolute() or base is None else base / path)
+    except WorldError as exc:
+        fail("cache_from", str(exc))
+
+
+def parse_scenario(
+    raw: Mapping[str, Any],
+    *,
+    theme: str,
+    file: str,
+    defaults: Mapping[str, Any],
+    base: pathlib.Path | None = None,
+) -> Scenario:
+    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``.
+
+    ``base``: the directory a relative ``cache_from`` is read from (the scenario file's)."""
     name = raw.get("name") if isinstance(raw, Mapping) else None
 
     def fail(field: str, message: str) -> NoReturn:
@@ -355,6 +385,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         except ValueError as exc:
             fail("env", str(exc))
     delay = _delay(data, fail)
+    cache_from = _cache_from(data["cache_from"], base, fail) if "cache_from" in data else None
     requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
@@ -376,6 +407,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         expect=expect,
         theme=theme,
         file=file,
+        cache_from=cache_from,
     )
     _reachable(faults, requests, scenario, fail)
     if truth == "golden":
