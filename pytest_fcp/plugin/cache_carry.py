@@ -10,6 +10,7 @@ decisions differ from a cold start by design): a failure the baseline does not l
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pathlib
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,19 @@ from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, settings
 
 if TYPE_CHECKING:
     from pytest_fcp.baseline import Record
+    from pytest_fcp.contract import Verdict
+    from pytest_fcp.scenarios.model import Scenario
     from pytest_fcp.world import World
 
-__all__ = ["carried_failures", "manifest", "marker_cache_from", "marker_key", "save", "scenario_cache_from"]
+__all__ = [
+    "carried_failures",
+    "carried_scenario",
+    "manifest",
+    "marker_cache_from",
+    "marker_key",
+    "save",
+    "scenario_cache_from",
+]
 
 
 def scenario_cache_from(config: pytest.Config, engine: str, theme: str, name: str) -> pathlib.Path | None:
@@ -31,6 +42,14 @@ def scenario_cache_from(config: pytest.Config, engine: str, theme: str, name: st
 
     root = settings(config).cache_from
     return find_saved(root, engine, theme, name) if root is not None else None
+
+
+def carried_scenario(scenario: Scenario, carried: pathlib.Path) -> Scenario:
+    """``scenario`` started from the saved cache ``carried``: its own ``expect`` (sources, requests, outcome,
+    cache states), written for its own starting cache, gives way to the contract's checks; ``skip_checks`` stay."""
+    from pytest_fcp.scenarios.model import Expect
+
+    return dataclasses.replace(scenario, cache_from=carried, expect=Expect(skip_checks=scenario.expect.skip_checks))
 
 
 def marker_key(item: pytest.Item) -> tuple[str, str, str]:
@@ -69,8 +88,9 @@ def marker_cache_from(item: pytest.Item, options: dict[str, Any]) -> dict[str, A
     from pytest_fcp.world.cache_seed import find_saved
 
     given = options.get("cache_from")
-    if isinstance(given, str | pathlib.Path) and str(given) and not pathlib.Path(given).expanduser().is_absolute():
-        options = {**options, "cache_from": pathlib.Path(str(getattr(item, "path", "."))).parent / given}
+    if isinstance(given, str | pathlib.Path) and str(given):
+        path = pathlib.Path(given).expanduser()
+        options = {**options, "cache_from": pathlib.Path(str(getattr(item, "path", "."))).parent / path}
     root = settings(item.config).cache_from
     found = find_saved(root, *marker_key(item)) if root is not None else None
     return {**options, "cache_from": found} if found is not None else options
@@ -115,7 +135,9 @@ def save(config: pytest.Config, key: tuple[str, str, str], world: World) -> path
         pytest.fail(f"pytest-fcp: cannot save the cache to {target}: {exc.strerror or exc}", pytrace=False)
 
 
-def carried_failures(expected: Record | None, record: Record) -> list[str]:
-    """The failure keys of a run from a carried cache that the engine's baseline entry does not list."""
+def carried_failures(expected: Record | None, verdicts: list[Verdict], cache_root: str) -> list[str]:
+    """The verdicts of a run from a carried cache whose failure keys the engine's baseline entry does not list."""
+    from pytest_fcp.scenarios.decisions import failure_key
+
     known = set(expected.failures) if expected is not None else set()
-    return [key for key in record.failures if key not in known]
+    return [str(v) for v in verdicts if failure_key(v, cache_root) not in known]

@@ -8,6 +8,7 @@ asks for a world.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,7 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     from pytest_fcp.core.markets import default_symbol
     from pytest_fcp.faults import Fault, FaultSpecError, fault
     from pytest_fcp.faults.rules import setup_conflicts
+    from pytest_fcp.world.cache_seed import saved_seed
     from pytest_fcp.world.spec import WorldError, WorldSpec
 
     now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
@@ -155,13 +157,14 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     found = setup_conflicts(faults, cached, series, now)
     if found:
         raise WorldError(f"@pytest.mark.fcp {found[0]}")
+    carried = saved_seed(options.get("cache_from")) if isinstance(options.get("cache_from"), pathlib.Path) else None
     return WorldSpec(
         now=now,
         market=market,
         symbol=options.get("symbol") or default_symbol(market),
         interval=options.get("interval", "1h"),
         truth=options.get("truth", "synthetic"),
-        seed=run.seed,
+        seed=run.seed if carried is None else carried,  # a saved cache was written against its seed's market
         faults=tuple(faults),
         publish_delay=dt.timedelta(hours=float(delay)),
         log_level=run.log_level,

@@ -9,7 +9,6 @@ failures, any difference fails with a readable diff.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import shutil
 import tempfile
@@ -173,8 +172,8 @@ class ScenarioItem(pytest.Item):
         self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
         carried = cache_carry.scenario_cache_from(self.config, engine, scenario.theme, scenario.name)
-        if carried is not None:  # --fcp-cache-from: the cache saved for this scenario, instead of its own
-            scenario = dataclasses.replace(scenario, cache_from=carried)
+        if carried is not None:  # --fcp-cache-from: the cache saved for this scenario, judged by the contract
+            scenario = cache_carry.carried_scenario(scenario, carried)
             self._fcp_info["carried_from"] = str(carried)
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
@@ -197,7 +196,7 @@ class ScenarioItem(pytest.Item):
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
-        new = cache_carry.carried_failures(expected, record) if carried is not None else []
+        new = cache_carry.carried_failures(expected, run.verdicts, str(run.world.cache_dir)) if carried else []
         if carried is not None:  # judged by the contract: only failures its baseline lacks fail it
             kind = "conforming" if not verdicts else "new failing" if new else "known failure"
             first, diff = (new or verdicts or [""])[0], []
@@ -213,7 +212,11 @@ class ScenarioItem(pytest.Item):
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run
         if new:
-            raise ScenarioFailed(new, path, f"started from the cache saved at {carried}; failures its baseline lacks:")
+            raise ScenarioFailed(
+                new,
+                path,
+                f"started from the cache saved at {carried} (seed {run.world.spec.seed}); failures its baseline lacks:",
+            )
         if kind == "known failure":
             pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
         if kind in ("worse", "better", "changed"):

@@ -22,7 +22,17 @@ import shutil
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-__all__ = ["ANY_ENGINE", "MANIFEST", "carry_in", "copy_tree", "find_saved", "part", "save_cache", "saved_dir"]
+__all__ = [
+    "ANY_ENGINE",
+    "MANIFEST",
+    "carry_in",
+    "copy_tree",
+    "find_saved",
+    "part",
+    "save_cache",
+    "saved_dir",
+    "saved_seed",
+]
 
 #: The file beside a saved cache's day files that says which engine, release, test, seed and now wrote it.
 MANIFEST = "fcp-cache.json"
@@ -66,20 +76,34 @@ def find_saved(root: pathlib.Path, engine: str, theme: str, name: str) -> pathli
     return None
 
 
+def saved_seed(source: pathlib.Path | None) -> int | None:
+    """The seed a saved cache was written with (its manifest's ``seed``), if it says: a world carrying it in
+    serves the same synthetic market, or every carried day would differ from the truth. ``None`` when there is
+    no manifest or it names no seed (a fixture cache of the golden truth needs none)."""
+    if source is None:
+        return None
+    try:
+        seed = json.loads((source / MANIFEST).read_text(encoding="utf-8")).get("seed")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
 def copy_tree(source: pathlib.Path, target: pathlib.Path, *, skip: frozenset[str] = frozenset()) -> list[str]:
-    """Copy the directories and regular files under ``source`` into ``target`` (contents only: fresh modes and
-    times; links followed nowhere, other kinds left out); ``skip``: names left out at the top. Returns the copied
-    files' paths relative to ``target``, ``/``-separated, sorted."""
+    """Copy the regular files under ``source`` into ``target`` with the directories they are in (contents only:
+    fresh modes and times; links followed nowhere; empty directories, such as one a cache fault stood in for a day
+    file, and other kinds of file left out); ``skip``: names left out at the top. Returns the copied files' paths
+    relative to ``target``, ``/``-separated, sorted."""
     copied: list[str] = []
     for dirpath, dirs, names in os.walk(source):
         here = pathlib.Path(dirpath)
         rel = here.relative_to(source)
         dirs[:] = sorted(d for d in dirs if not (here / d).is_symlink())
-        (target / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(names):
             origin = here / name
             if (rel == pathlib.Path() and name in skip) or origin.is_symlink() or not origin.is_file():
                 continue
+            (target / rel).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(origin, target / rel / name)
             copied.append((rel / name).as_posix())
     return sorted(copied)
