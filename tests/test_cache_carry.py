@@ -214,6 +214,21 @@ def test_reference_round_trip(pytester: pytest.Pytester) -> None:
     assert manifest["seed"] == first["seed"]  # the world served the market the cache was written against
 
 
+def test_release_two_on_release_ones_cache_against_its_own_warm_baseline(pytester: pytest.Pytester) -> None:
+    """The precise upgrade check: release 2's baseline recorded on its own saved cache, then release 2 on release
+    1's cache compared with it in full: the days it had to fetch anew are the difference."""
+    _scenarios(pytester)
+    for engine, into in ((V1, "saved"), (V2_FIXED, "saved")):
+        _run(pytester, "--fcp-engine", engine, "--fcp-seed", "3", "--fcp-save-cache", into).assert_outcomes(passed=2)
+    own, old = "saved/tests.engines.versions_create_v2_fixed", "saved/tests.engines.versions_create_v1"
+    warm = ("--fcp-engine", V2_FIXED, "--fcp-baseline-dir", "warm")
+    _run(pytester, *warm, "--fcp-cache-from", own, "--fcp-update-baselines").assert_outcomes(passed=2)
+    _run(pytester, *warm, "--fcp-cache-from", own).assert_outcomes(passed=2)
+    result = _run(pytester, *warm, "--fcp-cache-from", old)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["mine/old_days on * behaves *", "*2024-01-02: vision (none) -> https 200 x2*"])
+
+
 def test_save_cache_under_two_workers(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     _scenarios(pytester)
@@ -232,7 +247,8 @@ def test_save_cache_under_two_workers(pytester: pytest.Pytester) -> None:
         (("--fcp-cache-from", "nowhere"), "ERROR: pytest-fcp: --fcp-cache-from nowhere: no such directory *"),
         (
             ("--fcp-cache-from", "scenarios", "--fcp-update-baselines"),
-            "ERROR: pytest-fcp: --fcp-cache-from: baselines record each scenario from its own starting cache*",
+            "ERROR: pytest-fcp: --fcp-cache-from: a carried cache changes what a scenario does; record its baselines "
+            "apart *add --fcp-baseline-dir DIR*",
         ),
     ],
 )

@@ -5,7 +5,9 @@ A test's key is ``(engine, theme, name)``: a scenario's theme and name; for a te
 module's path below the rootdir, dotted (``tests.test_upgrade``), and its name without the engine parameter, so
 that the same test on another engine or release finds the same directory. A scenario started from a carried
 cache by ``--fcp-cache-from`` is judged by the contract against its engine's baseline failures only (its
-decisions differ from a cold start by design): a failure the baseline does not list fails it.
+decisions differ from a cold start by design): a failure the baseline does not list fails it. Baselines recorded
+from carried caches (``--fcp-cache-from`` with ``--fcp-baseline-dir`` and ``--fcp-update-baselines``) are
+compared in full, as any baseline.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, settings
+from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, RunSettings, settings
 
 if TYPE_CHECKING:
     from pytest_fcp.baseline import Record
@@ -33,6 +35,7 @@ __all__ = [
     "marker_key",
     "save",
     "scenario_cache_from",
+    "warm_baseline",
 ]
 
 
@@ -133,6 +136,12 @@ def save(config: pytest.Config, key: tuple[str, str, str], world: World) -> path
         return save_cache(world.cache_dir, target, manifest(engine, f"{theme}/{name}", world))
     except OSError as exc:
         pytest.fail(f"pytest-fcp: cannot save the cache to {target}: {exc.strerror or exc}", pytrace=False)
+
+
+def warm_baseline(run: RunSettings, source: pathlib.Path | None) -> bool:
+    """Whether a scenario's baseline entry was recorded from a carried cache: under ``--fcp-cache-from`` with
+    ``--fcp-baseline-dir``, an entry from that directory (``--fcp-update-baselines`` wrote it from such a run)."""
+    return run.carried_baselines and source is not None and source.parent == run.baseline_dir
 
 
 def carried_failures(expected: Record | None, verdicts: list[Verdict], cache_root: str) -> list[str]:

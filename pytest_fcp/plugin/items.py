@@ -196,8 +196,13 @@ class ScenarioItem(pytest.Item):
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
-        new = cache_carry.carried_failures(expected, run.verdicts, str(run.world.cache_dir)) if carried else []
-        if carried is not None:  # judged by the contract: only failures its baseline lacks fail it
+        warm = cache_carry.warm_baseline(run_settings, source)  # recorded from a carried cache: compared in full
+        new = (
+            cache_carry.carried_failures(expected, run.verdicts, str(run.world.cache_dir))
+            if carried and not warm
+            else []
+        )
+        if carried is not None and not warm:  # judged by the contract: only failures its baseline lacks fail it
             kind = "conforming" if not verdicts else "new failing" if new else "known failure"
             first, diff = (new or verdicts or [""])[0], []
         self._fcp_info.update(

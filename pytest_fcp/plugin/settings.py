@@ -88,6 +88,7 @@ class RunSettings:
     announced: bool = False  # an --fcp-* option was given: the header shows the run's seed
     save_cache: pathlib.Path | None = None  # --fcp-save-cache: where each test's cache is saved (absolute, created)
     cache_from: pathlib.Path | None = None  # --fcp-cache-from: where each test's saved cache is looked up (absolute)
+    carried_baselines: bool = False  # --fcp-cache-from with --fcp-baseline-dir: its entries are of carried runs
 
     def collection_args(self) -> list[str] | None:
         """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
@@ -241,10 +242,10 @@ def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -
     if not create:
         if not path.is_dir():
             raise _usage(f"{option} {given}: no such directory {path}; give a directory written by --fcp-save-cache")
-        if _option(config, "fcp_update_baselines"):
+        if _option(config, "fcp_update_baselines") and not _option(config, "fcp_baseline_dir"):
             raise _usage(
-                f"{option}: baselines record each scenario from its own starting cache; a carried cache changes what "
-                "it does, so drop --fcp-update-baselines or this option"
+                f"{option}: a carried cache changes what a scenario does; record its baselines apart from those of "
+                "a cold start: add --fcp-baseline-dir DIR (a directory for them), or drop --fcp-update-baselines"
             )
         return path
     try:
@@ -390,6 +391,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         lean=is_lean,
         save_cache=_cache_dir(config, "fcp_save_cache", "--fcp-save-cache", create=True),
         cache_from=_cache_dir(config, "fcp_cache_from", "--fcp-cache-from", create=False),
+        carried_baselines=bool(_option(config, "fcp_baseline_dir")) and bool(_option(config, "fcp_cache_from")),
         announced=any(_option(config, dest) not in (None, False) for dest in FCP_DESTS),
     )
 
