@@ -199,8 +199,12 @@ def test_record_with_release_one_judge_release_two(pytester: pytest.Pytester) ->
             "*--fcp-cache-from=*saved/tests.engines.versions_create_v1*",  # the replay line carries it
         ]
     )
+    result.stdout.fnmatch_lines([f"  started from a carried cache: 2 of 2 ({pytester.path / old})"])
     _run(pytester, "--fcp-engine", V2).assert_outcomes(passed=2)
     _run(pytester, "--fcp-engine", V2_FIXED, "--fcp-cache-from", old).assert_outcomes(passed=2)
+    result = _run(pytester, "--fcp-engine", V2, "--fcp-cache-from", "saved")  # release 1's caches are one level down
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["  started from a carried cache: 0 of 2 (*saved)"])
 
 
 def test_reference_round_trip(pytester: pytest.Pytester) -> None:
