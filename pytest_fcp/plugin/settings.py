@@ -242,7 +242,7 @@ def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -
     if not create:
         if not path.is_dir():
             raise _usage(f"{option} {given}: no such directory {path}; give a directory written by --fcp-save-cache")
-        if _option(config, "fcp_update_baselines") and not _option(config, "fcp_baseline_dir"):
+        if _option(config, "fcp_update_baselines") and not _own_baselines(config):
             raise _usage(
                 f"{option}: a carried cache changes what a scenario does; record its baselines apart from those of "
                 "a cold start: add --fcp-baseline-dir DIR (a directory for them), or drop --fcp-update-baselines"
@@ -256,6 +256,11 @@ def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -
     except OSError as exc:
         raise _usage(f"{option} {given}: cannot create or write the directory {path} ({exc.strerror or exc})") from None
     return path
+
+
+def _own_baselines(config: pytest.Config) -> bool:
+    """Whether the run names its own baseline directory (``--fcp-baseline-dir`` or ini ``fcp_baseline_dir``)."""
+    return bool(_option(config, "fcp_baseline_dir") or config.getini("fcp_baseline_dir"))
 
 
 def _installed(path: pathlib.Path) -> bool:
@@ -391,7 +396,8 @@ def build_settings(config: pytest.Config) -> RunSettings:
         lean=is_lean,
         save_cache=_cache_dir(config, "fcp_save_cache", "--fcp-save-cache", create=True),
         cache_from=_cache_dir(config, "fcp_cache_from", "--fcp-cache-from", create=False),
-        carried_baselines=bool(_option(config, "fcp_baseline_dir")) and bool(_option(config, "fcp_cache_from")),
+        carried_baselines=_own_baselines(config)
+        and bool(_option(config, "fcp_cache_from") or config.getini("fcp_cache_from")),
         announced=any(_option(config, dest) not in (None, False) for dest in FCP_DESTS),
     )
 
