@@ -9,6 +9,9 @@ means is in the fault table (:data:`pytest_fcp.faults.FAULTS`): ``obtainable``, 
 ``reads_as_no_data``. A fault that answered a REST request spoils every day that request covered, not only the
 day it is scoped to (:mod:`pytest_fcp.contract.answers`): those days are no longer certain on REST unless a good
 answer delivered them; and a day the answers delivered whole was obtainable, whatever asking it alone gives.
+A valid day file the world carried in from a saved cache (``cache_from``: another run wrote it, perhaps another
+engine or release, in a layout the engine may not read) may be served or fetched anew: the day is not *cached*
+(treating it as a miss is honest), its rows may come from the cache, and it is never less than possibly obtainable.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ class DayPlan:
     stale_cache: bool = False  # a complete cached file with other values: valid-looking, the engine may serve it
     peer_cache: bool = False  # another instance on the same cache, running at the same time, may have cached it
     cut: int | None = None  # the size the world cuts the valid file to once the engine opened it (cut_while_read)
+    carried: bool = False  # a valid file carried in from a saved cache: the engine may serve it or fetch the day anew
 
     @property
     def allowed_sources(self) -> set[str]:
         """The sources the day's rows may be tagged with."""
         if self.cached:
             return {"cache"}
-        allowed = {"cache"} if self.stale_cache or self.peer_cache or self.cut is not None else set()
+        allowed = {"cache"} if self.stale_cache or self.peer_cache or self.cut is not None or self.carried else set()
         if self.vision != "impossible":
             allowed.add("vision")
         if self.vision != "certain" and self.rest != "impossible":
@@ -64,7 +68,7 @@ class DayPlan:
         if self.rest == "certain" and self.vision == "impossible":
             return "certain"
         if self.vision == "impossible" and self.rest == "impossible":
-            return "impossible"
+            return "possible" if self.carried else "impossible"
         if self.vision == "possible" or self.rest in ("possible", "certain", "empty"):
             return "possible"
         return "impossible"
@@ -139,12 +143,13 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
     answers = answered(obs, spec.faults)
     for day in obs.days:
         before = obs.cache_before.get(day)
+        carried = before is not None and before.valid and before.carried  # the engine may not read another's file
         old = is_old(day, obs.now)
         series = (obs.market, obs.symbol, obs.interval)
         in_scope = [f for f in spec.faults if f.in_scope(obs.market, obs.symbol, obs.interval, day)]
         cutting = [f for f in in_scope if f.kind.cut_while_read]
         cut = int(before.size * float(cutting[0].param("keep"))) if cutting and before is not None else None
-        cached = before is not None and before.valid and cut is None
+        cached = before is not None and before.valid and cut is None and not carried
         vision = "impossible"
         if old and day in obs.published:
             vision = _vision_state([f for f in in_scope if f.source == "vision"], series, day)
@@ -152,7 +157,7 @@ def plan(spec: WorldSpec, obs: Observation) -> dict[dt.date, DayPlan]:
         rest = _answered(rest, answers.spoiled.get(day), day in answers.delivered)
         stale = before is not None and before.status == "stale"
         peer = obs.together > 1 and old and (vision != "impossible" or rest != "impossible")
-        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, peer, cut)
+        plans[day] = DayPlan(day, cached, old, vision, rest, rate_limited, stale, peer, cut, carried)
     return plans
 
 

@@ -48,6 +48,9 @@ class DayFileState:
     size: int = 0
     detail: str = ""
     fmt: str = ""
+    #: The file is as the world carried it in from a saved cache (``cache_from``): another run, perhaps another
+    #: engine or release, wrote it, so the engine may read it or fetch its day anew.
+    carried: bool = False
 
     @property
     def valid(self) -> bool:

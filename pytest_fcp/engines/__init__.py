@@ -48,6 +48,7 @@ __all__ = [
     "EngineFactory",
     "EngineLoadError",
     "available_engines",
+    "engine_release",
     "env_prefixes",
     "error_kind",
     "load_engine",
@@ -186,6 +187,32 @@ def env_prefixes(factory: object) -> tuple[str, ...]:
     if isinstance(declared, str):
         declared = (declared,)
     return tuple(str(p) for p in declared if p)
+
+
+def engine_release(factory: object) -> tuple[str | None, str | None]:
+    """``(distribution, version)`` of the installed package an engine comes from: the factory's ``distribution``
+    attribute, else its module's ``DISTRIBUTION`` (an adapter names the package it wraps), else the distribution
+    that installs the factory's top-level package; ``None`` for what is not known."""
+    from importlib import metadata
+
+    module_name = getattr(factory, "__module__", "") or ""
+    declared = getattr(factory, "distribution", None) or getattr(sys.modules.get(module_name), "DISTRIBUTION", None)
+    if not declared:
+        found = _distributions().get(module_name.partition(".")[0], [])
+        declared = found[0] if len(found) == 1 else None
+    if not declared:
+        return None, None
+    try:
+        return str(declared), metadata.version(str(declared))
+    except metadata.PackageNotFoundError:
+        return str(declared), None
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def load_engine(name: str) -> EngineFactory:

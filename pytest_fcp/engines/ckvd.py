@@ -42,6 +42,8 @@ INSTALL_HINT = "pip install 'pytest-fcp[ckvd]'"
 #: ckvd reads its settings from ``CKVD_*`` variables (``CKVD_ENABLE_CACHE``, ``CKVD_LOG_LEVEL`` ...): the world owns
 #: them (cleared unless a scenario's ``env`` sets one), so the user's environment never changes a verdict.
 ENV_PREFIXES = ("CKVD_",)
+#: The distribution this adapter drives (its version goes into a saved cache's manifest).
+DISTRIBUTION = "crypto-kline-vision-data"
 
 #: ckvd 4.x's day files (read from its ``vision_path_mapper`` and ``ckvd_cache_utils``): the Vision URL mirrored
 #: below the cache dir, Arrow IPC files written by polars, ``open_time`` in nanoseconds plus ckvd's extra columns.

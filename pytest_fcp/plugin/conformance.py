@@ -108,6 +108,9 @@ class Conformance:
             noise = f"; {warned} engine warnings, in the traces" if warned else ""
             out.append(f"{engine}: {shown} ({len(results)} scenarios{noise})")
             out.append(f"  {judged(results.values())}")
+            if self.run.cache_from is not None:  # 0 of N says the lookup found nothing (docs/regression.md)
+                carried = sum(1 for info in results.values() if info.get("carried_from"))
+                out.append(f"  started from a carried cache: {carried} of {len(results)} ({self.run.cache_from})")
             themes: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for info in results.values():
                 themes[info["theme"]].append(info)

@@ -8,6 +8,7 @@ asks for a world.
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -44,12 +45,13 @@ __all__ = [
 
 MARKER_DOC = (
     "fcp(*, faults=(), now=None, market='spot', symbol=None, interval='1h', truth='synthetic', "
-    "cached=(), publish_delay_hours=24, local_tz=None, env=None, engines=None, crash=None): run the test's engine "
-    "(fixture fcp_engine) in a "
+    "cached=(), publish_delay_hours=24, local_tz=None, env=None, cache_from=None, engines=None, crash=None): run "
+    "the test's engine (fixture fcp_engine) in a "
     "simulated Binance world. faults: fault ids or pytest_fcp.fault(...) objects (see pytest_fcp.FAULTS); "
     "now: the world's UTC now (ISO string or aware datetime; default --fcp-now); market: spot | "
     "futures_usdt | futures_coin; cached: days pre-cached valid before the fetch (ISO dates); "
     "truth: synthetic | golden; env: environment variables the engine runs with ({name: value}); "
+    "cache_from: a saved cache directory the world starts from (relative to the test file); "
     "engines: restrict the engines this test runs on; crash: 'every', a crash point "
     "number or a list of them, for the fcp_crash fixture."
 )
@@ -64,6 +66,7 @@ MARKER_KEYS = (
     "publish_delay_hours",
     "local_tz",
     "env",
+    "cache_from",
     "engines",
     "crash",
 )
@@ -146,6 +149,7 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     from pytest_fcp.core.markets import default_symbol
     from pytest_fcp.faults import Fault, FaultSpecError, fault
     from pytest_fcp.faults.rules import setup_conflicts
+    from pytest_fcp.world.cache_seed import saved_seed
     from pytest_fcp.world.spec import WorldError, WorldSpec
 
     now = parse_now(options["now"], "fcp marker 'now'") if options.get("now") else run.now
@@ -169,19 +173,21 @@ def world_spec(options: dict[str, Any], run: RunSettings) -> WorldSpec:
     found = setup_conflicts(faults, cached, series, now)
     if found:
         raise WorldError(f"@pytest.mark.fcp {found[0]}")
+    carried = saved_seed(options.get("cache_from")) if isinstance(options.get("cache_from"), pathlib.Path) else None
     return WorldSpec(
         now=now,
         market=market,
         symbol=options.get("symbol") or default_symbol(market),
         interval=options.get("interval", "1h"),
         truth=options.get("truth", "synthetic"),
-        seed=run.seed,
+        seed=run.seed if carried is None else carried,  # a saved cache was written against its seed's market
         faults=tuple(faults),
         publish_delay=dt.timedelta(hours=float(delay)),
         log_level=run.log_level,
         cached=cached,
         local_tz=options.get("local_tz"),
         env=_marker_env(options.get("env")),
+        cache_from=options.get("cache_from"),
     )
 
 
@@ -214,10 +220,11 @@ def _marker_day(value: object, field: str) -> dt.date:
 def build_world(item: pytest.Item, cache_root: Any, options: dict[str, Any]) -> World:
     """A started world for ``item`` from marker-style options; misuse fails the test at setup, clearly."""
     from pytest_fcp.faults import FaultSpecError
+    from pytest_fcp.plugin.cache_carry import marker_cache_from
     from pytest_fcp.world import World, WorldError
 
     try:
-        world = World.from_spec(world_spec(options, settings(item.config)), cache_root)
+        world = World.from_spec(world_spec(marker_cache_from(item, options), settings(item.config)), cache_root)
     except (FaultSpecError, WorldError, ValueError, OverflowError, TypeError) as exc:
         pytest.fail(f"pytest-fcp: bad world for {item.nodeid}: {exc}", pytrace=False)
     world.start()
@@ -246,11 +253,14 @@ def fcp_world(request: pytest.FixtureRequest, tmp_path: Any) -> Generator[World,
 
     Configured by ``@pytest.mark.fcp(...)``; ``fcp_world.fetch(start, end)`` runs the attached engine.
     """
+    from pytest_fcp.plugin import cache_carry
+
     world = build_world(request.node, tmp_path / "fcp-cache", marker_kwargs(request.node))
     try:
         yield world
     finally:
         world.stop()
+    cache_carry.save(request.config, cache_carry.marker_key(request.node), world)  # under --fcp-save-cache
 
 
 @pytest.fixture

@@ -82,6 +82,8 @@ FCP_DESTS = (
     "fcp_lean",
     "fcp_coverage",
     "fcp_coverage_json",
+    "fcp_save_cache",
+    "fcp_cache_from",
     *SCENARIO_ONLY,
     *FUZZ_ONLY,
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_fcp.plugin import cache_carry
 from pytest_fcp.plugin.baselines import EngineBaselines
 from pytest_fcp.plugin.fixtures import load_factory
 from pytest_fcp.plugin.settings import ENGINE_NAME_KEY, WORLD_KEY, RunSettings, settings
@@ -83,11 +84,12 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
-    """A scenario broke the FCP contract: the verdicts' lines and the decision path."""
+    """A scenario broke the FCP contract: the verdicts' lines and the decision path (``note``: a line before
+    them, e.g. the carried cache it started from)."""
 
-    def __init__(self, lines: list[str], path: str) -> None:
+    def __init__(self, lines: list[str], path: str, note: str = "") -> None:
         super().__init__("\n".join(lines))
-        self.lines, self.path = lines, path
+        self.lines, self.path, self.note = lines, path, note
 
 
 class ScenarioChanged(Exception):
@@ -171,6 +173,10 @@ class ScenarioItem(pytest.Item):
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
         self.stash[ENGINE_NAME_KEY] = engine
         expected = baselines.expected(engine, scenario.id)
+        carried = cache_carry.scenario_cache_from(self.config, engine, scenario.theme, scenario.name)
+        if carried is not None:  # --fcp-cache-from: the cache saved for this scenario, judged by the contract
+            scenario = cache_carry.carried_scenario(scenario, carried)
+            self._fcp_info["carried_from"] = str(carried)
         if scenario.together:  # its behaviour is a set: one per schedule (plugin/behaviours.py)
             from pytest_fcp.plugin.behaviours import merged, run_schedules, within_known
 
@@ -184,6 +190,7 @@ class ScenarioItem(pytest.Item):
                 run = run_scenario(
                     scenario, factory, tmp / "cache", seed=run_settings.seed, log_level=run_settings.log_level
                 )
+                cache_carry.save(self.config, (engine, scenario.theme, scenario.name), run.world)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
@@ -197,6 +204,15 @@ class ScenarioItem(pytest.Item):
         first = first_line(change).partition(": ")[2] if change.kind not in ("same", "new") else ""
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
+        warm = cache_carry.warm_baseline(run_settings, source)  # recorded from a carried cache: compared in full
+        new = (
+            cache_carry.carried_failures(expected, run.verdicts, str(run.world.cache_dir))
+            if carried and not warm
+            else []
+        )
+        if carried is not None and not warm:  # judged by the contract: only failures its baseline lacks fail it
+            kind = "conforming" if not verdicts else "new failing" if new else "known failure"
+            first, diff = (new or verdicts or [""])[0], []
         self._fcp_info.update(
             kind=kind,
             first=first,
@@ -208,6 +224,12 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run
+        if new:
+            raise ScenarioFailed(
+                new,
+                path,
+                f"started from the cache saved at {carried} (seed {run.world.spec.seed}); failures its baseline lacks:",
+            )
         if kind == "known failure":
             pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
         if kind in ("worse", "better", "changed"):
@@ -230,6 +252,7 @@ class ScenarioItem(pytest.Item):
             return (
                 f"{s.id} on {self.engine} breaks the FCP contract\n"
                 f"  {s.description}\n"
+                + (f"  {excinfo.value.note}\n" if excinfo.value.note else "")
                 + "\n".join(f"  FAIL {line}" for line in excinfo.value.lines)
                 + f"\n  path: {excinfo.value.path}"
             )

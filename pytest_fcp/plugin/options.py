@@ -80,6 +80,7 @@ def addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("fcp_coverage_json", default="", help="like --fcp-coverage-json (relative to the rootdir)")
     _add_scenario_options(parser, group)
+    _add_cache_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(
         "--fcp-update-baselines",
@@ -168,6 +169,27 @@ def _add_scenario_options(parser: pytest.Parser, group: pytest.OptionGroup) -> N
         "rootdir is pytest-fcp's own checkout). --fcp-expectations-dir is the old name",
     )
     parser.addini("fcp_baseline_dir", default="", help="directory of <engine>.toml behaviour baselines")
+
+
+def _add_cache_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--fcp-save-cache",
+        dest="fcp_save_cache",
+        metavar="DIR",
+        help="after each scenario (and each test using fcp_world) copy the engine's cache directory as the test "
+        "left it to DIR/<engine>/<theme>/<name>/, with fcp-cache.json saying which engine and release, test, seed "
+        "and now wrote it (record with one release, judge the next with --fcp-cache-from; docs/regression.md)",
+    )
+    parser.addini("fcp_save_cache", default="", help="like --fcp-save-cache (relative to the rootdir)")
+    group.addoption(
+        "--fcp-cache-from",
+        dest="fcp_cache_from",
+        metavar="DIR",
+        help="start each scenario (and each test using fcp_world) from the cache saved for it under DIR: "
+        "DIR/<engine>/<theme>/<name>/, else DIR/any/<theme>/<name>/, else DIR/<theme>/<name>/ (tests without one "
+        "start empty); such a scenario fails on contract failures its engine's baseline does not list",
+    )
+    parser.addini("fcp_cache_from", default="", help="like --fcp-cache-from (relative to the rootdir)")
 
 
 def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:

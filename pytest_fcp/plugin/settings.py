@@ -89,6 +89,9 @@ class RunSettings:
     invocation_dir: pathlib.Path = pathlib.Path()
     lean: bool = False  # --fcp-lean: the process-level speed measures of plugin/lean.py
     announced: bool = False  # an --fcp-* option was given: the header shows the run's seed
+    save_cache: pathlib.Path | None = None  # --fcp-save-cache: where each test's cache is saved (absolute, created)
+    cache_from: pathlib.Path | None = None  # --fcp-cache-from: where each test's saved cache is looked up (absolute)
+    carried_baselines: bool = False  # --fcp-cache-from with --fcp-baseline-dir: its entries are of carried runs
 
     def collection_args(self) -> list[str] | None:
         """What to collect: the scenario dirs plus any given paths, nothing (fuzz only), or pytest's default.
@@ -229,6 +232,40 @@ def _output_file(config: pytest.Config, name: str, option: str, example: str) ->
     return path
 
 
+def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -> pathlib.Path | None:
+    """``--fcp-save-cache`` (``create``: made now, and proven writable) or ``--fcp-cache-from`` (an existing
+    directory; not with ``--fcp-update-baselines``), relative to the working directory, or its ini key relative to
+    the rootdir; a usage error saying what is wrong."""
+    given, base = _option(config, name), pathlib.Path.cwd()
+    if not given:
+        given, base = config.getini(name), config.rootpath
+    if not given:
+        return None
+    path = (base / str(given)).expanduser().resolve()
+    if not create:
+        if not path.is_dir():
+            raise _usage(f"{option} {given}: no such directory {path}; give a directory written by --fcp-save-cache")
+        if _option(config, "fcp_update_baselines") and not _own_baselines(config):
+            raise _usage(
+                f"{option}: a carried cache changes what a scenario does; record its baselines apart from those of "
+                "a cold start: add --fcp-baseline-dir DIR (a directory for them), or drop --fcp-update-baselines"
+            )
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".fcp-write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise _usage(f"{option} {given}: cannot create or write the directory {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def _own_baselines(config: pytest.Config) -> bool:
+    """Whether the run names its own baseline directory (``--fcp-baseline-dir`` or ini ``fcp_baseline_dir``)."""
+    return bool(_option(config, "fcp_baseline_dir") or config.getini("fcp_baseline_dir"))
+
+
 def _installed(path: pathlib.Path) -> bool:
     """Whether ``path`` lies inside an installed package (site-packages): never a place to write to."""
     return "site-packages" in path.resolve().parts or "dist-packages" in path.resolve().parts
@@ -361,6 +398,10 @@ def build_settings(config: pytest.Config) -> RunSettings:
         launcher=run_launcher(config),
         invocation_dir=config.invocation_params.dir,
         lean=is_lean,
+        save_cache=_cache_dir(config, "fcp_save_cache", "--fcp-save-cache", create=True),
+        cache_from=_cache_dir(config, "fcp_cache_from", "--fcp-cache-from", create=False),
+        carried_baselines=_own_baselines(config)
+        and bool(_option(config, "fcp_cache_from") or config.getini("fcp_cache_from")),
         announced=any(_option(config, dest) not in (None, False) for dest in FCP_DESTS),
     )
 
@@ -393,4 +434,8 @@ def _replay_options(
     strategy = schedule_settings(config).strategy
     if strategy != DEFAULT_STRATEGY:
         out.append(f"--fcp-schedule-strategy={strategy}")
+    carried = _option(config, "fcp_cache_from") or config.getini("fcp_cache_from")
+    if carried:
+        base = pathlib.Path.cwd() if _option(config, "fcp_cache_from") else config.rootpath
+        out.append(f"--fcp-cache-from={(base / str(carried)).expanduser().resolve()}")
     return tuple(out)

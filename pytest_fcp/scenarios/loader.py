@@ -16,6 +16,7 @@ File format (see ``docs/scenarios.md``)::
     publish_delay_hours = 24                         # optional: 0 .. 720
     local_tz = "Asia/Tokyo"                          # optional: the engine runs in this local time zone
     env = { CKVD_ENABLE_CACHE = "false" }            # optional: environment variables the engine runs with
+    cache_from = "caches/warm"                       # optional: start from this saved cache (relative to the file)
     faults = ["vision.http403", { id = "rest.http503", days = ["2024-01-03"], attempts = "first:1" }]
     cached = ["2024-01-02"]                          # days of the scenario's series cached before the first fetch
     request = { start = "2024-01-02", end = "2024-01-05" }
@@ -64,8 +65,9 @@ def catalog_dir() -> pathlib.Path:
     return packaged if packaged.is_dir() else here.parent / "scenarios"
 
 
-def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
-    """Parse a TOML scenario file's text into its scenarios; raise ``ScenarioError`` on any problem."""
+def parse_file(text: str, *, file: str, theme: str, base: pathlib.Path | None = None) -> list[Scenario]:
+    """Parse a TOML scenario file's text into its scenarios; raise ``ScenarioError`` on any problem (``base``: the
+    directory relative ``cache_from`` paths start at, the file's own)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -91,7 +93,7 @@ def parse_file(text: str, *, file: str, theme: str) -> list[Scenario]:
     out: list[Scenario] = []
     names: set[str] = set()
     for entry in raw:
-        scenario = parse_scenario(entry, theme=theme, file=file, defaults=defaults)
+        scenario = parse_scenario(entry, theme=theme, file=file, defaults=defaults, base=base)
         if scenario.name in names:
             raise ScenarioError("duplicate scenario name in this file", file=file, scenario=scenario.name, field="name")
         names.add(scenario.name)
@@ -115,14 +117,14 @@ def load_file(path: pathlib.Path, *, display: str | None = None) -> list[Scenari
             f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): scenario files are UTF-8 TOML",
             file=file,
         ) from None
-    return list(_parsed(text, file, path.stem))
+    return list(_parsed(text, file, path.stem, path.resolve().parent))
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed(text: str, file: str, theme: str) -> tuple[Scenario, ...]:
+def _parsed(text: str, file: str, theme: str, base: pathlib.Path) -> tuple[Scenario, ...]:
     """A file's scenarios, parsed once per content (collection and the id checks read each file more than once;
     scenarios are immutable, so they are shared)."""
-    return tuple(parse_file(text, file=file, theme=theme))
+    return tuple(parse_file(text, file=file, theme=theme, base=base))
 
 
 def check_unique_ids(files: Iterable[pathlib.Path], *, only: pathlib.Path | None = None) -> None:

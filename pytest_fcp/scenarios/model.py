@@ -8,6 +8,7 @@ contract checks (:mod:`pytest_fcp.contract`).
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -123,6 +124,8 @@ class Scenario:
     expect: Expect = Expect()
     theme: str = "python"
     file: str = ""
+    #: A saved cache directory the world starts from (copied into the sandbox before the engine is created).
+    cache_from: pathlib.Path | None = None
 
     @property
     def id(self) -> str:
@@ -146,4 +149,5 @@ class Scenario:
             cached=self.cached,
             local_tz=self.local_tz,
             env=self.env,
+            cache_from=self.cache_from,
         )

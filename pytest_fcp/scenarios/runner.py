@@ -13,6 +13,7 @@ from pytest_fcp.faults.rules import setup_conflicts
 from pytest_fcp.scenarios.crash_run import run_crash_scenario
 from pytest_fcp.scenarios.model import Scenario, ScenarioError, count_ok
 from pytest_fcp.world.cache_faults import unstopped_writes
+from pytest_fcp.world.cache_seed import saved_seed
 from pytest_fcp.world.observation import Observation as FetchResult
 from pytest_fcp.world.world import World
 
@@ -132,7 +133,8 @@ def run_scenario(
     schedule: int | None = 1,
     strategy: str = "random",
 ) -> ScenarioRun:
-    """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root``.
+    """Run ``scenario`` on ``engine`` (a name or a factory) in a fresh world under ``cache_root`` (seeded with
+    ``seed``, or with the seed its ``cache_from`` was saved with).
 
     ``log_level``: the lowest level of the engine's own log records kept in the trace; ``schedule`` and
     ``strategy``: the interleaving of instances that run together (:mod:`pytest_fcp.world.turns`; ``None``: as
@@ -146,7 +148,8 @@ def run_scenario(
         raise ScenarioError(conflicts[0].message, field=conflicts[0].field, **_where(scenario))
     factory = load_engine(engine) if isinstance(engine, str) else engine
     name = engine if isinstance(engine, str) else getattr(engine, "__name__", "engine")
-    spec = scenario.world_spec(seed, log_level)
+    carried = saved_seed(scenario.cache_from)  # a saved cache was written against its own seed's market
+    spec = scenario.world_spec(seed if carried is None else carried, log_level)
     world = World.from_spec(spec, cache_root)
     run = ScenarioRun(scenario, name, world)
     with world:

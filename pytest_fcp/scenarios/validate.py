@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -21,7 +22,15 @@ from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.faults.rules import setup_conflicts, unreached
 from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
 from pytest_fcp.scenarios.validate_runs import Fail, crash_value, engines_asked, instances
-from pytest_fcp.world.spec import LATEST_NOW, LISTED_SINCE, MAX_PUBLISH_DELAY, WorldError, check_env, check_local_tz
+from pytest_fcp.world.spec import (
+    LATEST_NOW,
+    LISTED_SINCE,
+    MAX_PUBLISH_DELAY,
+    WorldError,
+    check_cache_from,
+    check_env,
+    check_local_tz,
+)
 
 __all__ = ["LIMITS", "crash_value", "parse_scenario"]
 
@@ -42,6 +51,7 @@ SCENARIO_KEYS = {
     "engines",
     "together",
     "crash",
+    "cache_from",
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at", "engine")
@@ -319,8 +329,28 @@ def _delay(data: Mapping[str, Any], fail: Fail) -> float:
     return float(delay)
 
 
-def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: Mapping[str, Any]) -> Scenario:
-    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``."""
+def _cache_from(value: Any, base: pathlib.Path | None, fail: Fail) -> pathlib.Path:
+    """``cache_from``: a directory, relative to the scenario file's (``base``; else the working directory)."""
+    if not isinstance(value, str) or not value:
+        fail("cache_from", f'expected the path of a saved cache directory, e.g. "caches/warm", got {value!r}')
+    path = pathlib.Path(value).expanduser()
+    try:
+        return check_cache_from(path if path.is_absolute() or base is None else base / path)
+    except WorldError as exc:
+        fail("cache_from", str(exc))
+
+
+def parse_scenario(
+    raw: Mapping[str, Any],
+    *,
+    theme: str,
+    file: str,
+    defaults: Mapping[str, Any],
+    base: pathlib.Path | None = None,
+) -> Scenario:
+    """Validate one raw scenario table (merged over ``defaults``) into a Scenario; raise ``ScenarioError``.
+
+    ``base``: the directory a relative ``cache_from`` is read from (the scenario file's)."""
     name = raw.get("name") if isinstance(raw, Mapping) else None
 
     def fail(field: str, message: str) -> NoReturn:
@@ -363,6 +393,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
             fail("env", str(exc))
     delay = _delay(data, fail)
     engines, together = instances(data, fail)
+    cache_from = _cache_from(data["cache_from"], base, fail) if "cache_from" in data else None
     requests = _requests(data["request"], now, (symbol, market, interval), delay, fail)
     engines_asked(requests, engines, together, fail)
     faults = _faults(data.get("faults", []), fail)
@@ -391,6 +422,7 @@ def parse_scenario(raw: Mapping[str, Any], *, theme: str, file: str, defaults: M
         expect=expect,
         theme=theme,
         file=file,
+        cache_from=cache_from,
     )
     _reachable(faults, requests, scenario, fail)
     if truth == "golden":

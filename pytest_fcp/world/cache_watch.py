@@ -3,11 +3,13 @@
 It judges a day's file against the truth (once per content; a file the harness itself just read is not
 reported as the engine's read), reports the engine's reads, writes, replaces and deletes to the recorder as
 they happen, and remembers which files a cache fault left, so that a file still as a format fault left it
-is judged by the fault, not by its content.
+is judged by the fault, not by its content; and which files the world carried in from a saved cache, so that a
+day file still as it came in is marked ``carried``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import pathlib
@@ -71,6 +73,7 @@ class CacheWatch:
         self._faulted: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._inspected: dict[str, tuple[tuple[int, int, int, int], DayFileState]] = {}
         self._cut_on_read: dict[str, tuple[str, float]] = {}  # day file -> (fault id, keep), cut at its first read
+        self._carried: dict[str, tuple[int, int, int, int]] = {}  # files carried in from a saved cache, as they came
         #: Day files the world stands an empty directory in for while writes fail: missing to a reader.
         self.blocked: set[str] = set()
         self._lock = threading.RLock()  # engine threads poll too (before each request and sleep)
@@ -104,6 +107,11 @@ class CacheWatch:
             )
             self.recorder.event("log", level="WARNING", message=message, module="pytest_fcp.world")
 
+    def carry(self, rels: list[str]) -> None:
+        """The files at ``rels`` (relative to the sandbox) were just carried in from a saved cache."""
+        for rel in rels:
+            self._carried[rel] = _signature(self.sandbox.root / rel)
+
     def state(self, series: Series, day: dt.date) -> DayFileState:
         """The state of the engine's file for ``day`` of ``series``, judged against the truth."""
         path = self.path_of(series, day)
@@ -126,6 +134,9 @@ class CacheWatch:
         faulted = self._faulted.get(rel)
         if faulted is not None and FAULTS[faulted[1]].format_fault and faulted[0] == _signature(path):
             return DayFileState("corrupt", state.rows, state.size, f"as {faulted[1]} left it", state.fmt)
+        carried = self._carried.get(rel)
+        if carried is not None and state.status != "missing" and carried == _signature(path):
+            return dataclasses.replace(state, carried=True)
         return state
 
     def poll(self, quiet: bool = False) -> None:

@@ -4,6 +4,7 @@ fuzzer and the ``fcp`` command all build their worlds through it."""
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ __all__ = [
     "WORLD_VARIABLES",
     "WorldError",
     "WorldSpec",
+    "check_cache_from",
     "check_env",
     "check_local_tz",
 ]
@@ -49,6 +51,19 @@ def check_local_tz(name: object) -> str:
             "'America/New_York' or 'UTC'"
         ) from None
     return name
+
+
+def check_cache_from(path: object) -> pathlib.Path:
+    """``path`` as an absolute directory to carry a cache from; else ``WorldError`` saying what is allowed."""
+    if not isinstance(path, str | pathlib.Path) or not str(path):
+        raise WorldError(f"cache_from must be the path of a directory (a saved cache), got {path!r}")
+    found = pathlib.Path(path).expanduser().resolve()
+    if not found.is_dir():
+        what = "is not a directory" if found.exists() else "does not exist"
+        raise WorldError(
+            f"cache_from {found} {what}: give a directory saved by --fcp-save-cache or a fixture cache directory"
+        )
+    return found
 
 
 #: The variables the world itself sets for every engine (a scenario's ``env`` may not set them).
@@ -105,6 +120,8 @@ class WorldSpec:
     local_tz: str | None = None
     #: Environment variables the engine runs with (name, value), beyond the world's own.
     env: tuple[tuple[str, str], ...] = ()
+    #: A saved cache directory copied into the sandbox before the engine is created (``world.cache_seed``).
+    cache_from: pathlib.Path | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.now, dt.datetime) or self.now.tzinfo is None:
@@ -123,6 +140,8 @@ class WorldSpec:
             )
         if self.local_tz is not None:
             check_local_tz(self.local_tz)
+        if self.cache_from is not None:
+            object.__setattr__(self, "cache_from", check_cache_from(self.cache_from))
         try:
             object.__setattr__(self, "env", check_env(dict(self.env)))
         except (ValueError, TypeError) as exc:

@@ -36,6 +36,7 @@ from pytest_fcp.world.cache_faults import (
     writes_fail,
     writes_paused,
 )
+from pytest_fcp.world.cache_seed import carry_in
 from pytest_fcp.world.cache_watch import CacheWatch, Series
 from pytest_fcp.world.clock import VirtualClock, local_zone
 from pytest_fcp.world.environment import (
@@ -82,9 +83,10 @@ class World:
         local_tz: str | None = None,
         cached: Sequence[dt.date] = (),
         env: Iterable[tuple[str, str]] = (),
+        cache_from: pathlib.Path | None = None,
     ) -> None:
         spec = WorldSpec(now, market, symbol, interval, truth, seed, tuple(faults), publish_delay, log_level)
-        spec = dataclasses.replace(spec, cached=tuple(cached), local_tz=local_tz, env=tuple(env))
+        spec = dataclasses.replace(spec, cached=tuple(cached), local_tz=local_tz, env=tuple(env), cache_from=cache_from)
         self.spec = spec
         self.market, self.symbol, self.interval, self.seed = market, symbol, interval, seed
         self.truth: Truth = spec.make_truth()
@@ -133,6 +135,7 @@ class World:
             local_tz=spec.local_tz,
             cached=spec.cached,
             env=spec.env,
+            cache_from=spec.cache_from,
         )
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -185,6 +188,7 @@ class World:
             self.network.start()
             stack.callback(self.sandbox.restore)
             stack.callback(self.watch.close)
+            carry_in(self.spec.cache_from, self.sandbox.root, self.watch)  # before the watch opens: no events
             self.watch.open()
             stack.callback(self._close_engine)
             self._stack = stack.pop_all()
