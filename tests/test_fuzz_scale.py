@@ -61,8 +61,8 @@ def test_database_specs(tmp_path: pathlib.Path) -> None:
     (tmp_path / "file").write_text("x")
     bad = {
         "file": "is a file",
-        "no_such_module_xyz:db": "cannot import no_such_module_xyz",
-        "tests.test_fuzz_scale:NOPE": "has no attribute NOPE",
+        "no_such_module_xyz:db": "cannot import module 'no_such_module_xyz'",
+        "tests.test_fuzz_scale:NOPE": "module 'tests.test_fuzz_scale' has no attribute 'NOPE'",
         "tests.test_fuzz_scale:NOT_A_DB": "not a hypothesis ExampleDatabase",
         " ": "is empty",
     }
