@@ -127,6 +127,32 @@ def test_cells_steer_the_search_and_are_counted(tmp_path: pathlib.Path) -> None:
     assert fuzz_engine("reference", examples=5, seed_value=2, workdir=tmp_path).cells == 0  # no function, no count
 
 
+def test_the_target_phase_runs_only_when_steering_is_asked(tmp_path: pathlib.Path, monkeypatch) -> None:
+    from hypothesis import Phase
+
+    from pytest_fcp.fuzz import search
+
+    phases: list[tuple[object, ...]] = []
+    real = search.settings
+
+    def spy(*args: object, **kwargs: object) -> object:
+        phases.append(tuple(kwargs["phases"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search, "settings", spy)
+    for steer in (False, True):
+        result = fuzz_engine(
+            "reference",
+            examples=3,
+            seed_value=2,
+            cells=lambda scenario, run: {("interval", scenario.interval)},
+            workdir=tmp_path / str(steer),
+            steer=steer,
+        )
+        assert result.cells >= 1  # counted either way
+    assert [Phase.target in p for p in phases] == [False, True]
+
+
 # --- the plugin: database, shards, replay, bad input --------------------------------------------------------
 def _args(*extra: str) -> list[str]:
     return ["--fcp-seed=3", "--fcp-fuzz", "--fcp-fuzz-examples=150", f"--fcp-engine={DEFECT}", *extra]
