@@ -62,7 +62,7 @@ class _Collect:
 
 
 # --- the benchmark side -------------------------------------------------------------------------------------
-def _run(engine: str, examples: int, seed: int, workers: int, shards: int) -> dict[str, float]:
+def _run(engine: str, examples: int, seed: int, workers: int, shards: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fcp-bench-") as tmp:
         out = pathlib.Path(tmp) / "items.json"
         env = {**os.environ, _OUT: str(out), "PYTHONPATH": str(ROOT / "benchmarks")}
@@ -94,8 +94,14 @@ def _run(engine: str, examples: int, seed: int, workers: int, shards: int) -> di
             raise SystemExit(f"pytest failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         items = json.loads(out.read_text())
     ran = sum(i["fcp_fuzz_examples"] for i in items)
-    span = max(i["fcp_fuzz_ended"] for i in items) - min(i["fcp_fuzz_started"] for i in items)
-    return {"examples": ran, "span": span, "rate": ran / span, "wall": wall, "cpu": cpu}
+    first = min(i["fcp_fuzz_started"] for i in items)
+    span = max(i["fcp_fuzz_ended"] for i in items) - first
+    # each shard's own time and examples, and how late it started after the first: where a -n 2 span goes
+    shards = [
+        (i["fcp_fuzz_started"] - first, i["fcp_fuzz_ended"] - i["fcp_fuzz_started"], i["fcp_fuzz_examples"])
+        for i in sorted(items, key=lambda i: i["fcp_fuzz_started"])
+    ]
+    return {"examples": ran, "span": span, "rate": ran / span, "wall": wall, "cpu": cpu, "shards": shards}
 
 
 def _spread(values: list[float], fmt: str = ".1f") -> str:
@@ -121,8 +127,8 @@ def main() -> None:
     )
     rows = []
     for engine, examples in zip(engines, counts, strict=True):
-        one: list[dict[str, float]] = []
-        par: list[dict[str, float]] = []
+        one: list[dict[str, Any]] = []
+        par: list[dict[str, Any]] = []
         loads: list[float] = []
         for _ in range(args.repeats):
             for runs, workers in ((one, 0), (par, args.workers)):
@@ -131,7 +137,8 @@ def main() -> None:
                 print(
                     f"  {engine} -n {workers}: {runs[-1]['examples']:.0f} examples, {runs[-1]['rate']:.1f} ex/s, "
                     f"fuzzing {runs[-1]['span']:.1f} s, pytest {runs[-1]['wall']:.1f} s, CPU {runs[-1]['cpu']:.1f} s "
-                    f"(load {loads[-1]:.1f})",
+                    f"(load {loads[-1]:.1f}); shards (start +s, s, examples): "
+                    + ", ".join(f"+{a:.1f} {d:.1f} {n}" for a, d, n in runs[-1]["shards"]),
                     flush=True,
                 )
         speedup = [p["rate"] / o["rate"] for o, p in zip(one, par, strict=True)]

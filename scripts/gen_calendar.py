@@ -5,8 +5,8 @@
 
 Each calendar edge (the last day of a period and the day after it) is fetched, on every interval the world
 serves on spot, from Vision (old days), from REST (days younger than 48 h) and from the cache (the days cached
-before the fetch). 1s bars, whose days the world builds in seconds each, take the leap day from REST only,
-the four hours around its midnight.
+before the fetch). 1s bars, whose days the world builds in seconds each, take the leap day and the year end
+from REST only, the four hours around the edge's midnight.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ EDGES: list[tuple[str, str, dt.date]] = [
     ("year_end", "the end of 2023 (31 December to 1 January)", dt.date(2023, 12, 31)),
 ]
 MODES = ("vision", "rest", "cache")
-#: The one 1s scenario: the world builds a 1s day (86,400 bars) in seconds, so 1s takes one edge and one source.
-ONE_SECOND = ("leap_day", "rest")
+#: The 1s scenarios: the world builds a 1s day (86,400 bars) in seconds, so 1s takes one source, REST, and two
+#: edges: 29 February (also a month end) and the year end.
+ONE_SECOND = (("leap_day", "rest"), ("year_end", "rest"))
 
 
 def _iso(moment: dt.datetime | dt.date) -> str:
@@ -97,7 +98,7 @@ def render() -> str:
         for edge, what, last in EDGES
         for interval in INTERVALS
         for mode in MODES
-        if interval != "1s" or (edge, mode) == ONE_SECOND
+        if interval != "1s" or (edge, mode) in ONE_SECOND
     ]
     return "\n\n".join(["\n".join(head), *blocks]) + "\n"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import socket
 import subprocess
@@ -67,6 +68,7 @@ class Client:
     connect_error: type[BaseException]
     timeout: type[BaseException]
     unserved: type[BaseException]
+    reset: type[BaseException]  # a peer's reset mid-response: ECONNRESET as the client wraps it
 
 
 CLIENTS = [
@@ -76,6 +78,7 @@ CLIENTS = [
         requests.exceptions.ConnectionError,
         requests.exceptions.ReadTimeout,
         requests.exceptions.ConnectionError,
+        requests.exceptions.ConnectionError,
     ),
     Client(
         "urllib3",
@@ -83,6 +86,7 @@ CLIENTS = [
         urllib3.exceptions.NewConnectionError,
         urllib3.exceptions.ReadTimeoutError,
         urllib3.exceptions.HTTPError,
+        urllib3.exceptions.ProtocolError,
     ),
     Client(
         "aiohttp",
@@ -90,6 +94,7 @@ CLIENTS = [
         aiohttp.ClientConnectorError,
         aiohttp.ServerTimeoutError,
         aiohttp.ClientConnectionError,
+        aiohttp.ClientOSError,
     ),
 ]
 
@@ -162,6 +167,99 @@ def test_a_timeout_is_the_clients_own_and_costs_virtual_time(tmp_path, client):
     assert isinstance(raised.value, TimeoutError) or client.name != "aiohttp"  # aiohttp's is also asyncio's
     (record,) = world.recorder.requests
     assert record.error == client.timeout.__name__ and record.duration_s == 12.0
+
+
+def _reset_cause(error: BaseException) -> BaseException:
+    """The ConnectionResetError at the bottom of a client's wrapped reset (requests: ConnectionError of a
+    ProtocolError of it; urllib3: ProtocolError of it; aiohttp: ClientOSError is the OSError itself)."""
+    while not isinstance(error, OSError) or isinstance(error, requests.exceptions.ConnectionError):
+        error = next(a for a in error.args if isinstance(a, BaseException))
+    return error
+
+
+@pytest.mark.parametrize("fid", ["vision.connection_reset", "vision.checksum_reset"])
+def test_a_connection_reset_is_the_clients_own(tmp_path, client, fid):
+    url = ZIP + ".CHECKSUM" if fid == "vision.checksum_reset" else ZIP
+    with _world(tmp_path, fault(fid, days=[DAY])) as world:
+        with pytest.raises(client.reset) as raised:
+            client.get(url)
+        assert client.get(ZIP if url != ZIP else ZIP + ".CHECKSUM").status == 200
+        assert world.now == NOW  # a reset costs no virtual time
+    cause = _reset_cause(raised.value)
+    assert (cause.errno, cause.strerror) == (errno.ECONNRESET, "Connection reset by peer")
+    if client.name == "requests":
+        assert "Connection aborted." in str(raised.value)  # urllib3's ProtocolError, wrapped by the adapter
+    # urllib3's door raises the socket's error where urllib3 reads the response; urlopen wraps it after the record
+    recorded = "ConnectionResetError" if client.name == "urllib3" else type(raised.value).__name__
+    first, second = world.recorder.requests
+    assert (first.status, first.fault, first.error) == (None, fid, recorded)
+    assert (second.status, second.fault) == (200, None)  # the other object of the day answers normally
+    assert world.violations == []
+
+
+def test_a_rest_connection_reset_is_the_clients_own(tmp_path, client):
+    with _world(tmp_path, fault("rest.connection_reset", attempts="first:1")) as world:
+        with pytest.raises(client.reset):
+            client.get(KLINES)
+        assert client.get(KLINES).status == 200
+    assert [(r.attempt, r.status, r.fault) for r in world.recorder.requests] == [
+        (1, None, "rest.connection_reset"),
+        (2, 200, None),
+    ]
+
+
+def test_urllib3_retries_a_reset_as_a_read_error(tmp_path):
+    with _world(tmp_path, fault("rest.connection_reset", attempts="first:1")) as world:
+        assert urllib3.PoolManager(retries=Retry(total=2, read=1)).request("GET", KLINES).status == 200
+    assert [(r.attempt, r.status, r.error) for r in world.recorder.requests] == [
+        (1, None, "ConnectionResetError"),
+        (2, 200, None),
+    ]
+    always = fault("rest.connection_reset")
+    with _world(tmp_path / "always", always) as world, pytest.raises(urllib3.exceptions.MaxRetryError) as raised:
+        urllib3.PoolManager(retries=Retry(total=2, read=0)).request("GET", KLINES)
+    assert isinstance(raised.value.reason, urllib3.exceptions.ProtocolError)
+    assert len(world.recorder.requests) == 1
+
+
+def test_httpx_gets_a_reset_as_its_read_error(tmp_path):
+    import httpx
+
+    with _world(tmp_path, fault("vision.checksum_reset", days=[DAY])) as world:
+        with pytest.raises(httpx.ReadError, match=r"\[Errno 104\] Connection reset by peer") as raised:
+            httpx.get(ZIP + ".CHECKSUM")
+        assert httpx.get(ZIP).status_code == 200
+    assert isinstance(raised.value, httpx.TransportError)  # what an engine catching httpx.RequestError sees
+    assert [(r.door, r.status, r.error, r.target.obj) for r in world.recorder.requests] == [
+        ("https", None, "ReadError", "checksum"),
+        ("https", 200, None, "zip"),
+    ]
+
+
+def test_boto3_gets_a_reset_as_connection_closed_and_retries_it(tmp_path):
+    import boto3
+    import botocore.exceptions
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    key = ZIP.removeprefix("https://data.binance.vision/")
+
+    def s3(attempts: int) -> Any:
+        config = Config(signature_version=UNSIGNED, retries={"total_max_attempts": attempts, "mode": "standard"})
+        return boto3.client("s3", region_name="ap-northeast-1", config=config)
+
+    with _world(tmp_path, fault("vision.connection_reset", days=[DAY], attempts="first:1")) as world:
+        assert s3(2).get_object(Bucket="data.binance.vision", Key=key)["Body"].read()[:2] == b"PK"
+    assert [(r.door, r.attempt, r.status, r.error) for r in world.recorder.requests] == [
+        ("s3", 1, None, "ConnectionClosedError"),
+        ("s3", 2, 200, None),
+    ]
+    always = fault("vision.connection_reset", days=[DAY])
+    with _world(tmp_path / "always", always), pytest.raises(botocore.exceptions.ConnectionClosedError) as raised:
+        s3(1).get_object(Bucket="data.binance.vision", Key=key)
+    aborted = raised.value.kwargs["error"]
+    assert isinstance(aborted, urllib3.exceptions.ProtocolError)
+    assert _reset_cause(aborted).errno == errno.ECONNRESET
 
 
 def test_an_unserved_host_is_a_violation_in_the_clients_own_error(tmp_path, client):

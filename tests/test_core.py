@@ -275,3 +275,45 @@ def test_rest_pages_follow_the_default_and_the_largest_limit(tmp_path, market):
         largest = httpx.get(spec.rest_url, params={**params, "limit": MAX_PAGE_LIMIT + 1}).json()
     assert len(unnamed) == DEFAULT_PAGE_LIMIT
     assert len(largest) == spec.max_limit <= MAX_PAGE_LIMIT
+
+
+# --- module:attr specs --------------------------------------------------------------------------------------
+def test_resolve_object_follows_a_dotted_attribute_path():
+    import os.path
+
+    from pytest_fcp.core.objects import resolve_object
+
+    assert resolve_object("os:path.join") is os.path.join
+    assert resolve_object("pytest_fcp.core.markets:MARKETS") is MARKETS
+
+
+@pytest.mark.parametrize(
+    ("spec", "missing", "message"),
+    [
+        ("no_such_module_fcp:x", "module", "cannot import module 'no_such_module_fcp' (No module named"),
+        ("os:path.no_such_name", "attribute", "module 'os' has no attribute 'path.no_such_name'"),
+        ("os:", "attribute", "module 'os' has no attribute ''"),
+    ],
+)
+def test_resolve_object_says_which_part_failed(spec, missing, message):
+    from pytest_fcp.core.objects import ObjectSpecError, resolve_object
+
+    with pytest.raises(ObjectSpecError) as raised:
+        resolve_object(spec)
+    assert raised.value.missing == missing and str(raised.value).startswith(message)
+    assert (raised.value.module, raised.value.attr) == tuple(spec.split(":", 1))
+    assert isinstance(raised.value.__cause__, ImportError) == (missing == "module")
+
+
+def test_every_module_attr_spec_is_resolved_by_the_core_helper():
+    # the engine loader, the --fcp-engine check and the example-database option read specs through it
+    from pytest_fcp.engines import EngineLoadError, load_engine
+    from pytest_fcp.fuzz.database import DatabaseSpecError, load_database
+    from pytest_fcp.plugin.invocation import check_engine
+
+    with pytest.raises(EngineLoadError, match="module 'os' has no attribute 'nosuch'"):
+        load_engine("os:nosuch")
+    with pytest.raises(DatabaseSpecError, match="module 'os' has no attribute 'nosuch'"):
+        load_database("os:nosuch")
+    with pytest.raises(pytest.UsageError, match="pytest-fcp: --fcp-engine os:nosuch: module 'os' has no attribute"):
+        check_engine("os:nosuch")

@@ -61,8 +61,8 @@ def test_database_specs(tmp_path: pathlib.Path) -> None:
     (tmp_path / "file").write_text("x")
     bad = {
         "file": "is a file",
-        "no_such_module_xyz:db": "cannot import no_such_module_xyz",
-        "tests.test_fuzz_scale:NOPE": "has no attribute NOPE",
+        "no_such_module_xyz:db": "cannot import module 'no_such_module_xyz'",
+        "tests.test_fuzz_scale:NOPE": "module 'tests.test_fuzz_scale' has no attribute 'NOPE'",
         "tests.test_fuzz_scale:NOT_A_DB": "not a hypothesis ExampleDatabase",
         " ": "is empty",
     }
@@ -125,6 +125,32 @@ def test_cells_steer_the_search_and_are_counted(tmp_path: pathlib.Path) -> None:
     assert len(returned) == result.examples and runs == {"ScenarioRun"}  # once per scenario run, with the run
     assert result.cells == len(set().union(*returned)) >= 3
     assert fuzz_engine("reference", examples=5, seed_value=2, workdir=tmp_path).cells == 0  # no function, no count
+
+
+def test_the_target_phase_runs_only_when_steering_is_asked(tmp_path: pathlib.Path, monkeypatch) -> None:
+    from hypothesis import Phase
+
+    from pytest_fcp.fuzz import search
+
+    phases: list[tuple[object, ...]] = []
+    real = search.settings
+
+    def spy(*args: object, **kwargs: object) -> object:
+        phases.append(tuple(kwargs["phases"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search, "settings", spy)
+    for steer in (False, True):
+        result = fuzz_engine(
+            "reference",
+            examples=3,
+            seed_value=2,
+            cells=lambda scenario, run: {("interval", scenario.interval)},
+            workdir=tmp_path / str(steer),
+            steer=steer,
+        )
+        assert result.cells >= 1  # counted either way
+    assert [Phase.target in p for p in phases] == [False, True]
 
 
 # --- the plugin: database, shards, replay, bad input --------------------------------------------------------

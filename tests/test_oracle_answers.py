@@ -106,6 +106,35 @@ def test_every_rest_fault_kind_is_read_from_the_fault_table(fault_id):
     assert (kind_meaning(kind) == OK) == (answered(_obs(_record(0, *JOINT, fault_id))).spoiled == {})
 
 
+#: Each connection reset and the refused connection it must be judged like (same source, same object).
+RESETS = [
+    ("rest.connection_reset", "rest.connect_error"),
+    ("vision.connection_reset", "vision.connect_error"),
+    ("vision.checksum_reset", "vision.checksum_connect_error"),
+]
+
+
+@pytest.mark.parametrize(("reset", "refused"), RESETS)
+def test_a_connection_reset_is_judged_like_a_refused_connection(reset, refused, tmp_path):
+    kinds = FAULTS[reset], FAULTS[refused]
+    assert len({(k.obtainable, k.rate_limit, k.reads_as_no_data, k.unverifiable, kind_meaning(k)) for k in kinds}) == 1
+    vision = kinds[0].source == "vision"
+    day = dt.date(2024, 1, 3) if vision else D9
+    start, end = (
+        (dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.datetime(2024, 1, 5, tzinfo=dt.UTC)) if vision else (START, NOW)
+    )
+    seen = []
+    for fault_id in (reset, refused):
+        with World(tmp_path / fault_id, NOW, faults=[fault(fault_id, days=[day])]) as world:
+            world.create_engine(load_engine("reference"))
+            observation = world.fetch(start, end)
+            assert [r.fault for r in observation.requests if r.fault][:1] == [fault_id]  # the fault answered
+            verdicts = [str(v) for v in judge(world.spec, observation)]
+            seen.append((plan(world.spec, observation), observation.error is None, observation.rows_per_day, verdicts))
+    assert seen[0] == seen[1]  # the same plan per day, outcome and rows; no verdict on either
+    assert seen[0][3] == []
+
+
 # --- a fault scoped to one day shadows a later fault for the other days of its request -------------------------
 SHADOW = [fault("rest.short_page", days=[D10]), fault("rest.http503")]  # 503: every request for 2024-01-09 alone
 #: (engine, seed) whose default fuzz budget raised this false alarm on a correct engine

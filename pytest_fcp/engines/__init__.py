@@ -33,6 +33,7 @@ from typing import Protocol, runtime_checkable
 import pyarrow as pa
 
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from pytest_fcp.core.objects import ObjectSpecError, resolve_object
 from pytest_fcp.core.schemas import CACHE_SCHEMA, FETCH_SCHEMA
 from pytest_fcp.core.sources import SOURCES, error_kind
 
@@ -218,17 +219,10 @@ def _distributions() -> Mapping[str, list[str]]:
 def load_engine(name: str) -> EngineFactory:
     """Resolve ``name`` (entry point or ``package.module:callable``) to an engine factory."""
     if ":" in name:
-        module_name, _, attr = name.partition(":")
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise EngineLoadError(f"engine {name!r}: cannot import module {module_name!r}: {exc}") from exc
-        target: object = module
-        for part in attr.split("."):
-            try:
-                target = getattr(target, part)
-            except AttributeError:
-                raise EngineLoadError(f"engine {name!r}: module {module_name!r} has no attribute {attr!r}") from None
+            target: object = resolve_object(name)
+        except ObjectSpecError as exc:
+            raise EngineLoadError(f"engine {name!r}: {exc}") from exc.__cause__
     else:
         matches = [ep for ep in _registered() if ep.name == name]
         if not matches:

@@ -36,11 +36,13 @@ class Effect:
     """What a fault does, as data: an effect ``kind`` the source implements once, plus its constants.
 
     Vision kinds: ``s3_error`` (status, S3 error code, message), ``connect``, ``timeout`` (param ``timeout``),
+    ``reset`` (the peer resets the connection mid-response: ECONNRESET, raised as each client raises it),
     ``delay`` (param ``delay``, then the normal answer), ``truncate`` (param ``keep``), ``html_page``,
     ``alter_values``, ``other_file`` (``swap`` = ``symbol`` or ``interval``, param ``other``).
     REST kinds: ``binance_error`` (status, Binance code, message; param ``retry_after`` where it has one),
-    ``html_error`` (status, title), ``connect``, ``timeout``, ``malformed_json``, ``rows_empty``, ``rows_keep``
-    (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields`` (param ``fields``).
+    ``html_error`` (status, title), ``connect``, ``timeout``, ``reset``, ``malformed_json``, ``rows_empty``,
+    ``rows_keep`` (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields``
+    (param ``fields``).
     Cache kinds: ``zero_byte``, ``truncate``, ``random_bytes``, ``stream``, ``drop_column``, ``strings``,
     ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``, ``short_body`` (the footer
     intact over a record batch cut short), ``mixed`` (two writers' rows in one file: the middle third twice),
@@ -140,6 +142,13 @@ FAULTS: dict[str, FaultKind] = _kinds(
         "vision.read_timeout", "the server stops answering; the read times out", Effect("timeout"), {"timeout": 30.0}
     ),
     FaultKind(
+        "vision.connection_reset",
+        "the zip's connection is reset by the peer mid-response (ECONNRESET)",
+        Effect("reset"),
+        {},
+        ("zip",),
+    ),
+    FaultKind(
         "vision.slow",
         "the answer is right but arrives after `delay` virtual seconds",
         Effect("delay"),
@@ -195,6 +204,15 @@ FAULTS: dict[str, FaultKind] = _kinds(
         unverifiable=True,
     ),
     FaultKind(
+        "vision.checksum_reset",
+        "the .CHECKSUM request's connection is reset mid-response (the zip answers normally)",
+        Effect("reset"),
+        {},
+        ("checksum",),
+        obtainable="maybe",
+        unverifiable=True,
+    ),
+    FaultKind(
         "vision.wrong_symbol",
         "the published zip (with a matching .CHECKSUM) holds another symbol's file",
         Effect("other_file", swap="symbol"),
@@ -233,6 +251,7 @@ FAULTS: dict[str, FaultKind] = _kinds(
     FaultKind(
         "rest.read_timeout", "the server stops answering; the read times out", Effect("timeout"), {"timeout": 30.0}
     ),
+    FaultKind("rest.connection_reset", "the peer resets the connection mid-response (ECONNRESET)", Effect("reset")),
     FaultKind("rest.malformed_json", "200 whose body is cut-off JSON", Effect("malformed_json")),
     FaultKind(
         "rest.empty_page", "200 with an empty list although bars exist", Effect("rows_empty"), reads_as_no_data=True

@@ -15,10 +15,11 @@ parallel. Nothing here imports Hypothesis at module level.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import pathlib
 import re
 from typing import Any
+
+from pytest_fcp.core.objects import ObjectSpecError, resolve_object
 
 __all__ = [
     "DEFAULT_DB_DIR",
@@ -89,15 +90,10 @@ def load_database(spec: str, *, base: pathlib.Path | None = None) -> Any:
         if path.exists() and not path.is_dir():
             raise DatabaseSpecError(f"--fcp-fuzz-db {spec}: is a file; give a directory, module:attr or none")
         return DirectoryBasedExampleDatabase(path)
-    module_name, attr = spec.split(":", 1)
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except ImportError as exc:
-        raise DatabaseSpecError(f"--fcp-fuzz-db {spec}: cannot import {module_name} ({exc})") from None
-    except AttributeError:
-        raise DatabaseSpecError(f"--fcp-fuzz-db {spec}: {module_name} has no attribute {attr}") from None
+        obj: Any = resolve_object(spec)
+    except ObjectSpecError as exc:
+        raise DatabaseSpecError(f"--fcp-fuzz-db {spec}: {exc}") from None
     if not isinstance(obj, ExampleDatabase) and callable(obj):
         obj = obj()
     if not isinstance(obj, ExampleDatabase):

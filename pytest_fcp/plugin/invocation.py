@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from pytest_fcp.core.fuzz_profiles import PROFILES
+from pytest_fcp.core.objects import ObjectSpecError, resolve_object
 
 __all__ = [
     "FCP_DESTS",
@@ -267,7 +268,6 @@ def check_engine(name: str) -> None:
     """A usage error unless ``name`` is a registered engine or a ``package.module:factory`` taking one argument.
 
     Registered engines are not imported here (a bundled engine whose package is missing skips its tests)."""
-    import importlib
     import importlib.util
     import inspect
     from importlib.metadata import entry_points
@@ -280,15 +280,10 @@ def check_engine(name: str) -> None:
                 "or give 'package.module:factory'"
             )
         return
-    module_name, _, attr = name.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except ImportError as exc:
-        raise usage(f"--fcp-engine {name}: cannot import module {module_name!r} ({exc})") from None
-    except AttributeError:
-        raise usage(f"--fcp-engine {name}: module {module_name!r} has no attribute {attr!r}") from None
+        target: Any = resolve_object(name)
+    except ObjectSpecError as exc:
+        raise usage(f"--fcp-engine {name}: {exc}") from None
     try:
         inspect.signature(target).bind("cache_dir")
         factory = callable(target)

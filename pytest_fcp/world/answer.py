@@ -6,11 +6,17 @@ doors stay: they never import it)."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Answer", "DoorPort", "Target"]
+__all__ = ["Answer", "DoorPort", "Target", "connection_reset"]
+
+
+def connection_reset() -> ConnectionResetError:
+    """The OS error a peer's reset raises in a reading socket (``[Errno 104] Connection reset by peer``)."""
+    return ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class Answer:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] | None = None
-    transport: str | None = None  # "connect" | "timeout"
+    transport: str | None = None  # "connect" | "timeout" | "reset" (the peer resets the connection mid-response)
     target: Target | None = None  # what the request asked for, as the service understood it
 
 
@@ -43,4 +49,5 @@ class DoorPort(Protocol):
         self, method: str, url: str, deliver: Callable[[Answer], Any], refuse: Callable[[str], BaseException]
     ) -> Any:
         """Answer one request: ``deliver`` turns the :class:`Answer` into the client's response (or raises its
-        connect / timeout exception); ``refuse`` builds the client's error for a URL the world does not serve."""
+        connect / timeout / reset exception); ``refuse`` builds the client's error for a URL the world does not
+        serve."""

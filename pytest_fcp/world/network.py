@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_fcp.core.hosts import is_local
 from pytest_fcp.core.markets import REST_HOSTS, VISION_HOST
 from pytest_fcp.core.sources import is_rate_limited
-from pytest_fcp.world.answer import Answer
+from pytest_fcp.world.answer import Answer, connection_reset
 from pytest_fcp.world.clients import open_doors
 from pytest_fcp.world.vision import BUCKET
 
@@ -215,8 +215,9 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
         return None
     key = located[1]
     from botocore.awsrequest import AWSResponse
-    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
     from moto.core.botocore_stubber import MockRawResponse
+    from urllib3.exceptions import ProtocolError
 
     url = request.url.split("?", 1)[0]
 
@@ -225,6 +226,9 @@ def _s3_before_send(request: Any, **_: Any) -> Any:
             raise EndpointConnectionError(endpoint_url=url)
         if answer.transport == "timeout":
             raise ReadTimeoutError(endpoint_url=url)
+        if answer.transport == "reset":  # botocore's URLLib3Session turns urllib3's ProtocolError into this
+            aborted = ProtocolError("Connection aborted.", connection_reset())
+            raise ConnectionClosedError(endpoint_url=url, error=aborted, request=request)
         body, status, headers = answer.body, answer.status, dict(answer.headers or {})
         wanted = request.headers.get("Range")
         if status == 200 and wanted:

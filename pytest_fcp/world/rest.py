@@ -205,8 +205,8 @@ class RestApi:
         body = f"<html><body><h1>{effect.status} {effect.message}</h1></body></html>".encode()
         return Answer(effect.status, body, dict(_HTML))
 
-    def _connect(self, fault: Fault, headers: dict[str, str]) -> Answer:
-        return Answer(transport="connect")
+    def _transport(self, fault: Fault, headers: dict[str, str]) -> Answer:
+        return Answer(transport=fault.kind.effect.kind)  # "connect" or "reset": the client's own error
 
     def _timeout(self, fault: Fault, headers: dict[str, str]) -> Answer:
         self.clock.advance(float(fault.param("timeout")))
@@ -248,7 +248,8 @@ class RestApi:
 _ANSWERS: dict[str, Callable[[RestApi, Fault, dict[str, str]], Answer]] = {
     "binance_error": RestApi._binance_error,
     "html_error": RestApi._html_error,
-    "connect": RestApi._connect,
+    "connect": RestApi._transport,
+    "reset": RestApi._transport,
     "timeout": RestApi._timeout,
     "malformed_json": RestApi._malformed_json,
 }

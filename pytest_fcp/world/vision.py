@@ -319,8 +319,8 @@ class VisionBucket:
         key = item.key if effect.status == 404 else None
         return Answer(effect.status, _s3_error(effect.code, effect.message, key), dict(_XML))
 
-    def _connect(self, fault: Fault, item: VisionObject) -> Answer:
-        return Answer(transport="connect")
+    def _transport(self, fault: Fault, item: VisionObject) -> Answer:
+        return Answer(transport=fault.kind.effect.kind)  # "connect" or "reset": the client's own error
 
     def _timeout(self, fault: Fault, item: VisionObject) -> Answer:
         self.clock.advance(float(fault.param("timeout")))
@@ -353,7 +353,8 @@ class VisionBucket:
 
 _EFFECTS: dict[str, Callable[[VisionBucket, Fault, VisionObject], Answer | None]] = {
     "s3_error": VisionBucket._s3_error,
-    "connect": VisionBucket._connect,
+    "connect": VisionBucket._transport,
+    "reset": VisionBucket._transport,
     "timeout": VisionBucket._timeout,
     "delay": VisionBucket._delay,
     "truncate": VisionBucket._spoiled,

@@ -207,6 +207,45 @@ class UnpacksTwelveFields(ReferenceEngine):
         return response
 
 
+class ReadsAResetPageAsTheLastPage(ReferenceEngine):
+    """Reads a REST page whose connection was reset as an empty page: the range ends there, without an error."""
+
+    def __init__(self, cache_dir: pathlib.Path) -> None:
+        super().__init__(cache_dir)
+        get = self._client.get
+
+        def get_or_empty(url: str, **kwargs: Any) -> httpx.Response:
+            try:
+                return get(url, **kwargs)
+            except httpx.ReadError:  # "the server closed the stream": taken for the end of the data
+                return httpx.Response(200, json=[], request=httpx.Request("GET", url))
+
+        self._client.get = get_or_empty  # type: ignore[method-assign]
+
+
+def _last_of_month(day: dt.date) -> bool:
+    return (day + dt.timedelta(days=1)).day == 1
+
+
+class SkipsEachMonthsLastDay(ReferenceEngine):
+    """Walks each month's days as ``range(1, days_in_month)``: the month's last day (30 April, 31 December,
+    29 February) is never read or downloaded, and REST's bars of it are dropped."""
+
+    def read_cache(self, symbol: str, market: str, interval: str, day: dt.date) -> pa.Table | None:
+        """An empty day for the last day of a month."""
+        return CACHE_SCHEMA.empty_table() if _last_of_month(day) else super().read_cache(symbol, market, interval, day)
+
+    def _vision_day(self, spec: MarketSpec, symbol: str, interval: str, day: dt.date) -> pa.Table:
+        if _last_of_month(day):
+            return CACHE_SCHEMA.empty_table()
+        return super()._vision_day(spec, symbol, interval, day)
+
+    def _rest_range(self, spec: MarketSpec, symbol: str, interval: str, lo: int, hi: int, now_ms: int) -> pa.Table:
+        table = super()._rest_range(spec, symbol, interval, lo, hi, now_ms)
+        days = [ms_to_datetime(t).date() for t in table["open_time"].cast(pa.int64()).to_pylist()]
+        return table.filter(pa.array([not _last_of_month(day) for day in days], pa.bool_()))
+
+
 def _factory(cls: type[ReferenceEngine]) -> Any:
     def create(cache_dir: pathlib.Path) -> ReferenceEngine:
         return cls(cache_dir)
@@ -230,5 +269,7 @@ DEFECTS: dict[str, Any] = {
         AcceptsADayOneBarShort,
         CountsCsvLinesWithNext,
         UnpacksTwelveFields,
+        ReadsAResetPageAsTheLastPage,
+        SkipsEachMonthsLastDay,
     )
 }

@@ -3,8 +3,9 @@
 
 ``aioresponses`` patches ``ClientSession._request``, so no connector, resolver or socket is used.
 Connect failures become ``aiohttp.ClientConnectorError``, timeouts ``aiohttp.ServerTimeoutError`` (also an
-``asyncio.TimeoutError``), as aiohttp raises them. Requests to this machine pass through untouched. The URL
-served and recorded is the one aioresponses normalises (query parameters sorted).
+``asyncio.TimeoutError``), a reset ``aiohttp.ClientOSError`` (errno 104), as aiohttp raises them. Requests
+to this machine pass through untouched. The URL served and recorded is the one aioresponses normalises
+(query parameters sorted).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiohttp.client_proto import ResponseHandler
 from aioresponses import CallbackResult, aioresponses
 
 from pytest_fcp.core.hosts import LOCAL_URL
+from pytest_fcp.world.answer import connection_reset
 
 if TYPE_CHECKING:
     from pytest_fcp.world.answer import Answer, DoorPort
@@ -79,6 +81,8 @@ def _deliver(answer: Answer, method: str, url: Any) -> CallbackResult:
         raise aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused (simulated)"))  # type: ignore[arg-type]
     if answer.transport == "timeout":
         raise aiohttp.ServerTimeoutError(f"Timeout on reading data from socket (simulated): {url}")
+    if answer.transport == "reset":  # the protocol's connection_lost turns the OSError into ClientOSError
+        raise aiohttp.ClientOSError(*connection_reset().args)
     headers = dict(answer.headers or {})
     content_type = headers.get("Content-Type", "application/octet-stream")
     body = b"" if method == "HEAD" else answer.body

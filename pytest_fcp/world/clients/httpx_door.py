@@ -18,6 +18,8 @@ import httpx
 import httpx._transports.default as _transports  # where HTTPTransport looks up create_ssl_context
 import respx
 
+from pytest_fcp.world.answer import connection_reset
+
 if TYPE_CHECKING:
     from pytest_fcp.world.answer import Answer, DoorPort
 
@@ -54,6 +56,8 @@ def _to_httpx(answer: Answer, request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused (simulated)", request=request)
     if answer.transport == "timeout":
         raise httpx.ReadTimeout("The read operation timed out (simulated)", request=request)
+    if answer.transport == "reset":  # httpcore maps the socket's OSError to ReadError, httpx to its own
+        raise httpx.ReadError(f"{connection_reset()} (simulated)", request=request)
     body = b"" if request.method == "HEAD" else answer.body
     return httpx.Response(answer.status, headers=answer.headers or {}, content=body, request=request)
 

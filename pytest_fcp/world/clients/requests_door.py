@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import responses
+from urllib3.exceptions import ProtocolError
 
 from pytest_fcp.core.hosts import LOCAL_URL
+from pytest_fcp.world.answer import connection_reset
 
 if TYPE_CHECKING:
     from pytest_fcp.world.answer import Answer, DoorPort
@@ -40,6 +42,9 @@ def _deliver(answer: Answer, request: requests.PreparedRequest) -> tuple[int, di
         raise requests.exceptions.ConnectionError("[Errno 111] Connection refused (simulated)", request=request)
     if answer.transport == "timeout":
         raise requests.exceptions.ReadTimeout("Read timed out. (simulated)", request=request)
+    if answer.transport == "reset":  # urllib3's urlopen wraps the socket's error, requests' adapter wraps that
+        aborted = ProtocolError("Connection aborted.", connection_reset())
+        raise requests.exceptions.ConnectionError(aborted, request=request)
     body = b"" if request.method == "HEAD" else answer.body
     return answer.status, dict(answer.headers or {}), body
 

@@ -19,6 +19,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from pytest_fcp.core.hosts import is_local
+from pytest_fcp.world.answer import connection_reset
 
 if TYPE_CHECKING:
     from pytest_fcp.world.answer import Answer, DoorPort
@@ -57,6 +58,8 @@ def route(network: DoorPort) -> Iterator[None]:
                 )
             if answer.transport == "timeout":
                 raise ReadTimeoutError(pool, full, "Read timed out. (simulated)")
+            if answer.transport == "reset":  # as conn.getresponse() raises it: urlopen wraps it, retries it
+                raise connection_reset()
             body = b"" if method == "HEAD" else answer.body
             return urllib3.HTTPResponse(
                 body=io.BytesIO(body),
