@@ -75,7 +75,7 @@ HEALTH_ISSUES: dict[str, tuple[str | None, str]] = {
     "null_times": (None, "corrupt"),
     "out_of_day": (None, "corrupt"),
     "off_grid": (None, "corrupt"),
-    "duplicate": (None, "corrupt"),
+    "duplicate": ("cache.duplicate_rows", "corrupt"),
     "unsorted": (None, "corrupt"),
     "partial_day": ("cache.partial_day", "partial"),
     "stale_day": ("cache.stale_day", "stale"),

@@ -42,7 +42,7 @@ class Effect:
     ``html_error`` (status, title), ``connect``, ``timeout``, ``malformed_json``, ``rows_empty``, ``rows_keep``
     (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields`` (param ``fields``).
     Cache kinds: ``zero_byte``, ``truncate``, ``random_bytes``, ``stream``, ``drop_column``, ``strings``,
-    ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``.
+    ``ns_times``, ``keep_first``, ``alter_values``, ``repeat_first`` (param ``extra``), ``unreadable``, ``read_only``.
     """
 
     kind: str
@@ -281,6 +281,12 @@ FAULTS: dict[str, FaultKind] = _kinds(
     FaultKind(
         "cache.stale_day", "the day's file is complete but its values differ from the truth", Effect("alter_values")
     ),
+    FaultKind(
+        "cache.duplicate_rows",
+        "the day's file repeats its first `extra` bars (as two writers appending to one day file leave it)",
+        Effect("repeat_first"),
+        {"extra": 12},
+    ),
     FaultKind("cache.unreadable", "the day's cache file cannot be opened for reading", Effect("unreadable")),
     FaultKind("cache.read_only_dir", "the cache directory cannot be written to", Effect("read_only")),
     # The same effect kind as read_only_dir (nothing can be written; the oracle knows it as such), but made by
@@ -317,6 +323,7 @@ PARAM_RULES: dict[str | tuple[str, str], tuple[Any, ...]] = {
 NO_EFFECT: dict[tuple[str, str], tuple[float, str]] = {
     ("truncate", "keep"): (1, "keeps the whole file"),
     ("rows_out_of_range", "extra"): (0, "adds no bar"),
+    ("repeat_first", "extra"): (0, "repeats no bar"),
     ("delay", "delay"): (0, "delays nothing"),
     ("rows_fields", "fields"): (12, "is Binance's own field count"),
 }
