@@ -10,8 +10,10 @@ passing), seen ones replay their result, so Hypothesis ends quickly and consiste
 
 With a ``database`` (any Hypothesis ``ExampleDatabase``), the examples kept under the engine's key
 (:func:`pytest_fcp.fuzz.database.database_key`) are replayed first and a new shrunk finding is kept there.
-With ``cells`` (what a run exercised: cells of the FCP space), each example is scored by the cells it
-reaches that no earlier example of the search did, and Hypothesis's ``target()`` steers towards them.
+With ``cells`` (what a run exercised: cells of the FCP space) and ``steer`` (the default), the search draws
+from every interval of a market (:func:`~pytest_fcp.fuzz.strategies.scenarios` with ``wide``) and scores each
+example by the cells it reaches that no earlier example of the search did, each cell of ``empty`` (the cells the
+catalog left empty) counting :data:`EMPTY_WEIGHT` times; Hypothesis's ``target()`` steers towards them.
 
 Each example runs in its own directory of one work directory per search; finished example directories are
 removed by a background thread while the next example runs (removing a cache tree costs as much as a small
@@ -27,7 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +51,8 @@ __all__ = ["PROFILES", "CellsFn", "FuzzResult", "fuzz_engine", "run_once"]
 
 #: What one run exercised: ``cells(scenario, run)`` -> the cells of the FCP space it reached (any hashables).
 CellsFn = Callable[[Scenario, Any], Iterable[Hashable]]
+#: How much more a new cell counts in the steering score when the catalog left it empty.
+EMPTY_WEIGHT = 4
 
 
 class _Broken(AssertionError):
@@ -73,6 +77,7 @@ class FuzzResult:
     shard: tuple[int, int] = (1, 1)  # (k, N): this search is shard k of N of the engine's budget
     replay: str = ""  # the command line that reruns exactly this search (set by the --fcp-fuzz item)
     cells: int = 0  # distinct cells the examples reached (with a ``cells`` function)
+    empty_cells: int = 0  # of them, cells in ``empty`` (the cells the catalog left empty)
 
     @property
     def passed(self) -> bool:
@@ -192,13 +197,16 @@ def fuzz_engine(
     cells: CellsFn | None = None,
     workdir: pathlib.Path | None = None,
     judge: bool = True,
+    empty: Collection[Hashable] = (),
+    steer: bool = True,
 ) -> FuzzResult:
     """Run up to ``examples`` generated scenarios on ``engine``; shrink and report the first contract break.
 
     ``seed_value`` seeds the world's synthetic truth and Hypothesis (``search_seed``, when given, seeds
     Hypothesis instead: a shard's own seed), unless ``derandomize``. ``database``: a Hypothesis
     ``ExampleDatabase`` whose findings for this engine are replayed first and which keeps new ones.
-    ``cells``: what a run exercised (see :data:`CellsFn`), to steer the search towards cells not reached yet.
+    ``cells``: what a run exercised (see :data:`CellsFn`), counted in the result and, with ``steer``, steering
+    the search (wider interval draws, ``target()``) towards cells not reached yet, ``empty`` ones first.
     ``workdir``: where the examples' caches live (default: the system's temporary directory).
     ``judge=False`` runs every example without failing on broken contracts (to measure speed).
     """
@@ -210,6 +218,8 @@ def fuzz_engine(
     memo: dict[str, tuple[list[Verdict], str, frozenset[Hashable]]] = {}
     best: list[tuple[Scenario, list[Verdict], str]] = []
     seen: set[Hashable] = set()
+    favoured = frozenset(empty)
+    steering = steer and cells is not None
     started = _real_monotonic()
     state = {"first_failure": 0.0}
     sweeper = _Sweeper(workdir)
@@ -236,7 +246,9 @@ def fuzz_engine(
                 result.generated += 1
         verdicts, path, reached = memo[key]
         if cells is not None:
-            target(float(len(reached - seen)), label="FCP cells not reached before")
+            new = reached - seen
+            if steering:
+                target(float(len(new) + EMPTY_WEIGHT * len(new & favoured)), label="FCP cells not reached before")
             seen.update(reached)
         if verdicts and judge:
             if not best:
@@ -247,13 +259,13 @@ def fuzz_engine(
 
     if derandomize and database is not None:  # Hypothesis keeps no database when derandomized: a fixed seed
         derandomize, search_seed = False, shard_seed(0, *shard)
-    test = given(strategy if strategy is not None else scenarios())(prop)
+    test = given(strategy if strategy is not None else scenarios(wide=steering))(prop)
     if not derandomize:  # (before settings: seed() alone would turn the database off)
         test = seed(seed_value if search_seed is None else search_seed)(test)
     phases = [Phase.generate, Phase.shrink]
     if database is not None:
         phases.insert(0, Phase.reuse)
-    if cells is not None:
+    if steering:
         phases.insert(-1, Phase.target)
     test = settings(
         max_examples=max(1, examples),
@@ -275,6 +287,7 @@ def fuzz_engine(
         sweeper.close()
     result.seconds = _real_monotonic() - started
     result.cells = len(seen)
+    result.empty_cells = len(seen & favoured)
     if not best:
         result.search_seconds = result.seconds
         return result

@@ -115,15 +115,19 @@ class FuzzItem(pytest.Item):
             shard=self.shard,
             workdir=self._workdir(),
             cells=coverage_cells(),
+            empty=self._empty_cells(),
+            steer=run.fuzz.steer,
         )
         result.replay = self.replay_line(run)
         status = "passed" if result.passed else "FAILED"
         budget = " (budget reached)" if result.budget_hit else ""
         who = result.engine + (f" shard {k}/{n}" if n > 1 else "")
+        reached = f", {result.cells} coverage cells" if result.cells else ""
         summary = (
             f"{who}: {status}, {result.examples} scenarios in {result.seconds:.1f}s "
-            f"({result.rate:.1f} examples/s during the search, {result.where}){budget}"
+            f"({result.rate:.1f} examples/s during the search, {result.where}{reached}){budget}"
         )
+        self.user_properties.append(("fcp_fuzz_cells", result.cells))
         self.user_properties.append(("fcp_fuzz_summary", summary))
         self.user_properties.append(("fcp_fuzz_examples", result.examples))
         self.user_properties.append(("fcp_fuzz_rate", round(result.rate, 2)))
@@ -131,6 +135,13 @@ class FuzzItem(pytest.Item):
         self.user_properties.append(("fcp_fuzz_ended", time.time()))
         if not result.passed:
             raise FuzzFailed(result.report())
+
+    def _empty_cells(self) -> Any:
+        """The cells this process's coverage map leaves empty so far (the catalog's, when it ran first), else
+        none: every cell not reached before counts the same."""
+        report = self.config.pluginmanager.getplugin("fcp-coverage")
+        cells = getattr(getattr(report, "map", None), "counts", None)
+        return report.map.empty() if cells else ()
 
     def _database(self, run: RunSettings) -> Any:
         """The example database: the given one, or the directory ``fcp-fuzz`` in pytest's cache."""
