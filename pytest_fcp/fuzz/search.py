@@ -13,7 +13,7 @@ With a ``database`` (any Hypothesis ``ExampleDatabase``), the examples kept unde
 With ``cells`` (what a run exercised: cells of the FCP space) and ``steer`` (the default), the search draws
 from every interval of a market (:func:`~pytest_fcp.fuzz.strategies.scenarios` with ``wide``) and scores each
 example by the cells it reaches that no earlier example of the search did, each cell of ``empty`` (the cells the
-catalog left empty) counting :data:`EMPTY_WEIGHT` times; Hypothesis's ``target()`` steers towards them.
+catalog left empty) counting 1 + :data:`EMPTY_WEIGHT` times; Hypothesis's ``target()`` steers towards them.
 
 Each example runs in its own directory of one work directory per search; finished example directories are
 removed by a background thread while the next example runs (removing a cache tree costs as much as a small

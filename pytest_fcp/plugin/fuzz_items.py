@@ -115,7 +115,6 @@ class FuzzItem(pytest.Item):
             shard=self.shard,
             workdir=self._workdir(),
             cells=coverage_cells(),
-            empty=self._empty_cells(),
             steer=run.fuzz.steer,
         )
         result.replay = self.replay_line(run)
@@ -135,13 +134,6 @@ class FuzzItem(pytest.Item):
         self.user_properties.append(("fcp_fuzz_ended", time.time()))
         if not result.passed:
             raise FuzzFailed(result.report())
-
-    def _empty_cells(self) -> Any:
-        """The cells this process's coverage map leaves empty so far (the catalog's, when it ran first), else
-        none: every cell not reached before counts the same."""
-        report = self.config.pluginmanager.getplugin("fcp-coverage")
-        cells = getattr(getattr(report, "map", None), "counts", None)
-        return report.map.empty() if cells else ()
 
     def _database(self, run: RunSettings) -> Any:
         """The example database: the given one, or the directory ``fcp-fuzz`` in pytest's cache."""
@@ -165,6 +157,8 @@ class FuzzItem(pytest.Item):
         args += [f"--fcp-engine={self.engine}", *run.fuzz_replay_options]
         if run.fuzz.db:
             args.append(f"--fcp-fuzz-db={run.fuzz.db}")
+        if not run.fuzz.steer:
+            args.append("--fcp-fuzz-steer=off")
         args.append(f"--fcp-fuzz-shards={n}")  # always: an addopts -n elsewhere would change the default
         if n > 1:
             args.append(f"--fcp-fuzz-shard={k}")
