@@ -450,7 +450,7 @@ def cache_faults_1s() -> Candidate:
     for k, fid in enumerate([None, *CACHE_DAY]):
         today = now.date() + dt.timedelta(days=k)
         yesterday = today - dt.timedelta(days=1)
-        req = _req(_at(yesterday, 23 + 55 / 60), _at(today, 5 / 60))
+        req = _req(_at(yesterday, 23 + 50 / 60), _at(today))  # yesterday's last ten minutes: its file only
         reqs.append({**req, **({"at": _iso(_at(today, 12))} if k else {})})
         if fid is not None:
             faults.append(_fault(fid, [yesterday]))
@@ -461,8 +461,8 @@ def cache_faults_1s() -> Candidate:
     cells |= {("cache state x interval", s, "1s") for s in ("valid", *BROKEN)}
     return Candidate(
         "broken_1s_cache_files_day_after_day",
-        "1s bars around midnight, asked again every day at noon: yesterday's file is cached, then each day broken "
-        "another way (REST serves the minutes); last, minutes of an old day whose cache write fails.",
+        "1s bars, yesterday's last ten minutes, asked again every day at noon: yesterday's file is cached, then each "
+        "day broken another way (REST serves the minutes); last, minutes of an old day whose cache write fails.",
         now,
         reqs,
         cells,
@@ -473,19 +473,19 @@ def cache_faults_1s() -> Candidate:
 
 
 def shapes_1s() -> Candidate:
-    """1s requests early in the day: the whole day (up to now), one bar, and ends off the grid by half a second."""
+    """1s requests early in the day: none at midnight (aligned to days), one bar, ends half a second off the grid."""
     now = _at(dt.date(2024, 3, 20), 1 / 6)
     day = now.date()
     reqs = [
-        _req(day, day + dt.timedelta(days=1)),
+        _req(day, day),  # empty, on a day boundary: a whole 1s day is 86,400 bars (87 pages for some engines)
         _req(_at(day, 0.05), _at(day, 0.05) + dt.timedelta(seconds=1)),
         {"start": _iso(_at(day, 0.1)).replace("Z", ".500Z"), "end": _iso(_at(day, 0.11)).replace("Z", ".500Z")},
     ]
     cells = {("shape x interval", s, "1s") for s in ("aligned to days", "one bar", "off grid by seconds")}
     return Candidate(
-        "one_second_day_so_far_one_bar_and_half_seconds",
-        "1s bars ten minutes into the UTC day: the whole day (bars up to now), one bar, and a range whose ends "
-        "sit half a second off the grid.",
+        "one_second_empty_at_midnight_one_bar_and_half_seconds",
+        "1s bars ten minutes into the UTC day: an empty request at midnight (start = end, aligned to days), one "
+        "bar, and a range whose ends sit half a second off the grid.",
         now,
         reqs,
         cells,

@@ -61,7 +61,7 @@ def test_fuzz_steer_option(pytester: pytest.Pytester) -> None:
     assert alone.ret == pytest.ExitCode.USAGE_ERROR
     off = pytester.runpytest(
         "-p", "no:xdist", "--fcp-fuzz", "--fcp-engine=reference", "--fcp-fuzz-examples=3", "--fcp-fuzz-db=none",
-        "--fcp-fuzz-steer=off", "-rA",
+        "--fcp-fuzz-steer=off", "--fcp-coverage",
     )  # fmt: skip
     off.assert_outcomes(passed=1)
-    assert "coverage cells" in off.stdout.str()
+    off.stdout.fnmatch_lines(["reference: passed, 3 scenarios in *", "fcp coverage: * of * reachable cells exercised*"])

@@ -121,10 +121,9 @@ class FuzzItem(pytest.Item):
         status = "passed" if result.passed else "FAILED"
         budget = " (budget reached)" if result.budget_hit else ""
         who = result.engine + (f" shard {k}/{n}" if n > 1 else "")
-        reached = f", {result.cells} coverage cells" if result.cells else ""
         summary = (
             f"{who}: {status}, {result.examples} scenarios in {result.seconds:.1f}s "
-            f"({result.rate:.1f} examples/s during the search, {result.where}{reached}){budget}"
+            f"({result.rate:.1f} examples/s during the search, {result.where}){budget}"
         )
         self.user_properties.append(("fcp_fuzz_cells", result.cells))
         self.user_properties.append(("fcp_fuzz_summary", summary))
