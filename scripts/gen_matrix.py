@@ -222,6 +222,11 @@ def rest_pages() -> Candidate:
         held, second = first + dt.timedelta(days=1), first + dt.timedelta(days=2)
         lost += [first, second]
         cached.append(held)
+        if FAULTS[fid].rate_limit:  # a one-page second range: no other request of the range in flight to race it
+            faults.append(_fault(fid, [second]))
+            reqs.append(_req(_at(first, 23), _at(second, 1)))
+            cells.add(("fault x target", fid, "REST one of several ranges"))  # its later page: the edges theme
+            continue
         faults.append(_fault(fid, [second], attempts="nth:2"))
         reqs.append(_req(_at(first, 23), second + dt.timedelta(days=1)))
         cells |= {("fault x target", fid, "REST later page"), ("fault x target", fid, "REST one of several ranges")}
@@ -229,7 +234,8 @@ def rest_pages() -> Candidate:
     return Candidate(
         "rest_fault_on_a_later_page_of_one_of_two_ranges",
         "1m bars, a fetch per REST fault: the last hour of one day and the whole of the day after next come from "
-        "REST (Vision answers 404, the day between is cached); the fault answers the second page of the second range.",
+        "REST (Vision answers 404, the day between is cached); the fault answers the second page of the second range "
+        "(a rate limit: the first hour of the second range, one page).",
         now,
         reqs,
         cells,
