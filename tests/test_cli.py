@@ -47,6 +47,7 @@ EXPECTED_STATUS = {
     "cache.ns_timestamps": "ns_timestamps",
     "cache.partial_day": "partial_day",
     "cache.stale_day": "stale_day",
+    "cache.duplicate_rows": "duplicate",
     "cache.unreadable": "unreadable",
 }
 FILE_FAULTS = [fid for fid in FAULTS if fid.startswith("cache.") and FAULTS[fid].needs_days]
