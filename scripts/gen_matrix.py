@@ -137,8 +137,8 @@ def rest_pages() -> Candidate:
         held, second = first + dt.timedelta(days=1), first + dt.timedelta(days=2)
         lost += [first, second]
         cached.append(held)
-        if FAULTS[fid].rate_limit:  # a one-page second range: no other request of the range in flight to race it
-            faults.append(_fault(fid, [second]))
+        if FAULTS[fid].rate_limit:  # a one-page second range, Retry-After 0: a range in flight beside it is no race
+            faults.append(_fault(fid, [second], retry_after=0))
             reqs.append(_req(_at(first, 23), _at(second, 1)))
             cells.add(("fault x target", fid, "REST one of several ranges"))  # its later page: the edges theme
             continue
@@ -150,7 +150,7 @@ def rest_pages() -> Candidate:
         "rest_fault_on_a_later_page_of_one_of_two_ranges",
         "1m bars, a fetch per REST fault: the last hour of one day and the whole of the day after next come from "
         "REST (Vision answers 404, the day between is cached); the fault answers the second page of the second range "
-        "(a rate limit: the first hour of the second range, one page).",
+        "(a rate limit, Retry-After 0: the first hour of the second range, one page).",
         now,
         reqs,
         cells,
