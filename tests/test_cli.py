@@ -302,7 +302,9 @@ def test_every_cache_fault_is_detected_and_named(
     assert {f["day"]: f["issues"] for f in extra["bad_files"]} == {
         day.isoformat(): [status] for day, status in faults["extra"].items()
     }
-    assert report["summary"]["issues"]["duplicate"] == 1
+    layouts = ("reference", "ckvd")
+    repeated = sum(EXPECTED_STATUS[fid] == "duplicate" for layout in layouts for fid in faults[layout].values())
+    assert report["summary"]["issues"]["duplicate"] == 1 + repeated == 3  # ETHUSDT's, each cache.duplicate_rows
     assert report["verdict"].startswith("PROBLEMS:")
 
     shown = finish(human)
