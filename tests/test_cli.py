@@ -47,6 +47,7 @@ EXPECTED_STATUS = {
     "cache.ns_timestamps": "ns_timestamps",
     "cache.partial_day": "partial_day",
     "cache.stale_day": "stale_day",
+    "cache.duplicate_rows": "duplicate",
     "cache.unreadable": "unreadable",
     "cache.short_body": "truncated",  # the footer is intact, a record batch is short
     "cache.mixed_writers": "duplicate",
@@ -305,8 +306,9 @@ def test_every_cache_fault_is_detected_and_named(
     assert {f["day"]: f["issues"] for f in extra["bad_files"]} == {
         day.isoformat(): [status] for day, status in faults["extra"].items()
     }
-    mixed = sum(fid == "cache.mixed_writers" for layout in ("reference", "ckvd") for fid in faults[layout].values())
-    assert report["summary"]["issues"]["duplicate"] == 1 + mixed
+    layouts = ("reference", "ckvd")
+    repeated = sum(EXPECTED_STATUS[fid] == "duplicate" for layout in layouts for fid in faults[layout].values())
+    assert report["summary"]["issues"]["duplicate"] == 1 + repeated
     assert report["verdict"].startswith("PROBLEMS:")
 
     shown = finish(human)

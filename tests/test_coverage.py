@@ -354,3 +354,18 @@ def test_recorded_fetches_of_one_engine_asked_again_days_later(tmp_path: pathlib
     assert ("lifetime x cache state", "first fetch", "missing") in cells
     assert ("age x cache state", "young", "missing") in cells and ("age x cache state", "old", "valid") in cells
     assert not {c for c in cells if c[0] == "fault x target"}  # no fault in this world
+
+
+def test_the_map_names_cells_beyond_a_scenario_s_limits_apart() -> None:
+    beyond = ("shape x interval", "longer than any page", "1d")
+    reachable = [c for c in reachable_cells() if c != beyond]
+    coverage = CoverageMap(reachable)
+    assert coverage.empty() == [beyond] and coverage.gaps() == []
+    lines = coverage.lines()
+    assert lines[0].endswith("; no cell a scenario can reach is empty")
+    assert lines[-1] == "  empty, a longer request than a scenario may make: longer than any page x 1d"
+    shape = next(line for line in lines if line.startswith("  shape x interval"))
+    assert "empty" not in shape
+    short = CoverageMap([c for c in reachable if c != ("shape x interval", "one bar", "1d")])
+    assert short.gaps() == [("shape x interval", "one bar", "1d")] and short.lines()[0].endswith("; empty:")
+    assert CoverageMap(reachable_cells()).lines()[0].endswith("; no reachable cell is empty")

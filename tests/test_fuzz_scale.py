@@ -140,14 +140,14 @@ def test_the_target_phase_runs_only_when_steering_is_asked(tmp_path: pathlib.Pat
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(search, "settings", spy)
-    for steer in (False, True):
+    for climb in (False, True):
         result = fuzz_engine(
             "reference",
             examples=3,
             seed_value=2,
             cells=lambda scenario, run: {("interval", scenario.interval)},
-            workdir=tmp_path / str(steer),
-            steer=steer,
+            workdir=tmp_path / str(climb),
+            climb=climb,
         )
         assert result.cells >= 1  # counted either way
     assert [Phase.target in p for p in phases] == [False, True]

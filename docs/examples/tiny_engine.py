@@ -279,6 +279,9 @@ class TinyEngine:
             rows = [r for r in self.rest_page(market, params | {"limit": MARKETS[market][2]}) if cursor <= r[0] <= last]
             for row in rows:
                 bars.setdefault(row[0], row[1:])
+            following = -(-cursor // step) * step  # an empty page after bars, with closed bars to come: a hole
+            if not rows and bars and following <= last and following + step <= now_ms:
+                raise SourceFailed("empty page although closed bars must follow the previous page")
             if not rows or max(r[0] for r in rows) + step > last:
                 break
             cursor = max(r[0] for r in rows) + 1  # a short page is not the end: ask again after it

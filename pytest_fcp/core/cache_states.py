@@ -78,7 +78,7 @@ HEALTH_ISSUES: dict[str, tuple[str | None, str]] = {
     "null_times": (None, "corrupt"),
     "out_of_day": (None, "corrupt"),
     "off_grid": (None, "corrupt"),
-    "duplicate": ("cache.mixed_writers", "corrupt"),
+    "duplicate": ("cache.duplicate_rows", "corrupt"),  # or cache.mixed_writers (two writers' rows)
     "unsorted": (None, "corrupt"),
     "partial_day": ("cache.partial_day", "partial"),
     "stale_day": ("cache.stale_day", "stale"),

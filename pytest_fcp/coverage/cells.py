@@ -14,6 +14,7 @@ from pytest_fcp.core.markets import DAY_MS, MAX_PAGE_LIMIT, interval_ms, to_ms
 from pytest_fcp.coverage.dimensions import (
     CACHE_READ,
     CACHE_WRITE,
+    MONTH_DAYS,
     REST_FIRST,
     REST_LATER,
     REST_RANGES,
@@ -41,8 +42,6 @@ __all__ = [
 
 #: Hours after midnight UTC that count as early in the day, and from which it counts as late.
 EARLY_BEFORE_HOUR, LATE_FROM_HOUR = 2, 22
-#: A day this many days (or more) before ``now`` is "a month and more" old.
-MONTH_DAYS = 30
 
 
 def calendar_edges(day: dt.date) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_fcp.coverage.cells import run_cells
-from pytest_fcp.coverage.dimensions import PROJECTIONS, Cell, reachable_cells
+from pytest_fcp.coverage.dimensions import PROJECTIONS, Cell, beyond_scenario_limits, reachable_cells
 
 if TYPE_CHECKING:
     from pytest_fcp.world.observation import Observation
@@ -82,19 +82,37 @@ class CoverageMap:
         done = sum(1 for c in reachable if c in self.counts)
         return f"fcp coverage: {done} of {len(reachable)} reachable cells exercised"
 
+    def gaps(self) -> list[Cell]:
+        """The empty reachable cells a scenario can reach within its limits (:meth:`empty` minus the rest)."""
+        return [c for c in self.empty() if not beyond_scenario_limits(c)]
+
     def lines(self, per_projection: int = 12) -> list[str]:
-        """The summary, then per projection its count and its empty cells (at most ``per_projection`` named)."""
-        out = [self.summary() + ("; empty:" if self.empty() else "; no reachable cell is empty")]
+        """The summary, then per projection its count and its empty cells (at most ``per_projection`` named);
+        the empty cells only a request longer than a scenario may make reaches come last, apart."""
+        empty, gaps = self.empty(), self.gaps()
+        tail = (
+            "; empty:"
+            if gaps
+            else "; no reachable cell is empty"
+            if not empty
+            else "; no cell a scenario can reach is empty"
+        )
+        out = [self.summary() + tail]
         for projection in PROJECTIONS:
             cells = projection.cells()
-            empty = [c for c in cells if c not in self.counts]
-            head = f"  {projection.name}: {len(cells) - len(empty)} of {len(cells)}"
-            if not empty:
+            missing = [c for c in cells if c not in self.counts]
+            head = f"  {projection.name}: {len(cells) - len(missing)} of {len(cells)}"
+            named = [c for c in missing if not beyond_scenario_limits(c)]
+            if not named:
                 out.append(head)
                 continue
-            named = ", ".join(f"{a} x {b}" for _, a, b in empty[:per_projection])
-            more = f", ... and {len(empty) - per_projection} more" if len(empty) > per_projection else ""
-            out.append(f"{head}; empty: {named}{more}")
+            listed = ", ".join(f"{a} x {b}" for _, a, b in named[:per_projection])
+            more = f", ... and {len(named) - per_projection} more" if len(named) > per_projection else ""
+            out.append(f"{head}; empty: {listed}{more}")
+        beyond = [c for c in empty if beyond_scenario_limits(c)]
+        if beyond:
+            listed = ", ".join(f"{a} x {b}" for _, a, b in beyond)
+            out.append(f"  empty, a longer request than a scenario may make: {listed}")
         return out
 
     @classmethod

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pytest_fcp.core.cache_states import DAY_STATES
-from pytest_fcp.core.markets import INTERVALS, MARKETS, bars_per_day
+from pytest_fcp.core.limits import SCENARIO_LIMITS
+from pytest_fcp.core.markets import INTERVALS, MARKETS, MAX_PAGE_LIMIT, bars_per_day
 from pytest_fcp.faults.table import FAULTS, FaultKind
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "TARGETS",
     "Cell",
     "Projection",
+    "beyond_scenario_limits",
     "fault_targets",
     "reachable_cells",
 ]
@@ -82,6 +84,12 @@ AGES = ("young", "old", "a month and more")
 #: served it in an earlier fetch of the same engine.
 ORIGINS = ("seeded", "vision", "rest", "vision and rest")
 
+#: A request spanning this many days (or more) is "a month or more"; a day this many days before ``now`` is
+#: "a month and more" old.
+MONTH_DAYS = 30
+#: The fewest bars a request of each length shape holds (``None``: one bar will do).
+_SHAPE_BARS = {"a month or more": None, "longer than any page": MAX_PAGE_LIMIT + 1}
+
 _FAULT_IDS = tuple(FAULTS)
 _STATES = DAY_STATES
 _INTERVALS = tuple(INTERVALS)
@@ -101,6 +109,19 @@ def _shape_reachable(shape: str, interval: str) -> bool:
     if shape in ("bars within a day", "mid-day on grid"):
         return bars_per_day(interval) > 1
     return True
+
+
+def beyond_scenario_limits(cell: Cell) -> bool:
+    """Whether ``cell`` needs a request longer than a scenario may make (:data:`SCENARIO_LIMITS`): a month of 1s
+    bars is 2.6 million bars, more daily bars than a REST page holds is more than 1,500 days. A real engine
+    reaches such cells (the map keeps them); the catalog cannot, so the map names them apart."""
+    projection, shape, interval = cell
+    if projection != "shape x interval" or shape not in _SHAPE_BARS or interval not in INTERVALS:
+        return False
+    per_day = bars_per_day(interval)
+    bars = _SHAPE_BARS[shape] or MONTH_DAYS * per_day
+    days = max(-(-bars // per_day), MONTH_DAYS if shape == "a month or more" else 1)
+    return bars > SCENARIO_LIMITS["bars"] or days > SCENARIO_LIMITS["request_days"]
 
 
 @dataclass(frozen=True)

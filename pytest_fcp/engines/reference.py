@@ -119,6 +119,12 @@ def _ceil_ms(moment: dt.datetime) -> int:
     return -(-((moment - EPOCH) // dt.timedelta(microseconds=1)) // 1000)
 
 
+def _first_bar(moment_ms: int, interval: str) -> int:
+    """The open time of the first bar at or after ``moment_ms``."""
+    step = interval_ms(interval)
+    return -(-moment_ms // step) * step
+
+
 def _grid(day: dt.date, interval: str) -> np.ndarray:
     """The open times (ms) of every bar of ``day``."""
     day_start, day_end = day_bounds_ms(day)
@@ -394,7 +400,10 @@ class ReferenceEngine:
                 if lo <= row[0] <= last:
                     bars.setdefault(row[0], row)
             in_range = [row[0] for row in rows if cursor <= row[0] <= last]
-            if not in_range:  # an empty page (or nothing new): no more data
+            if not in_range:  # an empty page (or nothing new): no more data, unless closed bars must follow
+                following = _first_bar(cursor, interval)
+                if bars and following <= last and following + interval_ms(interval) <= now_ms:
+                    raise _SourceFailed("empty page although closed bars must exist after the previous page")
                 break
             if max(in_range) + interval_ms(interval) > last:  # the range is covered
                 break

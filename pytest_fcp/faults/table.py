@@ -44,9 +44,10 @@ class Effect:
     ``rows_keep`` (param ``keep``), ``rows_twice``, ``rows_out_of_range`` (param ``extra``), ``rows_fields``
     (param ``fields``).
     Cache kinds: ``zero_byte``, ``truncate``, ``random_bytes``, ``stream``, ``drop_column``, ``strings``,
-    ``ns_times``, ``keep_first``, ``alter_values``, ``unreadable``, ``read_only``, ``short_body`` (the footer
-    intact over a record batch cut short), ``mixed`` (two writers' rows in one file: the middle third twice),
-    ``truncate_on_read`` (param ``keep``: the valid file is cut once the engine has opened it).
+    ``ns_times``, ``keep_first``, ``alter_values``, ``repeat_first`` (param ``extra``), ``unreadable``,
+    ``read_only``, ``short_body`` (the footer intact over a record batch cut short), ``mixed`` (two writers'
+    rows in one file: the middle third twice), ``truncate_on_read`` (param ``keep``: the valid file is cut once
+    the engine has opened it).
     """
 
     kind: str
@@ -305,6 +306,12 @@ FAULTS: dict[str, FaultKind] = _kinds(
     FaultKind(
         "cache.stale_day", "the day's file is complete but its values differ from the truth", Effect("alter_values")
     ),
+    FaultKind(
+        "cache.duplicate_rows",
+        "the day's file repeats its first `extra` bars (as two writers appending to one day file leave it)",
+        Effect("repeat_first"),
+        {"extra": 12},
+    ),
     FaultKind("cache.unreadable", "the day's cache file cannot be opened for reading", Effect("unreadable")),
     FaultKind(
         "cache.short_body",
@@ -361,6 +368,7 @@ NO_EFFECT: dict[tuple[str, str], tuple[float, str]] = {
     ("truncate", "keep"): (1, "keeps the whole file"),
     ("truncate_on_read", "keep"): (1, "keeps the whole file"),
     ("rows_out_of_range", "extra"): (0, "adds no bar"),
+    ("repeat_first", "extra"): (0, "repeats no bar"),
     ("delay", "delay"): (0, "delays nothing"),
     ("rows_fields", "fields"): (12, "is Binance's own field count"),
 }

@@ -10,12 +10,14 @@ passing), seen ones replay their result, so Hypothesis ends quickly and consiste
 
 With a ``database`` (any Hypothesis ``ExampleDatabase``), the examples kept under the engine's key
 (:func:`pytest_fcp.fuzz.database.database_key`) are replayed first and a new shrunk finding is kept there.
-With ``cells`` (what a run exercised: cells of the FCP space), each example is scored with Hypothesis's
-``target()`` by the cells it reaches that no earlier example of the search did, and the distinct cells are
-counted. Hypothesis's ``target`` phase (hill climbing on that score) runs only with ``steer=True``: the score
-depends on what ran before, not on the example alone, and measured on the reference engine (1,000 examples
-in two shards) the phase ran fewer distinct examples, reached fewer cells and made one shard cost up to twice
-the other (docs/fuzz.md).
+With ``cells`` (what a run exercised: cells of the FCP space) and ``steer`` (the default), the search draws
+from every interval of a market (:func:`~pytest_fcp.fuzz.strategies.scenarios` with ``wide``) and scores each
+example with Hypothesis's ``target()`` by the cells it reaches that no earlier example of the search did, each
+cell of ``empty`` (the cells the catalog left empty) counting 1 + :data:`EMPTY_WEIGHT` times; the distinct cells
+are counted. Hypothesis's ``target`` phase (hill climbing on that score) runs only with ``climb=True``: the
+score depends on what ran before, not on the example alone, and measured on the reference engine (1,000
+examples in two shards) the phase ran fewer distinct examples, reached fewer cells and made one shard cost up
+to twice the other (docs/fuzz.md).
 
 Each example runs in its own directory of one work directory per search; finished example directories are
 removed by a background thread while the next example runs (removing a cache tree costs as much as a small
@@ -31,7 +33,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +55,8 @@ __all__ = ["PROFILES", "CellsFn", "FuzzResult", "fuzz_engine", "run_once"]
 
 #: What one run exercised: ``cells(scenario, run)`` -> the cells of the FCP space it reached (any hashables).
 CellsFn = Callable[[Scenario, Any], Iterable[Hashable]]
+#: How much more a new cell counts in the steering score when the catalog left it empty.
+EMPTY_WEIGHT = 4
 
 
 class _Broken(AssertionError):
@@ -77,6 +81,7 @@ class FuzzResult:
     shard: tuple[int, int] = (1, 1)  # (k, N): this search is shard k of N of the engine's budget
     replay: str = ""  # the command line that reruns exactly this search (set by the --fcp-fuzz item)
     cells: int = 0  # distinct cells the examples reached (with a ``cells`` function)
+    empty_cells: int = 0  # of them, cells in ``empty`` (the cells the catalog left empty)
 
     @property
     def passed(self) -> bool:
@@ -200,17 +205,20 @@ def fuzz_engine(
     cells: CellsFn | None = None,
     workdir: pathlib.Path | None = None,
     judge: bool = True,
-    steer: bool = False,
+    empty: Collection[Hashable] = (),
+    steer: bool = True,
+    climb: bool = False,
 ) -> FuzzResult:
     """Run up to ``examples`` generated scenarios on ``engine``; shrink and report the first contract break.
 
     ``seed_value`` seeds the world's synthetic truth and Hypothesis (``search_seed``, when given, seeds
     Hypothesis instead: a shard's own seed), unless ``derandomize``. ``database``: a Hypothesis
     ``ExampleDatabase`` whose findings for this engine are replayed first and which keeps new ones.
-    ``cells``: what a run exercised (see :data:`CellsFn`), to steer the search towards cells not reached yet.
+    ``cells``: what a run exercised (see :data:`CellsFn`), counted in the result and, with ``steer``, steering
+    the search (wider interval draws, ``target()``) towards cells not reached yet, ``empty`` ones first.
     ``workdir``: where the examples' caches live (default: the system's temporary directory).
     ``judge=False`` runs every example without failing on broken contracts (to measure speed).
-    ``steer=True`` adds Hypothesis's ``target`` phase on the ``cells`` score (off by default: see the module doc).
+    ``climb=True`` adds Hypothesis's ``target`` phase on the ``cells`` score (off by default: see the module doc).
     """
     from pytest_fcp.engines import load_engine
 
@@ -220,6 +228,8 @@ def fuzz_engine(
     memo: dict[str, tuple[list[Verdict], str, frozenset[Hashable]]] = {}
     best: list[tuple[Scenario, list[Verdict], str]] = []
     seen: set[Hashable] = set()
+    favoured = frozenset(empty)
+    steering = steer and cells is not None
     started = _real_monotonic()
     state = {"first_failure": 0.0}
     sweeper = _Sweeper(workdir)
@@ -246,7 +256,9 @@ def fuzz_engine(
                 result.generated += 1
         verdicts, path, reached = memo[key]
         if cells is not None:
-            target(float(len(reached - seen)), label="FCP cells not reached before")
+            new = reached - seen
+            if steering:
+                target(float(len(new) + EMPTY_WEIGHT * len(new & favoured)), label="FCP cells not reached before")
             seen.update(reached)
         if verdicts and judge:
             if not best:
@@ -257,13 +269,13 @@ def fuzz_engine(
 
     if derandomize and database is not None:  # Hypothesis keeps no database when derandomized: a fixed seed
         derandomize, search_seed = False, shard_seed(0, *shard)
-    test = given(strategy if strategy is not None else scenarios())(prop)
+    test = given(strategy if strategy is not None else scenarios(wide=steering))(prop)
     if not derandomize:  # (before settings: seed() alone would turn the database off)
         test = seed(seed_value if search_seed is None else search_seed)(test)
     phases = [Phase.generate, Phase.shrink]
     if database is not None:
         phases.insert(0, Phase.reuse)
-    if cells is not None and steer:
+    if steering and climb:
         phases.insert(-1, Phase.target)
     test = settings(
         max_examples=max(1, examples),
@@ -285,6 +297,7 @@ def fuzz_engine(
         sweeper.close()
     result.seconds = _real_monotonic() - started
     result.cells = len(seen)
+    result.empty_cells = len(seen & favoured)
     if not best:
         result.search_seconds = result.seconds
         return result

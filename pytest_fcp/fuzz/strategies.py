@@ -45,6 +45,7 @@ __all__ = [
     "HEADLINE_FAULTS",
     "LOCAL_ZONES",
     "NETWORK_FAULTS",
+    "WIDE_EXCLUDED",
     "DrawnWorld",
     "cache_states",
     "fault_schedules",
@@ -81,6 +82,8 @@ HEADLINE_FAULTS: tuple[str, ...] = (
     "rest.connect_error",
 )
 _MAIN_INTERVALS = ("1h", "4h", "1d")
+#: Intervals a wide draw leaves out: a day of 1s bars is 86,400 rows, and the requests drawn span days.
+WIDE_EXCLUDED = frozenset({"1s"})
 # built once: a strategy built per draw is checked again (emptiness, reuse) on every draw
 _CACHE_STATE = st.one_of(st.none(), st.just("valid"), st.sampled_from(CACHE_FAULTS))
 _FAULT_ID = st.one_of(st.sampled_from(HEADLINE_FAULTS), st.sampled_from(NETWORK_FAULTS))
@@ -99,16 +102,20 @@ class DrawnWorld:
 
 
 @st.composite
-def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None) -> DrawnWorld:
+def worlds(draw: st.DrawFn, *, markets: Sequence[str] | None = None, wide: bool = False) -> DrawnWorld:
     """A world: ``now`` within ~1.5 years of 2024-01-10 (shrinks to it), 01:15-22:45 UTC; market; interval.
 
     ``now`` never lies within 75 minutes of midnight, so no day end can come near the 48 h or 24 h edges.
+    ``wide``: one world in three takes any interval of its market from a minute up (the coverage map's
+    ``fault x interval`` and ``shape x interval`` rows), not only 1h / 4h / 1d and, rarely, 1m.
     """
     offset = draw(st.integers(min_value=-200, max_value=400))
     minute = 12 * 60 + draw(st.integers(min_value=-645, max_value=645))  # 01:15 .. 22:45, shrinks to noon
     now = _midnight(BASE_DAY + dt.timedelta(days=offset)) + dt.timedelta(minutes=minute)
     market = draw(st.sampled_from(tuple(markets or MARKETS)))
-    if draw(st.integers(0, 19)) == 19 and "1m" in MARKETS[market].intervals:
+    if wide and draw(st.integers(0, 2)) == 2:
+        interval = draw(st.sampled_from(tuple(i for i in MARKETS[market].intervals if i not in WIDE_EXCLUDED)))
+    elif draw(st.integers(0, 19)) == 19 and "1m" in MARKETS[market].intervals:
         interval = "1m"
     else:
         interval = draw(st.sampled_from(_MAIN_INTERVALS))
@@ -269,12 +276,17 @@ def _describe(world: DrawnWorld, reqs: Sequence[Request], faults: Sequence[Fault
 
 @st.composite
 def scenarios(
-    draw: st.DrawFn, *, max_days: int = 7, max_faults: int = 3, markets: Sequence[str] | None = None
+    draw: st.DrawFn,
+    *,
+    max_days: int = 7,
+    max_faults: int = 3,
+    markets: Sequence[str] | None = None,
+    wide: bool = False,
 ) -> Scenario:
     """A complete scenario: a world, its request(s), a cache state and a fault schedule.
 
-    Expectations stay empty: the default contract checks judge it."""
-    world = draw(worlds(markets=markets))
+    Expectations stay empty: the default contract checks judge it. ``wide``: see :func:`worlds`."""
+    world = draw(worlds(markets=markets, wide=wide))
     reqs = draw(requests(world, max_days=max_days))
     days = sorted({d for r in reqs for d in days_between(r.start, r.end)})
     old = sorted({d for r in reqs if r.symbol is None and r.interval is None for d in days_between(r.start, r.end)})

@@ -115,6 +115,7 @@ class FuzzItem(pytest.Item):
             shard=self.shard,
             workdir=self._workdir(),
             cells=coverage_cells(),
+            steer=run.fuzz.steer,
         )
         result.replay = self.replay_line(run)
         status = "passed" if result.passed else "FAILED"
@@ -124,6 +125,7 @@ class FuzzItem(pytest.Item):
             f"{who}: {status}, {result.examples} scenarios in {result.seconds:.1f}s "
             f"({result.rate:.1f} examples/s during the search, {result.where}){budget}"
         )
+        self.user_properties.append(("fcp_fuzz_cells", result.cells))
         self.user_properties.append(("fcp_fuzz_summary", summary))
         self.user_properties.append(("fcp_fuzz_examples", result.examples))
         self.user_properties.append(("fcp_fuzz_rate", round(result.rate, 2)))
@@ -154,6 +156,8 @@ class FuzzItem(pytest.Item):
         args += [f"--fcp-engine={self.engine}", *run.fuzz_replay_options]
         if run.fuzz.db:
             args.append(f"--fcp-fuzz-db={run.fuzz.db}")
+        if not run.fuzz.steer:
+            args.append("--fcp-fuzz-steer=off")
         args.append(f"--fcp-fuzz-shards={n}")  # always: an addopts -n elsewhere would change the default
         if n > 1:
             args.append(f"--fcp-fuzz-shard={k}")

@@ -33,6 +33,7 @@ class FuzzSettings:
     db: str = ""  # --fcp-fuzz-db: a directory (absolute), module:attr, "none", or "" for pytest's cache dir
     shards: int = 1  # fuzz items per engine
     only_shard: int | None = None  # --fcp-fuzz-shard: the one shard to run
+    steer: bool = True  # --fcp-fuzz-steer: draw towards the coverage map's empty cells
 
 
 def fuzz_settings(config: pytest.Config) -> FuzzSettings:
@@ -64,7 +65,22 @@ def fuzz_settings(config: pytest.Config) -> FuzzSettings:
         db=_fuzz_db(config),
         shards=shards,
         only_shard=only,
+        steer=_fuzz_steer(config),
     )
+
+
+def _fuzz_steer(config: pytest.Config) -> bool:
+    """``--fcp-fuzz-steer on|off`` (ini ``fcp_fuzz_steer``): whether the search steers towards empty cells."""
+    given = _option(config, "fcp_fuzz_steer")
+    text = str(given if given is not None else config.getini("fcp_fuzz_steer") or "on").strip().lower()
+    if text not in STEER_WORDS:
+        where = "--fcp-fuzz-steer" if given is not None else "ini fcp_fuzz_steer"
+        raise _usage(f"{where} must be on or off (true / false), not {text!r}")
+    return STEER_WORDS[text]
+
+
+#: The words ``--fcp-fuzz-steer`` and ini ``fcp_fuzz_steer`` take.
+STEER_WORDS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
 def _fuzz_db(config: pytest.Config) -> str:

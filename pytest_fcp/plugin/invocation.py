@@ -67,6 +67,7 @@ FUZZ_ONLY = {
     "fcp_fuzz_db": "--fcp-fuzz-db",
     "fcp_fuzz_shards": "--fcp-fuzz-shards",
     "fcp_fuzz_shard": "--fcp-fuzz-shard",
+    "fcp_fuzz_steer": "--fcp-fuzz-steer",
 }
 #: Every --fcp-* option's dest (tests/test_hygiene.py checks it against the registered options).
 FCP_DESTS = (

@@ -214,6 +214,13 @@ def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
     )
     parser.addini("fcp_fuzz_budget", default="", help="wall-time budget of the fuzz search per engine (s)")
     group.addoption(
+        "--fcp-fuzz-steer",
+        dest="fcp_fuzz_steer",
+        metavar="on|off",
+        help="steer the search towards the coverage map's empty cells (default: ini fcp_fuzz_steer, else on)",
+    )
+    parser.addini("fcp_fuzz_steer", default="on", help="steer the fuzz search towards empty coverage cells (on/off)")
+    group.addoption(
         "--fcp-fuzz-save",
         dest="fcp_fuzz_save",
         metavar="DIR",

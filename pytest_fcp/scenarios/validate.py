@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
 from pytest_fcp.core.freshness import FRESHNESS
+from pytest_fcp.core.limits import SCENARIO_LIMITS
 from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, default_symbol, interval_ms
 from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
@@ -60,7 +61,7 @@ EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
 SKIPPABLE = ("order", "needed_only", "rate_limit")
 EDGE_MARGIN = dt.timedelta(hours=1)
 #: What one scenario may ask for at most.
-LIMITS = {"bars": 100_000, "request_days": 400, "requests": 20, "faults": 50, "cached": 400}
+LIMITS = SCENARIO_LIMITS
 _LISTED = dt.datetime.combine(LISTED_SINCE, dt.time(), dt.UTC)
 
 

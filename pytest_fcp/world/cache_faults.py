@@ -208,7 +208,15 @@ def stale_table(full: pa.Table) -> pa.Table:
     return stale
 
 
-_WRITTEN: dict[str, Callable[[Fault, pa.Table], pa.Table]] = {"keep_first": _keep_first, "alter_values": _alter_values}
+def _repeat_first(item: Fault, full: pa.Table) -> pa.Table:
+    return pa.concat_tables([full, full.slice(0, max(1, min(int(item.param("extra")), full.num_rows)))])
+
+
+_WRITTEN: dict[str, Callable[[Fault, pa.Table], pa.Table]] = {
+    "keep_first": _keep_first,
+    "alter_values": _alter_values,
+    "repeat_first": _repeat_first,
+}
 
 
 # --- effects on the engine's own file --------------------------------------------------------------

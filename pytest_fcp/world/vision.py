@@ -113,6 +113,10 @@ def _fmt(value: float, decimals: int | None) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
+#: A spot CSV line, the very text the general path writes with 8 decimals.
+_SPOT_LINE = "{},{:.8f},{:.8f},{:.8f},{:.8f},{:.8f},{},{:.8f},{},{:.8f},{:.8f},0\n"
+
+
 def csv_bytes(table: pa.Table, market: str, interval: str, day: dt.date) -> bytes:
     """The day's CSV exactly as Binance writes it for ``market``."""
     spec = MARKETS[market]
@@ -123,6 +127,14 @@ def csv_bytes(table: pa.Table, market: str, interval: str, day: dt.date) -> byte
     price_dec = 8 if spot else None
     cols = table.to_pydict()
     lines = [HEADER] if spec.csv_header else []
+    if spot:  # one format per row: a day of 1s bars is 86,400 lines
+        values = [cols[k] for k in ("open", "high", "low", "close", "volume")]
+        extra = [cols[k] for k in ("quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume")]
+        lines += [
+            _SPOT_LINE.format(t * unit, *v, t * unit + step - 1, *x)
+            for t, v, x in zip(cols["open_time"], zip(*values, strict=True), zip(*extra, strict=True), strict=True)
+        ]
+        return "".join(lines).encode()
     for i, open_time in enumerate(cols["open_time"]):
         t = open_time * unit
         lines.append(

@@ -156,6 +156,9 @@ class AiohttpEngine:
             rows = [row for row in page if cursor <= row[0] <= last]
             for open_ms, values in rows:
                 bars.setdefault(open_ms, values)
+            following = -(-cursor // step) * step
+            if not rows and bars and following <= last and following + step <= now:
+                raise SourceFailed("empty page although closed bars must follow the previous page")
             if not rows or max(r[0] for r in rows) + step > last:
                 break
             cursor = max(r[0] for r in rows) + 1  # a short page is not the end: ask again after it

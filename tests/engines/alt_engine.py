@@ -304,7 +304,9 @@ class AltEngine:
             query = {"symbol": symbol, "interval": interval, "startTime": cursor, "endTime": last}
             page = _retrying(lambda q=query: self._rest_page(spec.rest_url, q | {"limit": spec.max_limit}), "REST")
             if not page:
-                break  # nothing (more) there
+                if found:  # the day has begun: an empty later page leaves a hole, not "no more data"
+                    raise _Failed(f"REST page for {day} after {max(found)} is empty before {last}: incomplete")
+                break  # nothing there
             for row in page:
                 if start <= int(row[0]) <= last:
                     found.setdefault(int(row[0]), row)
