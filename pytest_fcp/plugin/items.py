@@ -159,15 +159,12 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the scenario in a fresh world and compare its behaviour with the engine's baseline."""
-        from pytest_fcp.baseline import compare, first_line
         from pytest_fcp.scenarios.decisions import record_of
         from pytest_fcp.scenarios.runner import run_scenario
 
         run_settings = settings(self.config)
         scenario, engine = self.scenario, self.engine
-        baselines = self.collector.baselines
-        self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
-        self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
+        self._start_info()
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="fcp-"))
         try:
@@ -179,8 +176,24 @@ class ScenarioItem(pytest.Item):
             shutil.rmtree(tmp, ignore_errors=True)
         self.stash[WORLD_KEY] = run.world
         record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
-        verdicts = [str(v) for v in run.verdicts]
-        path = run.world.trace.path()
+        self.conclude(record, [str(v) for v in run.verdicts], run.world.trace.path(), run.world.warning_count)
+
+    def _start_info(self) -> None:
+        """What the reports carry of this scenario before (and whether or not) it is judged."""
+        scenario = self.scenario
+        self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
+        self._fcp_info: dict[str, Any] = {"engine": self.engine, "id": scenario.id, "theme": scenario.theme}
+
+    def conclude(self, record: Any, verdicts: list[str], path: str, warnings: int = 0) -> None:
+        """Compare the scenario's behaviour ``record`` with the engine's baseline; pass, xfail or raise.
+
+        Used by :meth:`runtest` and, for an engine that died in an isolated child, by the parent."""
+        from pytest_fcp.baseline import compare, first_line
+
+        run_settings = settings(self.config)
+        scenario, engine = self.scenario, self.engine
+        baselines = self.collector.baselines
+        self._start_info()
         expected = baselines.expected(engine, scenario.id)
         source = baselines.source(engine, scenario.id)
         self._fcp_info["baseline"] = baselines.label(source) if source is not None else None
@@ -190,12 +203,7 @@ class ScenarioItem(pytest.Item):
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
         self._fcp_info.update(
-            kind=kind,
-            first=first,
-            record=record.to_data(),
-            diff=diff,
-            verdicts=verdicts,
-            warnings=run.world.warning_count,
+            kind=kind, first=first, record=record.to_data(), diff=diff, verdicts=verdicts, warnings=warnings
         )
         self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:

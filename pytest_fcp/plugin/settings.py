@@ -30,6 +30,7 @@ from pytest_fcp.plugin.invocation import (
     only_with,
     run_launcher,
 )
+from pytest_fcp.plugin.isolation import IsolationSettings, isolation_settings
 
 if TYPE_CHECKING:
     from pytest_fcp.world import World
@@ -77,6 +78,7 @@ class RunSettings:
     unused_baselines: str = "report"  # --fcp-unused-baselines: report unused entries, or fail the run on them
     rootdir: pathlib.Path = pathlib.Path()
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)  # --fcp-isolation and the bounds
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
     explicit_args: bool = False  # paths were given on the command line
     given_args: tuple[str, ...] = ()  # those paths (or node ids), as given
@@ -349,6 +351,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         unused_baselines=_unused_mode(config),
         rootdir=config.rootpath,
         fuzz=fuzz_settings(config),
+        isolation=isolation_settings(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
         given_args=given,

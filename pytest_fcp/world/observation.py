@@ -65,6 +65,8 @@ class Observation:
     cache_outside: Mapping[dt.date, tuple[DayFileState, DayFileState]] = field(default_factory=dict)
     #: Real seconds spent inside the engine's ``fetch`` (``time.perf_counter``): for the run's timing, never a verdict.
     engine_seconds: float = 0.0
+    #: Which fetch of its world this is (1 for the first).
+    fetch_number: int = 1
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

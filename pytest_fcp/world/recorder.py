@@ -13,13 +13,23 @@ import datetime as dt
 import email.utils
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_fcp.trace import Event, Trace
 from pytest_fcp.world.answer import Target
 
-__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds"]
+__all__ = ["FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds", "set_event_sink"]
+
+#: Where every recorder of this process also hands each event as it is recorded (an isolated test's child
+#: process streams them to its parent, which reports a death with the trace up to it); ``None``: nowhere.
+_sink: list[Callable[[Event], None] | None] = [None]
+
+
+def set_event_sink(sink: Callable[[Event], None] | None) -> None:
+    """Hand every event recorded from now on, in this process, to ``sink`` too (``None``: stop)."""
+    _sink[0] = sink
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
@@ -103,11 +113,15 @@ class Recorder:
 
     def event(self, kind: str, **data: Any) -> Event:
         """Record a trace event."""
-        return self.trace.record(kind, **data)
+        event = self.trace.record(kind, **data)
+        sink = _sink[0]
+        if sink is not None:
+            sink(event)
+        return event
 
     def fault(self, fault_id: str, source: str, day: dt.date | None, attempt: int = 0, url: str | None = None) -> None:
         """Record that a fault fired (Vision and REST: on the request this thread is answering)."""
-        self.trace.record(
+        self.event(
             "fault", id=fault_id, source=source, day=day.isoformat() if day else None, attempt=attempt or None, url=url
         )
         with self._lock:
@@ -134,7 +148,7 @@ class Recorder:
         fault, self._pending.fault = getattr(self._pending, "fault", None), None
         duration = round((now - v0).total_seconds(), 3)
         wait = retry_after_seconds(retry_after, now)
-        event = self.trace.record(
+        event = self.event(
             "http",
             source=source,
             door=door,
@@ -173,7 +187,7 @@ class Recorder:
         """Record something the world forbids (an unserved URL, a real socket or DNS lookup)."""
         with self._lock:
             self.violations.append(detail)
-        self.trace.record("violation", what=what, detail=detail)
+        self.event("violation", what=what, detail=detail)
 
     def mark(self) -> Mark:
         """The current position (see :meth:`since`)."""

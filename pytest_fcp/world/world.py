@@ -28,6 +28,7 @@ from pytest_fcp.engines import Engine
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.faults.rules import cache_fault_series
 from pytest_fcp.trace import Trace
+from pytest_fcp.world.budget import Spent, fetch_budget
 from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
 from pytest_fcp.world.cache_faults import (
     allow_writes,
@@ -103,6 +104,7 @@ class World:
         self._engine_threads = EngineThreads()  # whose warnings are the engine's
         self._mock: Any = None
         self._stack: contextlib.ExitStack | None = None
+        self.spent = Spent(fetch_budget(), 1)  # past its budget, a fetch is an endless retry loop (world/budget.py)
 
     @classmethod
     def from_spec(cls, spec: WorldSpec, cache_root: pathlib.Path) -> World:
@@ -351,11 +353,16 @@ class World:
         if writes_fail(self.sandbox.root):  # blocked at the first request: after the engine read its cache
             self._to_block = [self._path_of(series, d) for d in (*days, *around)]
         began = time.perf_counter()
+        self.spent = Spent(self.spent.budget, len(self.results) + 1)
         try:
             with self._engine_warnings():
                 table = engine.fetch(request.symbol, request.market, request.interval, start, end)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a pyo3 PanicException, SystemExit ... too: a verdict, never a traceback
             error = exc
+        if self.spent.over is not None:  # the budget's word, even when the engine swallowed it and returned
+            table, error = None, self.spent.over
         engine_seconds = time.perf_counter() - began
         self.poll_cache()
         self._to_block = []
@@ -398,6 +405,7 @@ class World:
             rows_per_day=by_day,
             cache_outside=outside_after,
             engine_seconds=engine_seconds,
+            fetch_number=len(self.results) + 1,
         )
         self.results.append(observation)
         return observation
@@ -412,6 +420,7 @@ class World:
         request (the engine has read its cache by then), stand an empty directory in for each missing day
         file, so a native writer's write fails too (:func:`block_day_file`; directories make no cache events)."""
         self.poll_cache()
+        self._within_budget()
         with self._block_lock:
             paths, self._to_block = self._to_block, []
             for path in paths:
@@ -422,6 +431,13 @@ class World:
     def _on_sleep(self, seconds: float) -> None:
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
+        self._within_budget(seconds)
+
+    def _within_budget(self, sleeping: float | None = None) -> None:
+        """Raise :class:`~pytest_fcp.world.budget.EndlessRetry` into the engine past the fetch's budget."""
+        records = self.recorder.requests
+        last = f"{records[-1].method} {records[-1].url}" if len(records) > self._mark.requests else None
+        self.spent.check(len(records) - self._mark.requests, last, sleeping=sleeping)
 
     def _local(self, text: str) -> str:
         """``text`` with this world's cache directory (a fresh temporary one each run) written ``<cache>``."""
