@@ -2,12 +2,14 @@
 
 One server per process (one per xdist worker). Before the first fork the parent imports what the run's engines
 need; then it forks a child that serves tests one after another: the parent sends a test's index, the child
-runs pytest's own ``runtestprotocol`` on it and sends the reports back, streaming every trace event as it is
-recorded (:func:`~pytest_fcp.world.recorder.set_event_sink`). A child that dies (a signal, an exit code) or
-hangs (no event and almost no CPU for ``hang_seconds``; or past ``item_seconds`` in all) is reaped or killed,
-the parent reports the test as :mod:`~pytest_fcp.plugin.deaths` words it, and the next test gets a fresh child.
+runs pytest's own ``runtestprotocol`` on it and sends the reports back. Every trace event is streamed as it is
+recorded (:func:`~pytest_fcp.world.recorder.set_event_sink`) into an :class:`EventLog`, memory shared by parent
+and child that outlives the child: no system call per event, and nothing lost when the child dies. A child that
+dies (a signal, an exit code) or hangs (no event and almost no CPU for ``hang_seconds``; or past ``item_seconds``
+in all) is reaped or killed, the parent reports the test as :mod:`~pytest_fcp.plugin.deaths` words it, and the
+next test gets a fresh child.
 
-Messages are length-prefixed pickles: to the child ``(index, next index)``; from it ``("event", dict)`` and
+Messages on the pipes are length-prefixed pickles: to the child ``(index, next index)``; from it
 ``("reports", [serialised report, ...])``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import mmap
 import os
 import pickle
 import select
@@ -23,15 +26,17 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-__all__ = ["Death", "ForkServer", "child_cpu", "describe_status"]
+__all__ = ["Death", "EventLog", "ForkServer", "child_cpu", "describe_status"]
 
 _HEADER = struct.Struct("!I")
+_END = struct.Struct("!Q")
+_LOG_BYTES = 256 << 20  # the event log's size: pages are taken only as they are written
 _POLL_S = 0.1  # how often the parent looks at a silent child
 _BUSY = 0.05  # a child using at least this share of one CPU is making progress
 
@@ -97,6 +102,51 @@ class _Frames:
             yield pickle.loads(data)
 
 
+class EventLog:
+    """One test's trace events as length-prefixed pickles in anonymous shared memory (written by the child, read
+    by the parent after a death); the first 8 bytes say where the written part ends."""
+
+    def __init__(self, size: int = _LOG_BYTES) -> None:
+        self.map = mmap.mmap(-1, size)  # MAP_SHARED: the child's writes are the parent's
+        self.size = size
+        self._lock = threading.Lock()  # engine threads record events concurrently
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the log (before each test)."""
+        _END.pack_into(self.map, 0, _END.size)
+
+    @property
+    def end(self) -> int:
+        """Where the written part ends: it grows with every event."""
+        return int(_END.unpack_from(self.map, 0)[0])
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Add one event; a full log keeps what it has."""
+        try:
+            data = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            plain = {k: v if isinstance(v, int | float | str) else str(v) for k, v in event.items()}
+            data = pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            start = self.end
+            stop = start + _HEADER.size + len(data)
+            if stop > self.size:
+                return
+            _HEADER.pack_into(self.map, start, len(data))
+            self.map[start + _HEADER.size : stop] = data
+            _END.pack_into(self.map, 0, stop)  # last: a reader never sees half an event
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event written since the last reset."""
+        out, at, end = [], _END.size, self.end
+        while at < end:
+            (size,) = _HEADER.unpack_from(self.map, at)
+            out.append(pickle.loads(self.map[at + _HEADER.size : at + _HEADER.size + size]))
+            at += _HEADER.size + size
+        return out
+
+
 class ForkServer:
     """Runs isolated tests in a forked child, one child at a time, a fresh one after each death."""
 
@@ -108,6 +158,7 @@ class ForkServer:
         self._from: _Frames | None = None
         self._index: dict[str, int] = {}
         self._native = os.memfd_create("fcp-faulthandler") if hasattr(os, "memfd_create") else -1
+        self.log = EventLog()
 
     # --- the parent -----------------------------------------------------------------------------------
     def run(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.TestReport] | Death:
@@ -118,53 +169,51 @@ class ForkServer:
             self._fork()
         assert self._from is not None
         following = self._index.get(nextitem.nodeid, -1) if nextitem is not None else -1
-        events: list[dict[str, Any]] = []
+        self.log.reset()
         try:
             _send(self._to, (self._index[item.nodeid], following))
-            return self._wait(events)
+            return self._wait()
         except BrokenPipeError:
-            return self._died(self._reap(), events)
+            return self._died(self._reap())
         except BaseException:  # Ctrl-C, pytest's exit: the child goes with the parent
             self.stop(kill=True)
             raise
 
-    def _wait(self, events: list[dict[str, Any]]) -> list[pytest.TestReport] | Death:
+    def _wait(self) -> list[pytest.TestReport] | Death:
         assert self._from is not None and self.pid is not None
-        began = last = time.monotonic()
-        cpu = child_cpu(self.pid)
+        began = last = looked = time.monotonic()
+        cpu, written = child_cpu(self.pid), self.log.end
         while True:
             ready, _, _ = select.select([self._from.fd], [], [], _POLL_S)
             now = time.monotonic()
             if ready:
                 self._from.feed()
-                for kind, payload in self._from.messages():
-                    if kind == "reports":
-                        return [self._report(data) for data in payload]
-                    events.append(payload)
-                    last = now
+                for _kind, payload in self._from.messages():
+                    return [self._report(data) for data in payload]
                 if self._from.eof:
-                    return self._died(self._reap(), events)
+                    return self._died(self._reap())
                 continue
             seen = child_cpu(self.pid)
-            if seen is not None and cpu is not None and (seen[1] or seen[0] - cpu[0] >= _BUSY * (now - last)):
-                last = now  # running, or used its share of a CPU since the last look: not hung
-            cpu = seen if seen is not None else cpu
+            busy = seen is not None and cpu is not None and (seen[1] or seen[0] - cpu[0] >= _BUSY * (now - looked))
+            if busy or self.log.end != written:
+                last = now  # a new event, running, or its share of a CPU since the last look: not hung
+            cpu, written, looked = seen if seen is not None else cpu, self.log.end, now
             if now - last >= self.hang_seconds:
                 self.stop(kill=True)
-                return Death("hung", f"no progress for {self.hang_seconds:g} s", events)
+                return Death("hung", f"no progress for {self.hang_seconds:g} s", self.log.events())
             if now - began >= self.item_seconds:
                 self.stop(kill=True)
-                return Death("slow", f"still running after {self.item_seconds:g} s", events)
+                return Death("slow", f"still running after {self.item_seconds:g} s", self.log.events())
 
-    def _died(self, what: str, events: list[dict[str, Any]]) -> Death:
-        """A death, with what faulthandler wrote (then cleared for the next child)."""
+    def _died(self, what: str) -> Death:
+        """A death, with its events and what faulthandler wrote (then cleared for the next child)."""
         native = ""
         if self._native >= 0:
             size = os.lseek(self._native, 0, os.SEEK_END)
             native = os.pread(self._native, size, 0).decode("utf-8", "replace")
             os.ftruncate(self._native, 0)
             os.lseek(self._native, 0, os.SEEK_SET)
-        return Death("died", what, events, native)
+        return Death("died", what, self.log.events(), native)
 
     def _report(self, data: dict[str, Any]) -> pytest.TestReport:
         config = self.session.config
@@ -208,34 +257,36 @@ class ForkServer:
         if pid == 0:  # pragma: no cover - the child; coverage does not follow it
             os.close(to_write)
             os.close(from_read)
-            _child(self.session, to_read, from_write, self._native)
+            _child(self.session, to_read, from_write, self._native, self.log)
         os.close(to_read)
         os.close(from_write)
         self.pid, self._to, self._from = pid, to_write, _Frames(from_read)
 
 
 # --- the child -----------------------------------------------------------------------------------------
-def _child(session: pytest.Session, inbox: int, outbox: int, native: int) -> None:  # pragma: no cover - in the child
+def _child(  # pragma: no cover - runs in the child
+    session: pytest.Session, inbox: int, outbox: int, native: int, log: EventLog
+) -> None:
     """Serve tests until the parent closes the pipe; never return into the parent's session."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once; the parent reports it
         if native >= 0:  # a fatal signal's Python stack goes to the parent's report, not to the terminal
             faulthandler.enable(file=native, all_threads=True)
-        _serve(session, _Frames(inbox), outbox)
+        _serve(session, _Frames(inbox), outbox, log)
     except BaseException:
         code = 1
     finally:
         os._exit(code)
 
 
-def _serve(session: pytest.Session, inbox: _Frames, outbox: int) -> None:  # pragma: no cover - in the child
+def _serve(session: pytest.Session, inbox: _Frames, outbox: int, log: EventLog) -> None:  # pragma: no cover - child
     from _pytest.runner import runtestprotocol
 
     from pytest_fcp.world.recorder import set_event_sink
 
     items, hook, config = session.items, session.config.hook, session.config
-    set_event_sink(_streamer(outbox))
+    set_event_sink(lambda event: log.append(event.to_dict()))
     while True:
         inbox.feed()
         for index, following in inbox.messages():
@@ -246,20 +297,3 @@ def _serve(session: pytest.Session, inbox: _Frames, outbox: int) -> None:  # pra
             _send(outbox, ("reports", data))
         if inbox.eof:
             return
-
-
-def _streamer(outbox: int) -> Callable[[Any], None]:  # pragma: no cover - in the child
-    """Send each event whole, one at a time (engine threads record events concurrently)."""
-    lock = threading.Lock()
-
-    def stream(event: Any) -> None:
-        data = event.to_dict()
-        with lock:
-            try:
-                _send(outbox, ("event", data))
-            except (pickle.PicklingError, TypeError, AttributeError):
-                _send(
-                    outbox, ("event", {k: v if isinstance(v, int | float | str) else str(v) for k, v in data.items()})
-                )
-
-    return stream
