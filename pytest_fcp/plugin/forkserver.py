@@ -25,6 +25,7 @@ import signal
 import struct
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ def describe_status(status: int) -> str:
 
 
 def child_cpu(pid: int) -> tuple[float, bool] | None:
-    """The child's CPU seconds so far (every thread) and whether it is running now, from ``/proc``; ``None``
+    """The child's CPU seconds so far (every thread) and whether it is running or in disk I/O now (``/proc``); ``None``
     where there is no ``/proc`` (progress is then the streamed events alone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
@@ -71,7 +72,7 @@ def child_cpu(pid: int) -> tuple[float, bool] | None:
     except (OSError, IndexError):
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks, fields[0] == b"R"
+    return (int(fields[11]) + int(fields[12])) / ticks, fields[0] in (b"R", b"D")
 
 
 def _send(fd: int, message: object) -> None:
@@ -188,7 +189,8 @@ class ForkServer:
             now = time.monotonic()
             if ready:
                 self._from.feed()
-                for _kind, payload in self._from.messages():
+                for _kind, payload, warned in self._from.messages():
+                    self._warn(warned)
                     return [self._report(data) for data in payload]
                 if self._from.eof:
                     return self._died(self._reap())
@@ -214,6 +216,13 @@ class ForkServer:
             os.ftruncate(self._native, 0)
             os.lseek(self._native, 0, os.SEEK_SET)
         return Death("died", what, self.log.events(), native)
+
+    def _warn(self, warned: list[tuple[Any, ...]]) -> None:
+        """Hand the warnings pytest caught in the child to this process's ``pytest_warning_recorded`` (the summary)."""
+        for message, category, filename, lineno, when, nodeid in warned:
+            record = warnings.WarningMessage(message, category, filename, lineno)
+            kwargs = {"warning_message": record, "when": when, "nodeid": nodeid, "location": None}
+            self.session.config.hook.pytest_warning_recorded.call_historic(kwargs=kwargs)
 
     def _report(self, data: dict[str, Any]) -> pytest.TestReport:
         config = self.session.config
@@ -274,26 +283,53 @@ def _child(  # pragma: no cover - runs in the child
         if native >= 0:  # a fatal signal's Python stack goes to the parent's report, not to the terminal
             faulthandler.enable(file=native, all_threads=True)
         _serve(session, _Frames(inbox), outbox, log)
-    except BaseException:
-        code = 1
+    except BaseException:  # the harness's own failure: its traceback goes where a fatal signal's stack goes
+        code = 70
+        if native >= 0:
+            os.write(native, traceback.format_exc().encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
 
 def _serve(session: pytest.Session, inbox: _Frames, outbox: int, log: EventLog) -> None:  # pragma: no cover - child
     from _pytest.runner import runtestprotocol
+    from _pytest.warnings import catch_warnings_for_item
 
     from pytest_fcp.world.recorder import set_event_sink
 
     items, hook, config = session.items, session.config.hook, session.config
     set_event_sink(lambda event: log.append(event.to_dict()))
+    caught = _CaughtWarnings()
+    config.pluginmanager.register(caught, "fcp-child-warnings")
     while True:
         inbox.feed()
         for index, following in inbox.messages():
             item = items[index]
             nextitem = items[following] if following >= 0 else None
-            reports = runtestprotocol(item, log=False, nextitem=nextitem)
+            with catch_warnings_for_item(config, ihook=item.ihook, when="runtest", item=item):  # the run's filters
+                reports = runtestprotocol(item, log=False, nextitem=nextitem)
             data = [hook.pytest_report_to_serializable(config=config, report=r) for r in reports]
-            _send(outbox, ("reports", data))
+            _send(outbox, ("reports", data, caught.take()))
         if inbox.eof:
             return
+
+
+class _CaughtWarnings:  # pragma: no cover - in the child
+    """The warnings pytest records in the child, sent on with the reports."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        """Keep one warning as plain, picklable data."""
+        message, category = warning_message.message, warning_message.category
+        try:
+            pickle.dumps((message, category))
+        except Exception:
+            message, category = str(message), UserWarning
+        self.seen.append((message, category, str(warning_message.filename), warning_message.lineno, when, nodeid))
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """The warnings since the last call."""
+        seen, self.seen = self.seen, []
+        return seen

@@ -79,6 +79,11 @@ FCP_DESTS = (
     "fcp_lean",
     "fcp_coverage",
     "fcp_coverage_json",
+    "fcp_isolation",
+    "fcp_hang_seconds",
+    "fcp_item_seconds",
+    "fcp_max_requests",
+    "fcp_max_sleep",
     *SCENARIO_ONLY,
     *FUZZ_ONLY,
 )

@@ -33,8 +33,8 @@ class Isolation:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
         """Run an isolated item in the child; report what it sent back, or its death."""
-        if not isolated(item):
-            return None
+        if not isolated(item) or item.config.getoption("usepdb", False) or item.config.getoption("trace", False):
+            return None  # a debugger needs the terminal: --pdb and --trace run every item in-process
         from pytest_fcp.plugin.deaths import death_reports
         from pytest_fcp.plugin.forkserver import Death, ForkServer
 

@@ -16,7 +16,7 @@ import pytest
 from pytest_fcp.core.limits import DEFAULT_HANG_SECONDS, DEFAULT_ITEM_SECONDS, MAX_FETCH_REQUESTS, MAX_FETCH_SLEEP_S
 from pytest_fcp.plugin.invocation import number, usage
 
-__all__ = ["MODES", "IsolationSettings", "apply_budget", "default_mode", "isolation_settings"]
+__all__ = ["MODES", "IsolationSettings", "apply_budget", "budget_replay_options", "default_mode", "isolation_settings"]
 
 MODES = ("fork", "off")
 
@@ -82,3 +82,13 @@ def apply_budget(settings: IsolationSettings) -> None:
         from pytest_fcp.world.budget import FetchBudget, set_fetch_budget
 
         set_fetch_budget(FetchBudget(settings.max_requests, settings.max_sleep))
+
+
+def budget_replay_options(settings: IsolationSettings) -> tuple[str, ...]:
+    """The fetch budget's options a replay line repeats (it changes verdicts): only those off their default."""
+    out = []
+    if settings.max_requests != MAX_FETCH_REQUESTS:
+        out.append(f"--fcp-max-requests={settings.max_requests}")
+    if settings.max_sleep != MAX_FETCH_SLEEP_S:
+        out.append(f"--fcp-max-sleep={settings.max_sleep:g}")
+    return tuple(out)

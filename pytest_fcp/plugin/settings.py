@@ -30,7 +30,7 @@ from pytest_fcp.plugin.invocation import (
     only_with,
     run_launcher,
 )
-from pytest_fcp.plugin.isolation import IsolationSettings, isolation_settings
+from pytest_fcp.plugin.isolation import IsolationSettings, budget_replay_options, isolation_settings
 
 if TYPE_CHECKING:
     from pytest_fcp.world import World
@@ -389,4 +389,5 @@ def _replay_options(
         out.append(f"--fcp-log-level={level}")
     if lean:
         out.append("--fcp-lean")
+    out.extend(budget_replay_options(isolation_settings(config)))
     return tuple(out)
