@@ -293,3 +293,19 @@ def test_exitfirst_stops_after_the_first_death(pytester: pytest.Pytester, reache
     assert outcomes.get("failed") == 1
     assert outcomes.get("passed", 0) + 1 < 17
     assert len(records) == outcomes.get("passed", 0) + 1
+
+
+def test_a_fuzz_item_whose_engine_dies_fails_with_the_death_and_its_replay_line(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert(ROOT)
+    engine = ENGINE.format(way="exit", point="request")
+    result = pytester.runpytest(
+        "--fcp-fuzz", f"--fcp-engine={engine}", "--fcp-fuzz-examples=3", "--fcp-fuzz-db=none", "-n", "0"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL [[]engine_death[]] engine process died: exit code 3 during fetch 1, before any request*",
+            "*fcp replay*",
+            f"*--fcp-fuzz*--fcp-engine={engine}*",
+        ]
+    )

@@ -122,14 +122,17 @@ class EventLog:
         """Where the written part ends: it grows with every event."""
         return int(_END.unpack_from(self.map, 0)[0])
 
-    def append(self, event: dict[str, Any]) -> None:
-        """Add one event; a full log keeps what it has."""
+    def append(self, event: dict[str, Any], fresh: bool = False) -> None:
+        """Add one event (``fresh``: the first of a new world, so the log keeps the last world's events only: a
+        fuzz item runs hundreds); a full log keeps what it has."""
         try:
             data = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, TypeError, AttributeError):
             plain = {k: v if isinstance(v, int | float | str) else str(v) for k, v in event.items()}
             data = pickle.dumps(plain, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
+            if fresh:
+                self.reset()
             start = self.end
             stop = start + _HEADER.size + len(data)
             if stop > self.size:
@@ -298,7 +301,7 @@ def _serve(session: pytest.Session, inbox: _Frames, outbox: int, log: EventLog) 
     from pytest_fcp.world.recorder import set_event_sink
 
     items, hook, config = session.items, session.config.hook, session.config
-    set_event_sink(lambda event: log.append(event.to_dict()))
+    set_event_sink(lambda event: log.append(event.to_dict(), fresh=event.index == 0))
     caught = _CaughtWarnings()
     config.pluginmanager.register(caught, "fcp-child-warnings")
     while True:
