@@ -429,9 +429,11 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
             assert "pytest" not in graph[module], f"{module} imports pytest"
     leaf = "pytest_fcp.plugin.invocation"  # what pytest was given: below settings
     fuzz = "pytest_fcp.plugin.fuzz_settings"  # the fuzz options, read with invocation's checks
-    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz}, "settings must be a leaf of the plugin"
+    isolation = "pytest_fcp.plugin.isolation"  # the isolation options, likewise
+    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz, isolation}, "settings must be a leaf"
     assert not graph[leaf] & plugin, f"{leaf} must import nothing of the plugin"
-    assert graph[fuzz] & plugin <= {leaf}, f"{fuzz} must import only {leaf} of the plugin"
+    for part in (fuzz, isolation):
+        assert graph[part] & plugin <= {leaf}, f"{part} must import only {leaf} of the plugin"
     for part in plugin - {"pytest_fcp.plugin"}:
         assert "pytest_fcp.plugin" not in graph[part], f"{part} imports the plugin's hooks module"
 
