@@ -49,7 +49,10 @@ class Spent:
         self.over: EndlessRetry | None = None
 
     def check(self, sent: int, last: str | None, *, sleeping: float | None = None) -> None:
-        """Before a request (``sent`` so far; ``last`` the previous one) or at a sleep of ``sleeping`` seconds."""
+        """Before a request (``sent`` so far; ``last`` the previous one) or at a sleep of ``sleeping`` seconds;
+        fetch 0 (outside any fetch: the world's own sleeps, a test's between fetches) has no budget."""
+        if self.fetch == 0:
+            return
         if self.over is None:
             self.slept += sleeping or 0.0
             if sleeping is None and sent >= self.budget.requests:

@@ -104,7 +104,7 @@ class World:
         self._engine_threads = EngineThreads()  # whose warnings are the engine's
         self._mock: Any = None
         self._stack: contextlib.ExitStack | None = None
-        self.spent = Spent(fetch_budget(), 1)  # past its budget, a fetch is an endless retry loop (world/budget.py)
+        self.spent = Spent(fetch_budget(), 0)  # past its budget, a fetch is an endless retry loop (world/budget.py)
 
     @classmethod
     def from_spec(cls, spec: WorldSpec, cache_root: pathlib.Path) -> World:
@@ -363,6 +363,7 @@ class World:
             error = exc
         if self.spent.over is not None:  # the budget's word, even when the engine swallowed it and returned
             table, error = None, self.spent.over
+        self.spent = Spent(self.spent.budget, 0)
         engine_seconds = time.perf_counter() - began
         self.poll_cache()
         self._to_block = []
