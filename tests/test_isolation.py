@@ -309,3 +309,22 @@ def test_a_fuzz_item_whose_engine_dies_fails_with_the_death_and_its_replay_line(
             f"*--fcp-fuzz*--fcp-engine={engine}*",
         ]
     )
+
+
+def test_an_engine_spinning_on_the_cpu_meets_the_item_cap(pytester: pytest.Pytester) -> None:
+    result, records = _run(pytester, "spin", "request", "-k", "cold_fetch_from_vision", "--fcp-item-seconds=1")
+    result.assert_outcomes(failed=1, deselected=16)
+    assert records["cold_fetch_from_vision"]["outcome"] == "failed"
+    result.stdout.fnmatch_lines(["*FAIL [[]engine_hung[]] engine still running after 1 s during fetch 1*"])
+
+
+def test_the_coverage_map_is_the_same_with_and_without_isolation(pytester: pytest.Pytester) -> None:
+    maps = []
+    for mode in ("fork", "off"):
+        shutil.copy(THEME, pytester.path / THEME.name)
+        args = ["--fcp-scenarios", "--fcp-no-bundled", f"--fcp-scenarios-dir={pytester.path}", "-n", "0"]
+        args += ["--fcp-engine=reference", f"--fcp-isolation={mode}", f"--fcp-coverage-json=cov-{mode}.json"]
+        pytester.runpytest(*args, "-p", "no:randomly").assert_outcomes(passed=17)
+        maps.append(json.loads((pytester.path / f"cov-{mode}.json").read_text()))
+    assert maps[0] == maps[1]
+    assert maps[0]["exercised"] > 0  # the cells of 17 scenarios, carried from the children on their reports

@@ -4,7 +4,8 @@ Factories are named ``die_<way>_at_<point>`` (``--fcp-engine tests.engines.dying
 
 - ways: ``panic`` (a ``BaseException`` subclass, as pyo3's ``PanicException``), ``sigbus``, ``sigsegv``,
   ``sigabrt``, ``sigkill`` (``os.kill(os.getpid(), sig)``), ``exit`` (``os._exit(3)``), ``deadlock`` (a lock
-  taken twice), ``retry`` (an endless retry loop on the virtual clock: GET, sleep 1 s, again);
+  taken twice), ``retry`` (an endless retry loop on the virtual clock: GET, sleep 1 s, again), ``spin`` (a
+  loop on the CPU that never returns);
 - points: ``request`` (before the fetch's first HTTP request), ``cache_read`` (reading a day file that exists),
   ``cache_write`` (writing a day file). Only a fetch arms them: the world's own seeding writes pass.
 """
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from pytest_fcp.engines.reference import ReferenceEngine
 
-WAYS = ("panic", "sigbus", "sigsegv", "sigabrt", "sigkill", "exit", "deadlock", "retry")
+WAYS = ("panic", "sigbus", "sigsegv", "sigabrt", "sigkill", "exit", "deadlock", "retry", "spin")
 POINTS = ("request", "cache_read", "cache_write")
 _SIGNALS = {"sigbus": signal.SIGBUS, "sigsegv": signal.SIGSEGV, "sigabrt": signal.SIGABRT, "sigkill": signal.SIGKILL}
 
@@ -55,6 +56,8 @@ class DyingEngine(ReferenceEngine):
             lock = threading.Lock()
             lock.acquire()
             lock.acquire()
+        while self.way == "spin":
+            pass
         if self.way == "retry":
             self._armed = False
             while True:
