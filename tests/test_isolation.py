@@ -7,11 +7,14 @@ scenarios (the point a fetch reaches: a request, a read of a day file that exist
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import signal
+import subprocess
+import sys
 import types
 from typing import Any
 
@@ -328,3 +331,52 @@ def test_the_coverage_map_is_the_same_with_and_without_isolation(pytester: pytes
         maps.append(json.loads((pytester.path / f"cov-{mode}.json").read_text()))
     assert maps[0] == maps[1]
     assert maps[0]["exercised"] > 0  # the cells of 17 scenarios, carried from the children on their reports
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(n) for n in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return found
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/task").exists(), reason="reads /proc")
+def test_ctrl_c_in_the_parent_kills_the_child_and_stops_the_run(pytester: pytest.Pytester) -> None:
+    shutil.copy(THEME, pytester.path / THEME.name)
+    pytester.syspathinsert(ROOT)
+    engine = ENGINE.format(way="deadlock", point="request")
+    args = ["--fcp-scenarios", "--fcp-no-bundled", f"--fcp-scenarios-dir={pytester.path}", f"--fcp-engine={engine}"]
+    args += ["-n", "0", "-p", "no:randomly", "-v", "--fcp-hang-seconds=600", "-k", "cold_fetch_from_vision"]
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args], cwd=pytester.path, stdout=subprocess.PIPE, text=True, env=env
+    )
+    children: set[int] = set()
+    try:
+        assert process.stdout is not None
+        seen = ""
+        while "cold_fetch_from_vision" not in seen:  # -v names the item as it starts: the child is serving it
+            char = process.stdout.read(1)
+            assert char, seen
+            seen += char
+        children = _children(process.pid)
+        while not children:  # the parent names the item, then prepares and forks the fork server's child
+            assert process.poll() is None
+            os.sched_yield()
+            children = _children(process.pid)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=300)  # a safety net: a run that never ends fails here, not the suite
+        assert process.returncode == 2  # pytest's "interrupted"
+        assert "KeyboardInterrupt" in rest
+        for pid in children:
+            assert not pathlib.Path(f"/proc/{pid}").exists() or "Z" in pathlib.Path(f"/proc/{pid}/stat").read_text()
+    finally:  # never leave the deadlocked run behind, whatever failed above (only its own processes)
+        for pid in (*children, process.pid):
+            with contextlib.suppress(OSError):
+                if engine in pathlib.Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(pid, signal.SIGKILL)
+        process.wait()

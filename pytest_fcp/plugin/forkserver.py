@@ -169,12 +169,11 @@ class ForkServer:
         """Run ``item`` in the child: its reports, or how the child ended without them."""
         if not self._index:
             self._index = {it.nodeid: i for i, it in enumerate(self.session.items)}
-        if self.pid is None:
-            self._fork()
-        assert self._from is not None
         following = self._index.get(nextitem.nodeid, -1) if nextitem is not None else -1
         self.log.reset()
         try:
+            if self.pid is None:
+                self._fork()
             _send(self._to, (self._index[item.nodeid], following))
             return self._wait()
         except BrokenPipeError:
@@ -263,26 +262,31 @@ class ForkServer:
     def _fork(self) -> None:
         to_read, to_write = os.pipe()
         from_read, from_write = os.pipe()
-        with warnings.catch_warnings():  # "this process is multi-threaded": the child runs on this thread only
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child; coverage does not follow it
-            os.close(to_write)
-            os.close(from_read)
-            _child(self.session, to_read, from_write, self._native, self.log)
-        os.close(to_read)
-        os.close(from_write)
-        self.pid, self._to, self._from = pid, to_write, _Frames(from_read)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # Ctrl-C waits until the pid is kept
+        try:
+            with warnings.catch_warnings():  # "this process is multi-threaded": the child runs on this thread only
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+                os.close(to_write)
+                os.close(from_read)
+                _child(self.session, to_read, from_write, self._native, self.log, blocked)
+            os.close(to_read)
+            os.close(from_write)
+            self.pid, self._to, self._from = pid, to_write, _Frames(from_read)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 # --- the child -----------------------------------------------------------------------------------------
 def _child(  # pragma: no cover - runs in the child
-    session: pytest.Session, inbox: int, outbox: int, native: int, log: EventLog
+    session: pytest.Session, inbox: int, outbox: int, native: int, log: EventLog, mask: set[signal.Signals]
 ) -> None:
     """Serve tests until the parent closes the pipe; never return into the parent's session."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the child at once; the parent reports it
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if native >= 0:  # a fatal signal's Python stack goes to the parent's report, not to the terminal
             faulthandler.enable(file=native, all_threads=True)
         _serve(session, _Frames(inbox), outbox, log)
