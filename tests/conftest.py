@@ -13,18 +13,11 @@ from typing import Any
 
 import pytest
 
-from pytest_fcp.scenarios.loader import catalog_dir
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tests.engines.alt_engine is importable by name (as engines plug in)
     sys.path.insert(0, str(ROOT))
 
 ALT = "tests.engines.alt_engine:create"
-
-#: TEMPORARY: the suite's ckvd runs of the catalog leave out ``scenarios/deaths.toml``, where ckvd 4.6.1 panics
-#: (pyo3's PanicException, a BaseException that World.fetch does not yet record as a verdict). Remove once a
-#: dying engine is a verdict, and record ckvd's baseline for that theme.
-CKVD_CATALOG_EXCLUDES = (f"--ignore={catalog_dir() / 'deaths.toml'}",)
 
 
 def utc(*args: int) -> dt.datetime:

@@ -18,7 +18,7 @@ from pytest_fcp.engines import ckvd as ckvd_adapter
 from pytest_fcp.engines import env_prefixes, load_engine
 from pytest_fcp.engines.reference import create as reference
 from pytest_fcp.world import World, WorldError
-from tests.conftest import CKVD_CATALOG_EXCLUDES, utc
+from tests.conftest import utc
 from tests.engines import env_engines
 
 NOW = utc(2024, 1, 10, 12)
@@ -223,7 +223,6 @@ def test_a_ckvd_catalog_run_leaves_nothing_in_the_system_temporary_directory(tmp
             "-q",
             "-p",
             "no:cacheprovider",
-            *CKVD_CATALOG_EXCLUDES,
         ],
         cwd=root,
         env=env,

@@ -40,6 +40,8 @@ def test_cache_scenarios_pass_with_and_without_inotify(pytester: pytest.Pytester
         pytest.skip("inotify is Linux's")
     pytester.makeconftest(PROBE.format(block=not inotify))
     selected = " or ".join(CACHE_SCENARIOS)
-    result = pytester.runpytest("-p", "no:randomly", "--fcp-scenarios", "--fcp-engine=reference", "-k", selected)
+    # in-process: the probe counts the inotify instances of this process's worlds
+    args = ["-p", "no:randomly", "--fcp-scenarios", "--fcp-engine=reference", "--fcp-isolation=off", "-k", selected]
+    result = pytester.runpytest(*args)
     result.assert_outcomes(passed=len(CACHE_SCENARIOS))
     result.stdout.fnmatch_lines([f"inotify instances: {1 if inotify else 0}"])

@@ -430,11 +430,14 @@ def test_no_import_cycles_and_nothing_below_imports_the_plugin() -> None:
     leaf = "pytest_fcp.plugin.invocation"  # what pytest was given: below settings
     fuzz = "pytest_fcp.plugin.fuzz_settings"  # the fuzz options, read with invocation's checks
     schedules = "pytest_fcp.plugin.schedule_settings"  # the schedule options, likewise
-    assert graph["pytest_fcp.plugin.settings"] & plugin <= {leaf, fuzz, schedules}, "settings must be a leaf"
+    isolation = "pytest_fcp.plugin.isolation"  # the isolation options, likewise
+    parts = {leaf, fuzz, schedules, isolation}
+    assert graph["pytest_fcp.plugin.settings"] & plugin <= parts, "settings must be a leaf"
     for part in (fuzz, schedules):
         assert graph[part] & plugin <= {leaf}, f"{part} reads only what invocation checks"
     assert not graph[leaf] & plugin, f"{leaf} must import nothing of the plugin"
-    assert graph[fuzz] & plugin <= {leaf}, f"{fuzz} must import only {leaf} of the plugin"
+    for part in (fuzz, isolation):
+        assert graph[part] & plugin <= {leaf}, f"{part} must import only {leaf} of the plugin"
     for part in plugin - {"pytest_fcp.plugin"}:
         assert "pytest_fcp.plugin" not in graph[part], f"{part} imports the plugin's hooks module"
 

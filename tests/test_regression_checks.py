@@ -13,11 +13,9 @@ import textwrap
 
 import pytest
 
-from tests.conftest import CKVD_CATALOG_EXCLUDES
-
 pytest_plugins = ["pytester"]
 
-SCENARIOS = ["--fcp-scenarios", "-p", "no:cacheprovider", "-W", "ignore", *CKVD_CATALOG_EXCLUDES]
+SCENARIOS = ["--fcp-scenarios", "-p", "no:cacheprovider", "-W", "ignore"]
 XDIST = ["-p", "xdist", "-n", "2"]
 CHANGED_LINE = re.compile(r"^\s+(WORSE|BETTER|CHANGED|NEW FAILING) ", re.M)
 

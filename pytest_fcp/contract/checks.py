@@ -13,6 +13,7 @@ from pytest_fcp.contract.rows import check_rows
 from pytest_fcp.contract.verdict import Case, Verdict
 from pytest_fcp.core.freshness import is_old
 from pytest_fcp.core.sources import error_names, is_rate_limited
+from pytest_fcp.world.budget import EndlessRetry
 from pytest_fcp.world.recorder import RequestRecord
 
 __all__ = ["CHECKS", "Check"]
@@ -45,6 +46,8 @@ def check_outcome(case: Case) -> list[Verdict]:
                 f"(expected DataSourceError{either})",
             )
         ]
+    if not isinstance(obs.error, Exception):
+        return []  # a BaseException is the engine_death check's
     names = error_names(obs.error)
     name, message = type(obs.error).__name__, (obs.error_text or str(obs.error)).strip()
     if certain:
@@ -284,8 +287,40 @@ def check_network(case: Case) -> list[Verdict]:
     return [Verdict("network", "left the simulated world: " + "; ".join(case.obs.violations[:3]))]
 
 
+def check_engine_death(case: Case) -> list[Verdict]:
+    """The engine raised a ``BaseException`` (a pyo3 ``PanicException``, ``SystemExit``): it would kill its caller."""
+    error = case.obs.error
+    if error is None or isinstance(error, Exception | EndlessRetry):
+        return []
+    message = quoted_message(error)
+    return [
+        Verdict(
+            "engine_death",
+            f"engine raised {type(error).__name__} during fetch {case.obs.fetch_number}, a BaseException "
+            f"`except Exception` does not catch" + (f": {message}" if message else " (its message is in the trace)"),
+        )
+    ]
+
+
+def quoted_message(error: BaseException) -> str:
+    """What a verdict quotes of an error's message: its first line, none for a Rust panic (pyo3's
+    ``PanicException``), whose message nests the panics of native tasks in the order they happened to finish,
+    differently in every run; the trace's ``outcome`` event keeps it whole."""
+    if type(error).__name__ == "PanicException":
+        return ""
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def check_endless_retry(case: Case) -> list[Verdict]:
+    """The fetch stayed within its budget of requests and virtual sleep (``world/budget.py``)."""
+    error = case.obs.error
+    return [Verdict("endless_retry", str(error))] if isinstance(error, EndlessRetry) else []
+
+
 #: The default checks, by name, in the order they run (a scenario may switch any off with ``skip_checks``).
 CHECKS: dict[str, Check] = {
+    "engine_death": check_engine_death,
+    "endless_retry": check_endless_retry,
     "outcome": check_outcome,
     "rows": lambda case: check_rows(case) if case.obs.table is not None else [],
     "sources": check_sources,

@@ -141,6 +141,13 @@ def _register_parts(config: pytest.Config, run: RunSettings) -> None:
         from pytest_fcp.plugin.coverage import CoverageReport
 
         manager.register(CoverageReport(run), "fcp-coverage")
+    from pytest_fcp.plugin.isolation import apply_budget
+
+    apply_budget(run.isolation)
+    if run.isolation.mode == "fork" and (run.scenarios or run.fuzz.enabled):
+        from pytest_fcp.plugin.isolated_items import Isolation
+
+        manager.register(Isolation(run.engines, run.isolation, run.fuzz.enabled), "fcp-isolation")
     if run.fuzz.enabled:
         from pytest_fcp.plugin.fuzz_items import FuzzPlugin
 

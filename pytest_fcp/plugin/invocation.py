@@ -86,6 +86,11 @@ FCP_DESTS = (
     "fcp_coverage_json",
     "fcp_save_cache",
     "fcp_cache_from",
+    "fcp_isolation",
+    "fcp_hang_seconds",
+    "fcp_item_seconds",
+    "fcp_max_requests",
+    "fcp_max_sleep",
     *SCENARIO_ONLY,
     *FUZZ_ONLY,
 )

@@ -161,22 +161,18 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the scenario in a fresh world and compare its behaviour with the engine's baseline."""
-        from pytest_fcp.baseline import compare, first_line
         from pytest_fcp.scenarios.decisions import record_of
         from pytest_fcp.scenarios.runner import run_scenario
 
         run_settings = settings(self.config)
         scenario, engine = self.scenario, self.engine
-        baselines = self.collector.baselines
-        self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
-        self._fcp_info: dict[str, Any] = {"engine": engine, "id": scenario.id, "theme": scenario.theme}
+        self._start_info()
         factory = load_factory(engine)  # skips an unavailable bundled engine, names any other
         self.stash[ENGINE_NAME_KEY] = engine
-        expected = baselines.expected(engine, scenario.id)
+        expected = self.collector.baselines.expected(engine, scenario.id)
         carried = cache_carry.scenario_cache_from(self.config, engine, scenario.theme, scenario.name)
         if carried is not None:  # --fcp-cache-from: the cache saved for this scenario, judged by the contract
             scenario = cache_carry.carried_scenario(scenario, carried)
-            self._fcp_info["carried_from"] = str(carried)
         if scenario.together:  # its behaviour is a set: one per schedule (plugin/behaviours.py)
             from pytest_fcp.plugin.behaviours import merged, run_schedules, within_known
 
@@ -195,8 +191,34 @@ class ScenarioItem(pytest.Item):
                 shutil.rmtree(tmp, ignore_errors=True)
             record = record_of(run.results, run.verdicts, str(run.world.cache_dir))
         self.stash[WORLD_KEY] = run.world
-        verdicts = [str(v) for v in run.verdicts]
-        path = run.world.trace.path()
+        carry = (carried, run.verdicts, str(run.world.cache_dir), run.world.spec.seed) if carried is not None else None
+        self.conclude(
+            record, [str(v) for v in run.verdicts], run.world.trace.path(), run.world.warning_count, carry=carry
+        )
+
+    def _start_info(self) -> None:
+        """What the reports carry of this scenario before (and whether or not) it is judged."""
+        scenario = self.scenario
+        self.fcp_report_extra = {"scenario": scenario.id, "theme": scenario.theme}
+        self._fcp_info: dict[str, Any] = {"engine": self.engine, "id": scenario.id, "theme": scenario.theme}
+
+    def conclude(
+        self, record: Any, verdicts: list[str], path: str, warnings: int = 0, *, carry: tuple[Any, ...] | None = None
+    ) -> None:
+        """Compare the scenario's behaviour ``record`` with the engine's baseline; pass, xfail or raise.
+
+        Used by :meth:`runtest` and, for an engine that died in an isolated child, by the parent. ``carry``:
+        ``(saved cache, verdicts, cache dir, seed)`` of a scenario started from a carried cache."""
+        from pytest_fcp.baseline import compare, first_line
+
+        run_settings = settings(self.config)
+        scenario, engine = self.scenario, self.engine
+        baselines = self.collector.baselines
+        self._start_info()
+        expected = baselines.expected(engine, scenario.id)
+        carried = carry[0] if carry is not None else None
+        if carried is not None:
+            self._fcp_info["carried_from"] = str(carried)
         source = baselines.source(engine, scenario.id)
         self._fcp_info["baseline"] = baselines.label(source) if source is not None else None
         change = compare(expected, record)
@@ -205,31 +227,19 @@ class ScenarioItem(pytest.Item):
         first = first or (verdicts[0] if verdicts else "")
         diff = list(change.lines[:_DIFF_LINES]) if change.kind not in ("same", "new") else []
         warm = cache_carry.warm_baseline(run_settings, source)  # recorded from a carried cache: compared in full
-        new = (
-            cache_carry.carried_failures(expected, run.verdicts, str(run.world.cache_dir))
-            if carried and not warm
-            else []
-        )
+        new = cache_carry.carried_failures(expected, carry[1], carry[2]) if carry is not None and not warm else []
         if carried is not None and not warm:  # judged by the contract: only failures its baseline lacks fail it
             kind = "conforming" if not verdicts else "new failing" if new else "known failure"
             first, diff = (new or verdicts or [""])[0], []
         self._fcp_info.update(
-            kind=kind,
-            first=first,
-            record=record.to_data(),
-            diff=diff,
-            verdicts=verdicts,
-            warnings=run.world.warning_count,
+            kind=kind, first=first, record=record.to_data(), diff=diff, verdicts=verdicts, warnings=warnings
         )
         self.user_properties.append(("fcp.baseline", f"{kind}: {first}" if first else kind))
         if run_settings.update_baselines:
             return  # recorded for the rewrite at the end of the run
-        if new:
-            raise ScenarioFailed(
-                new,
-                path,
-                f"started from the cache saved at {carried} (seed {run.world.spec.seed}); failures its baseline lacks:",
-            )
+        if new and carry is not None:
+            said = f"started from the cache saved at {carried} (seed {carry[3]}); failures its baseline lacks:"
+            raise ScenarioFailed(new, path, said)
         if kind == "known failure":
             pytest.xfail(f"known failure of {engine}, unchanged: {verdicts[0]}")
         if kind in ("worse", "better", "changed"):

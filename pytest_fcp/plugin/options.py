@@ -81,6 +81,7 @@ def addoption(parser: pytest.Parser) -> None:
     parser.addini("fcp_coverage_json", default="", help="like --fcp-coverage-json (relative to the rootdir)")
     _add_scenario_options(parser, group)
     _add_cache_options(parser, group)
+    _add_isolation_options(parser, group)
     _add_fuzz_options(parser, group)
     group.addoption(
         "--fcp-update-baselines",
@@ -190,6 +191,50 @@ def _add_cache_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None
         "start empty); such a scenario fails on contract failures its engine's baseline does not list",
     )
     parser.addini("fcp_cache_from", default="", help="like --fcp-cache-from (relative to the rootdir)")
+
+
+def _add_isolation_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--fcp-isolation",
+        dest="fcp_isolation",
+        metavar="{fork,off}",
+        help="run each scenario and fuzz item in a forked child, so an engine that dies (a signal, an exit code) or "
+        "hangs fails only its test (fork); or in this process (off). Default: ini fcp_isolation, else fork on Linux, "
+        "off elsewhere (docs/isolation.md)",
+    )
+    parser.addini("fcp_isolation", default="", help="fork or off (like --fcp-isolation)")
+    group.addoption(
+        "--fcp-hang-seconds",
+        dest="fcp_hang_seconds",
+        metavar="SECONDS",
+        help="with isolation: real seconds without progress (no trace event, almost no CPU) after which an engine "
+        "has hung and its child is killed (default: ini fcp_hang_seconds, else 5)",
+    )
+    parser.addini("fcp_hang_seconds", default="", help="seconds without progress that make a hang")
+    group.addoption(
+        "--fcp-item-seconds",
+        dest="fcp_item_seconds",
+        metavar="SECONDS",
+        help="with isolation: real seconds one scenario or fuzz item may take at most (an engine spinning on the "
+        "CPU; default: ini fcp_item_seconds, else 600)",
+    )
+    parser.addini("fcp_item_seconds", default="", help="real seconds an isolated item may take at most")
+    group.addoption(
+        "--fcp-max-requests",
+        dest="fcp_max_requests",
+        metavar="N",
+        help="requests one fetch may send before it is an endless retry loop (default: ini fcp_max_requests, else "
+        "2000)",
+    )
+    parser.addini("fcp_max_requests", default="", help="requests one fetch may send (endless-retry bound)")
+    group.addoption(
+        "--fcp-max-sleep",
+        dest="fcp_max_sleep",
+        metavar="SECONDS",
+        help="virtual seconds one fetch may sleep before it is an endless retry loop (default: ini fcp_max_sleep, "
+        "else 3600)",
+    )
+    parser.addini("fcp_max_sleep", default="", help="virtual seconds one fetch may sleep (endless-retry bound)")
 
 
 def _add_fuzz_options(parser: pytest.Parser, group: pytest.OptionGroup) -> None:

@@ -31,6 +31,7 @@ from pytest_fcp.plugin.invocation import (
     only_with,
     run_launcher,
 )
+from pytest_fcp.plugin.isolation import IsolationSettings, budget_replay_options, isolation_settings
 from pytest_fcp.plugin.schedule_settings import ScheduleSettings, schedule_settings
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class RunSettings:
     rootdir: pathlib.Path = pathlib.Path()
     fuzz: FuzzSettings = field(default_factory=FuzzSettings)
     schedules: ScheduleSettings = field(default_factory=ScheduleSettings)
+    isolation: IsolationSettings = field(default_factory=IsolationSettings)  # --fcp-isolation and the bounds
     worker: bool = False  # an xdist worker (the controller writes files and summaries)
     explicit_args: bool = False  # paths were given on the command line
     given_args: tuple[str, ...] = ()  # those paths (or node ids), as given
@@ -390,6 +392,7 @@ def build_settings(config: pytest.Config) -> RunSettings:
         rootdir=config.rootpath,
         fuzz=fuzz_settings(config),
         schedules=schedule_settings(config),
+        isolation=isolation_settings(config),
         worker=hasattr(config, "workerinput"),
         explicit_args=config.args_source == pytest.Config.ArgsSource.ARGS,
         given_args=given,
@@ -438,4 +441,5 @@ def _replay_options(
     if carried:
         base = pathlib.Path.cwd() if _option(config, "fcp_cache_from") else config.rootpath
         out.append(f"--fcp-cache-from={(base / str(carried)).expanduser().resolve()}")
+    out.extend(budget_replay_options(isolation_settings(config)))
     return tuple(out)

@@ -25,15 +25,18 @@ from pytest_fcp.world.recorder import RequestRecord
 __all__ = ["failure_key", "fetch_record", "record_of"]
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+_TASK = re.compile(r"\b(Id|ThreadId)\(\d+\)")  # a Rust async task's or thread's number in a panic: new every run
 _TEMP = re.compile(r"(/[^\s'\"]*?)?/(fcp-[A-Za-z0-9_]+|pytest-of-[^/\s'\"]+|tmp[A-Za-z0-9_]{6,})(/[^\s'\"),]*)?")
 
 
 def failure_key(verdict: Verdict, cache_root: str | None = None) -> str:
-    """``check: reason`` with temporary paths and memory addresses masked, so the key is stable run to run."""
+    """``check: reason`` with temporary paths, memory addresses and Rust task numbers masked, so the key is stable
+    run to run."""
     reason = verdict.reason
     if cache_root:
         reason = reason.replace(cache_root, "<cache>")
     reason = _ADDRESS.sub("0x…", reason)
+    reason = _TASK.sub(r"\1(…)", reason)
     reason = _TEMP.sub("<tmp>", reason)
     return f"{verdict.at}: [{verdict.check}] {reason}" if verdict.at else f"{verdict.check}: {reason}"
 

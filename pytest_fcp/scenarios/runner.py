@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_fcp.contract import Verdict, judge, judge_group
+from pytest_fcp.contract.checks import quoted_message
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
 from pytest_fcp.coverage import note
 from pytest_fcp.faults.rules import setup_conflicts
@@ -47,7 +48,8 @@ def _explicit(scenario: Scenario, world: World, result: FetchResult) -> list[Ver
         got = "data" if result.ok else (result.error_kind or type(result.error).__name__)
         names = set() if result.ok else {c.__name__ for c in type(result.error).__mro__}
         if got not in expect.outcome and not (names & set(expect.outcome)):
-            detail = "" if result.ok else f": {(result.error_text or str(result.error))[:160]}"
+            said = "" if result.error is None or not quoted_message(result.error) else result.error_text
+            detail = f": {said[:160]}" if said else ""
             want = " or ".join(expect.outcome)
             out.append(
                 Verdict(

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from pytest_fcp.core.cache_states import PATH_WORDS, DayFileState
 from pytest_fcp.core.sources import error_kind
+from pytest_fcp.world.budget import Spent
 from pytest_fcp.world.observation import FetchRequest, Observation, rows_per_source, tally
 from pytest_fcp.world.recorder import FETCH
 
@@ -42,6 +43,7 @@ class Pending:
     engine_seconds: float = 0.0
     neighbours: tuple[dt.date, ...] = field(default=())
     together: int = 1  # how many fetches ran at once with this one (1: alone)
+    number: int = 1  # which fetch of its world this is (1 for the first)
 
     @property
     def series(self) -> tuple[str, str, str]:
@@ -59,8 +61,10 @@ def as_fetch(fetch: int | None) -> Iterator[None]:
         FETCH.reset(token)
 
 
-def begin(world: World, request: FetchRequest, instance: int = 0) -> Pending:
-    """Record the ``request`` event and what the cache and Vision held for its days."""
+def begin(world: World, request: FetchRequest, instance: int = 0, number: int | None = None) -> Pending:
+    """Record the ``request`` event and what the cache and Vision held for its days (``number``: which fetch of
+    the world it is; by default the one after those it has observed)."""
+    number = len(world.results) + 1 if number is None else number
     series = (request.symbol, request.market, request.interval)
     now, days = world.now, request.days
     before = {d: world.watch.state(series, d) for d in days}
@@ -77,7 +81,7 @@ def begin(world: World, request: FetchRequest, instance: int = 0) -> Pending:
         cache_days={d.isoformat(): PATH_WORDS[s.status] for d, s in before.items()},
         **({"engine": instance + 1} if world.instance_count > 1 else {}),
     )
-    return Pending(request, now, before, outside, published, instance, neighbours=tuple(around))
+    return Pending(request, now, before, outside, published, instance, neighbours=tuple(around), number=number)
 
 
 def call_engine(world: World, pending: Pending) -> None:
@@ -88,9 +92,21 @@ def call_engine(world: World, pending: Pending) -> None:
         pending.table = world.instances[pending.instance].fetch(
             request.symbol, request.market, request.interval, request.start, request.end
         )
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a pyo3 PanicException, SystemExit ... too: a verdict, never a traceback
         pending.error = exc
     pending.engine_seconds = time.perf_counter() - began
+
+
+def budget_word(world: World, pendings: Sequence[Pending]) -> None:
+    """Past the budget, the fetches' outcome is the world's ``EndlessRetry``, even when the engine swallowed it
+    and returned (world/budget.py); the budget is then reset for what runs between fetches."""
+    over = world.spent.over
+    if over is not None:
+        for pending in pendings:
+            pending.table, pending.error = None, over
+    world.spent = Spent(world.spent.budget, 0)
 
 
 def finish(
@@ -137,6 +153,7 @@ def finish(
         engine_seconds=pending.engine_seconds,
         together=pending.together,
         error_text=world.local(str(error)) if error is not None else "",
+        fetch_number=pending.number,
     )
 
 
@@ -156,7 +173,7 @@ def fetch_together(
         for request in requests:
             fetch = len(ids)
             with as_fetch(fetch):
-                pending = begin(world, request, instance)
+                pending = begin(world, request, instance, len(world.results) + 1 + fetch)
             ids[id(pending)] = fetch
             row.append(pending)
         begun.append(row)
@@ -181,12 +198,14 @@ def fetch_together(
             if turns is not None:
                 turns.finish(player)
 
+    world.spent = Spent(world.spent.budget, everyone[0].number)  # one budget for the fetches running together
     with world.engine_warnings():
         threads = [threading.Thread(target=run, args=(row,), name=f"fcp-engine-{i + 1}") for i, row in enumerate(begun)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+    budget_word(world, everyone)
     world.turns, world.players = None, {}
     if turns is not None:
         world.recorder.event("schedule", order=turns.order[:200], forced=turns.forced or None)

@@ -71,6 +71,8 @@ class Observation:
     #: The error's message with the world's temporary paths written ``<cache>``: what verdicts quote, so a message
     #: cut at a fixed width is cut the same way wherever the run's temporary directory is.
     error_text: str = ""
+    #: Which fetch of its world this is (1 for the first).
+    fetch_number: int = 1
 
     # --- the request, for convenience ----------------------------------------------------------------
     @property

@@ -14,18 +14,36 @@ import datetime as dt
 import email.utils
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_fcp.trace import Event, Trace
 from pytest_fcp.world.answer import Target
 
-__all__ = ["FETCH", "FaultFiring", "Mark", "Recorder", "RequestRecord", "Target", "retry_after_seconds"]
+__all__ = [
+    "FETCH",
+    "FaultFiring",
+    "Mark",
+    "Recorder",
+    "RequestRecord",
+    "Target",
+    "retry_after_seconds",
+    "set_event_sink",
+]
 
 #: The fetch the current code runs for (set by the world around each engine call that runs beside others; the
 #: engine's threads inherit it, see :func:`~pytest_fcp.world.threads.carry_context`): what it records is that
 #: fetch's. ``None``: not inside such a call.
 FETCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("fcp_fetch", default=None)
+#: Where every recorder of this process also hands each event as it is recorded (an isolated test's child
+#: process streams them to its parent, which reports a death with the trace up to it); ``None``: nowhere.
+_sink: list[Callable[[Event], None] | None] = [None]
+
+
+def set_event_sink(sink: Callable[[Event], None] | None) -> None:
+    """Hand every event recorded from now on, in this process, to ``sink`` too (``None``: stop)."""
+    _sink[0] = sink
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
@@ -111,7 +129,13 @@ class Recorder:
 
     def event(self, kind: str, **data: Any) -> Event:
         """Record a trace event (a ``cache`` event belongs to no fetch: the cache is shared, its watch sees files)."""
-        return self._owned(self.trace.record(kind, **data)) if kind != "cache" else self.trace.record(kind, **data)
+        event = self.trace.record(kind, **data)
+        if kind != "cache":
+            self._owned(event)
+        sink = _sink[0]
+        if sink is not None:
+            sink(event)
+        return event
 
     def _owned(self, event: Event) -> Event:
         owner = FETCH.get()
@@ -122,15 +146,8 @@ class Recorder:
 
     def fault(self, fault_id: str, source: str, day: dt.date | None, attempt: int = 0, url: str | None = None) -> None:
         """Record that a fault fired (Vision and REST: on the request this thread is answering)."""
-        self._owned(
-            self.trace.record(
-                "fault",
-                id=fault_id,
-                source=source,
-                day=day.isoformat() if day else None,
-                attempt=attempt or None,
-                url=url,
-            )
+        self.event(
+            "fault", id=fault_id, source=source, day=day.isoformat() if day else None, attempt=attempt or None, url=url
         )
         with self._lock:
             self.firings.append(FaultFiring(fault_id, source, day, attempt, url))
@@ -157,19 +174,17 @@ class Recorder:
         fault, self._pending.fault = getattr(self._pending, "fault", None), None
         duration = round((now - v0).total_seconds(), 3)
         wait = retry_after_seconds(retry_after, now)
-        event = self._owned(
-            self.trace.record(
-                "http",
-                source=source,
-                door=door,
-                method=method,
-                url=url,
-                status=status,
-                error=error,
-                retry_after=wait,
-                duration_s=duration,
-                took_ms=round((time.perf_counter() - r0) * 1000, 3),
-            )
+        event = self.event(
+            "http",
+            source=source,
+            door=door,
+            method=method,
+            url=url,
+            status=status,
+            error=error,
+            retry_after=wait,
+            duration_s=duration,
+            took_ms=round((time.perf_counter() - r0) * 1000, 3),
         )
         target = target or Target()
         key = (source, target.symbol, target.interval, target.days[:1], target.obj)
@@ -198,7 +213,7 @@ class Recorder:
         """Record something the world forbids (an unserved URL, a real socket or DNS lookup)."""
         with self._lock:
             self.violations.append(detail)
-        self._owned(self.trace.record("violation", what=what, detail=detail))
+        self.event("violation", what=what, detail=detail)
 
     def mark(self) -> Mark:
         """The current position (see :meth:`since`)."""

@@ -22,11 +22,11 @@ import pyarrow as pa
 from pytest_fcp.core.cache_states import DayFileState
 from pytest_fcp.core.freshness import DEFAULT_PUBLISH_DELAY
 from pytest_fcp.core.logs import DEFAULT_LOG_LEVEL
-from pytest_fcp.core.markets import day_bounds_ms, to_ms
 from pytest_fcp.engines import Engine, env_prefixes
 from pytest_fcp.faults import Fault, FaultSchedule, fault
 from pytest_fcp.faults.rules import cache_fault_series
 from pytest_fcp.trace import Trace
+from pytest_fcp.world.budget import Spent, fetch_budget
 from pytest_fcp.world.cache import CacheSandbox, truth_to_cache_table
 from pytest_fcp.world.cache_faults import (
     allow_writes,
@@ -46,7 +46,7 @@ from pytest_fcp.world.environment import (
     sandboxed_environment,
     takes_level,
 )
-from pytest_fcp.world.fetching import Pending, begin, call_engine, fetch_together, finish
+from pytest_fcp.world.fetching import Pending, begin, budget_word, call_engine, fetch_together, finish
 from pytest_fcp.world.network import SealedNetwork, active_network
 from pytest_fcp.world.observation import FetchRequest, Observation
 from pytest_fcp.world.recorder import FETCH, Recorder
@@ -55,6 +55,7 @@ from pytest_fcp.world.sandbox_writes import watch_writes
 from pytest_fcp.world.spec import WorldError, WorldSpec
 from pytest_fcp.world.threads import carry_context
 from pytest_fcp.world.truth import Truth
+from pytest_fcp.world.truth_views import TruthViews
 from pytest_fcp.world.turns import Turns
 from pytest_fcp.world.vision import LazyAws, VisionBucket
 
@@ -64,7 +65,7 @@ __all__ = ["FetchResult", "World", "WorldError"]
 FetchResult = Observation
 
 
-class World:
+class World(TruthViews):
     """One simulated Binance for one engine (see the module docstring)."""
 
     def __init__(
@@ -117,6 +118,7 @@ class World:
         self.warning_count = 0  # warnings the engine raised (recorded as trace events)
         self._engine_threads = EngineThreads()  # whose warnings are the engine's
         self._stack: contextlib.ExitStack | None = None
+        self.spent = Spent(fetch_budget(), 0)  # past its budget, a fetch is an endless retry loop (world/budget.py)
 
     @classmethod
     def from_spec(cls, spec: WorldSpec, cache_root: pathlib.Path) -> World:
@@ -315,32 +317,6 @@ class World:
             raise WorldError("no engine attached: call world.attach(engine) first (the fcp_engine fixture does)")
         return self.engine
 
-    # --- truth ---------------------------------------------------------------------------------------
-    def truth_day(
-        self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
-    ) -> pa.Table:
-        """The true bars of UTC ``day``."""
-        start, end = day_bounds_ms(day)
-        return self.truth.klines(market or self.market, symbol or self.symbol, interval or self.interval, start, end)
-
-    def _truth_of(self, day: dt.date, series: Series) -> pa.Table:
-        symbol, market, interval = series
-        return self.truth_day(day, symbol, market, interval)
-
-    def expected(
-        self,
-        start: dt.datetime,
-        end: dt.datetime,
-        symbol: str | None = None,
-        market: str | None = None,
-        interval: str | None = None,
-    ) -> pa.Table:
-        """The truth for ``[start, end)``, limited to bars that have opened by "now"."""
-        upper = min(to_ms(end), to_ms(self.now) + 1)
-        return self.truth.klines(
-            market or self.market, symbol or self.symbol, interval or self.interval, to_ms(start), upper
-        )
-
     def cache_state(
         self, day: dt.date, symbol: str | None = None, market: str | None = None, interval: str | None = None
     ) -> DayFileState:
@@ -364,8 +340,10 @@ class World:
         request = FetchRequest(symbol or self.symbol, market or self.market, interval or self.interval, start, end)
         pending = begin(self, request, self._instance(instance))
         self.block_for([pending])
+        self.spent = Spent(self.spent.budget, pending.number)
         with self.engine_warnings():
             call_engine(self, pending)
+        budget_word(self, [pending])
         self.end_fetch()
         observation = finish(self, pending, self.recorder.since(self._mark))
         self.remark()
@@ -420,6 +398,7 @@ class World:
         file, so a native writer's write fails too (:func:`block_day_file`; directories make no cache events)."""
         self.poll_cache()
         self._yield_turn()
+        self._within_budget()
         with self._block_lock:
             paths, self._to_block = self._to_block, []
             for path in paths:
@@ -440,6 +419,13 @@ class World:
         self._yield_turn()
         self.poll_cache()
         self.recorder.event("sleep", seconds=seconds)
+        self._within_budget(seconds)
+
+    def _within_budget(self, sleeping: float | None = None) -> None:
+        """Raise :class:`~pytest_fcp.world.budget.EndlessRetry` into the engine past the fetch's budget."""
+        records = self.recorder.requests
+        last = f"{records[-1].method} {records[-1].url}" if len(records) > self._mark.requests else None
+        self.spent.check(len(records) - self._mark.requests, last, sleeping=sleeping)
 
     def local(self, text: str) -> str:
         """``text`` with this world's cache directory (a fresh temporary one each run) written ``<cache>``."""
