@@ -53,10 +53,11 @@ from pytest_fcp.faults.table import FAULTS
 def vision_and_cache(interval: str) -> Candidate:
     """Every Vision fault and every per-day cache fault, each on its own old day of a month, plus write_fails."""
     now = _at(dt.date(2024, 3, 20), 12)
-    days = _days(dt.date(2024, 2, 15), 32)  # 2024-02-15 .. 2024-03-17: all old, a month, 29 February inside
+    count = 2 + len(VISION) + len(CACHE_DAY)  # a day for each fault, ending 2024-03-17: all old, 29 February inside
+    days = _days(dt.date(2024, 3, 18) - dt.timedelta(days=count), count)
     vision_days, cache_days = days[1 : 1 + len(VISION)], days[2 + len(VISION) :]
     faults = [_fault(f, [d], **_swap_params(f, interval)) for f, d in zip(VISION, vision_days, strict=True)]
-    faults += [_fault(f, [d]) for f, d in zip(CACHE_DAY, cache_days, strict=False)]
+    faults += [_fault(f, [d]) for f, d in zip(CACHE_DAY, cache_days, strict=True)]
     faults.append(_fault("cache.write_fails"))
     cells: set[Cell] = set()
     for f in VISION:

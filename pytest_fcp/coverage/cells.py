@@ -172,7 +172,7 @@ def fault_hits(spec: WorldSpec, obs: Observation) -> set[tuple[str, str]]:
         if not kind.needs_days:
             if writes:
                 hits.add((fault.id, CACHE_WRITE))
-        elif any(d in days and _state(obs, d) != "valid" for d in fault.days or ()):
+        elif any(d in days and (_state(obs, d) != "valid" or kind.cut_while_read) for d in fault.days or ()):
             hits.add((fault.id, CACHE_READ))
     return hits
 

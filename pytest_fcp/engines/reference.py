@@ -234,6 +234,10 @@ def _binance_message(response: httpx.Response) -> str:
 class ReferenceEngine:
     """The reference implementation of the FCP contract (see the module docstring)."""
 
+    #: Whether an empty later page ends a REST range even though closed bars must follow (False: the range fails;
+    #: a subclass planting that defect sets it).
+    ends_on_empty = False
+
     def __init__(self, cache_dir: pathlib.Path, client: httpx.Client | None = None) -> None:
         self.cache_dir = pathlib.Path(cache_dir)
         self._client = client or httpx.Client(timeout=TIMEOUT_SECONDS, verify=_tls_context())
@@ -402,7 +406,12 @@ class ReferenceEngine:
             in_range = [row[0] for row in rows if cursor <= row[0] <= last]
             if not in_range:  # an empty page (or nothing new): no more data, unless closed bars must follow
                 following = _first_bar(cursor, interval)
-                if bars and following <= last and following + interval_ms(interval) <= now_ms:
+                if (
+                    bars
+                    and following <= last
+                    and following + interval_ms(interval) <= now_ms
+                    and not self.ends_on_empty
+                ):
                     raise _SourceFailed("empty page although closed bars must exist after the previous page")
                 break
             if max(in_range) + interval_ms(interval) > last:  # the range is covered
