@@ -15,7 +15,7 @@ import pytest
 
 from pytest_fcp.contract import judge
 from pytest_fcp.contract.oracle import DayPlan
-from pytest_fcp.engines import engine_release
+from pytest_fcp.engines import _editable_distribution, engine_release
 from pytest_fcp.engines.reference import create as reference
 from pytest_fcp.world import World, WorldError
 from pytest_fcp.world.cache_seed import MANIFEST, copy_tree, find_saved, part, save_cache, saved_dir, saved_seed
@@ -141,6 +141,9 @@ def test_saved_directories_and_their_lookup(tmp_path: pathlib.Path) -> None:
 def test_engine_release_names_the_package_an_engine_comes_from() -> None:
     assert engine_release(reference) == ("pytest-fcp", metadata.version("pytest-fcp"))
     assert engine_release(versions.create_v1) == (None, None)
+    # Python < 3.12 maps no package to an editable install: the install named like the top package stands in
+    assert _editable_distribution(reference.__module__) in (None, "pytest-fcp")  # None when installed from a wheel
+    assert _editable_distribution(versions.create_v1.__module__) is None
 
     def factory(cache_dir: pathlib.Path) -> object:
         return None

@@ -64,4 +64,5 @@ def test_fuzz_steer_option(pytester: pytest.Pytester) -> None:
         "--fcp-fuzz-steer=off", "--fcp-coverage",
     )  # fmt: skip
     off.assert_outcomes(passed=1)
-    off.stdout.fnmatch_lines(["reference: passed, 3 scenarios in *", "fcp coverage: * of * reachable cells exercised*"])
+    # at most 3 (a duplicate draw runs once: Hypothesis 6.100, the floor, draws 2 distinct of 3 here)
+    off.stdout.fnmatch_lines(["reference: passed, [123] scenarios in *", "fcp coverage: * of * reachable cells*"])

@@ -200,7 +200,7 @@ def engine_release(factory: object) -> tuple[str | None, str | None]:
     declared = getattr(factory, "distribution", None) or getattr(sys.modules.get(module_name), "DISTRIBUTION", None)
     if not declared:
         found = _distributions().get(module_name.partition(".")[0], [])
-        declared = found[0] if len(found) == 1 else None
+        declared = found[0] if len(found) == 1 else _editable_distribution(module_name)
     if not declared:
         return None, None
     try:
@@ -214,6 +214,27 @@ def _distributions() -> Mapping[str, list[str]]:
     from importlib import metadata
 
     return metadata.packages_distributions()
+
+
+def _editable_distribution(module_name: str) -> str | None:
+    """The editable install named like ``module_name``'s top package whose tree holds it (Python < 3.12 maps no
+    package to an editable install)."""
+    import json
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    module_file = getattr(sys.modules.get(module_name), "__file__", None)
+    top = module_name.partition(".")[0]
+    try:
+        dist = metadata.distribution(top.replace("_", "-"))
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    url = str(direct.get("url", ""))
+    if not module_file or not direct.get("dir_info", {}).get("editable") or not url.startswith("file:"):
+        return None
+    root = pathlib.Path(unquote(urlparse(url).path)).resolve()
+    return str(dist.metadata["Name"]) if pathlib.Path(module_file).resolve().is_relative_to(root) else None
 
 
 def load_engine(name: str) -> EngineFactory:
