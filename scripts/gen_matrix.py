@@ -21,7 +21,15 @@ from collections.abc import Sequence
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from matrix_one_second import cache_faults_1s, lifetime, rest_faults_1s, shapes_1s, vision_faults_1s, write_fails_1s
+from matrix_one_second import (
+    cache_faults_1s,
+    lifetime,
+    month_of_1s,
+    rest_faults_1s,
+    shapes_1s,
+    vision_faults_1s,
+    write_fails_1s,
+)
 from matrix_parts import (
     BROKEN,
     CACHE_DAY,
@@ -259,7 +267,7 @@ def candidates() -> list[Candidate]:
         out.append(vision_and_cache(interval))
         out.append(rest_faults(interval))
     out += [lifetime(), rest_pages(), checksum_http(), markets_clock(0), markets_clock(1), rest_faults_1s()]
-    out += [vision_faults_1s(), cache_faults_1s(), write_fails_1s(), shapes_1s()]
+    out += [vision_faults_1s(), cache_faults_1s(), write_fails_1s(), shapes_1s(), month_of_1s()]
     out += [long_rest_range(i) for i in MINUTE_UP if MAX_PAGE_LIMIT // bars_per_day(i) + 1 <= MAX_REQUEST_DAYS]
     return out
 

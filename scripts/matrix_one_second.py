@@ -159,6 +159,24 @@ def shapes_1s() -> Candidate:
     )
 
 
+def month_of_1s() -> Candidate:
+    """A month of 1s bars (2.6 million), all old and cached but 1 March, which Vision serves: a whole day file
+    read back 29 times, one zip of 86,400 rows (a cache makes this cheap enough for every run)."""
+    now = _at(dt.date(2024, 3, 20), 12)
+    days = _days(dt.date(2024, 2, 10), 30)
+    fetched = dt.date(2024, 3, 1)
+    return Candidate(
+        "a_month_of_1s_bars_mostly_cached",
+        "1s bars over 30 old days across 29 February (2,592,000 bars): every day cached but 1 March, which Vision "
+        "serves.",
+        now,
+        [_req(days[0], days[-1] + dt.timedelta(days=1))],
+        {("shape x interval", "a month or more", "1s")},
+        cached=[d for d in days if d != fetched],
+        interval="1s",
+    )
+
+
 # --- the engine's lifetime: days it served read back minutes, hours and days later; broken days met later ---
 #: The interval each young broken day is asked in (a cache fault scoped to another series' file of the day).
 YOUNG_BROKEN = {

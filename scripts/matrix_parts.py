@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pytest_fcp.core.limits import SCENARIO_LIMITS  # noqa: E402
 from pytest_fcp.core.markets import MARKETS  # noqa: E402
 from pytest_fcp.faults.table import FAULTS  # noqa: E402
 
@@ -40,7 +41,7 @@ SPOT = MARKETS["spot"].intervals
 #: the 1s scenarios take the faults from short windows instead).
 MINUTE_UP = [i for i in SPOT if i != "1s"]
 #: The longest request a scenario file may make (the loader's limit).
-MAX_REQUEST_DAYS = 400
+MAX_REQUEST_DAYS = SCENARIO_LIMITS["request_days"]
 
 
 def _iso(moment: dt.datetime | dt.date) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
+from unittest import mock
 
 import pyarrow as pa
 import pytest
 
 from pytest_fcp.core.cache_states import DayFileState
+from pytest_fcp.core.limits import SCENARIO_LIMITS
 from pytest_fcp.core.markets import MARKETS, MAX_PAGE_LIMIT, to_ms
 from pytest_fcp.coverage import CoverageMap, collecting, fault_hits, fetch_cells, note, reachable_cells, run_cells
 from pytest_fcp.coverage.cells import calendar_edges, clock_labels, lifetime_labels, shape_labels
@@ -360,12 +362,14 @@ def test_the_map_names_cells_beyond_a_scenario_s_limits_apart() -> None:
     beyond = ("shape x interval", "longer than any page", "1d")
     reachable = [c for c in reachable_cells() if c != beyond]
     coverage = CoverageMap(reachable)
-    assert coverage.empty() == [beyond] and coverage.gaps() == []
-    lines = coverage.lines()
-    assert lines[0].endswith("; no cell a scenario can reach is empty")
-    assert lines[-1] == "  empty, a longer request than a scenario may make: longer than any page x 1d"
-    shape = next(line for line in lines if line.startswith("  shape x interval"))
-    assert "empty" not in shape
-    short = CoverageMap([c for c in reachable if c != ("shape x interval", "one bar", "1d")])
-    assert short.gaps() == [("shape x interval", "one bar", "1d")] and short.lines()[0].endswith("; empty:")
+    assert coverage.empty() == [beyond] and coverage.gaps() == [beyond]  # today's limits reach it: a gap
+    with mock.patch.dict(SCENARIO_LIMITS, {"request_days": 1_000}):  # limits a 1,501-day request breaks
+        assert coverage.empty() == [beyond] and coverage.gaps() == []
+        lines = coverage.lines()
+        assert lines[0].endswith("; no cell a scenario can reach is empty")
+        assert lines[-1] == "  empty, a longer request than a scenario may make: longer than any page x 1d"
+        shape = next(line for line in lines if line.startswith("  shape x interval"))
+        assert "empty" not in shape
+        short = CoverageMap([c for c in reachable if c != ("shape x interval", "one bar", "1d")])
+        assert short.gaps() == [("shape x interval", "one bar", "1d")] and short.lines()[0].endswith("; empty:")
     assert CoverageMap(reachable_cells()).lines()[0].endswith("; no reachable cell is empty")

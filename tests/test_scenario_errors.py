@@ -128,23 +128,26 @@ CASES: list[tuple[str, str, str]] = [
     ("too_many_requests", sc(request=MANY_REQUESTS), "[request]: 21 requests; at most 20"),
     (
         "too_many_days",
-        sc('interval = "1d"', request='{ start = "2020-01-01", end = "2024-01-05" }'),
-        "a request may span at most 400 days",
+        sc('interval = "1d"', request='{ start = "2019-01-01", end = "2024-01-05" }'),
+        "1830 days; a request may span at most 1600 days",
     ),
     (
-        "1s_over_14_months",
-        sc('interval = "1s"', request='{ start = "2022-11-01", end = "2024-01-05" }'),
-        "a request may span at most 400 days",
+        "1s_over_5_years",
+        sc('interval = "1s"', request='{ start = "2019-01-01", end = "2024-01-05" }'),
+        "a request may span at most 1600 days",
     ),
     (
-        "1s_over_two_days",
-        sc('interval = "1s"', request='{ start = "2024-01-02", end = "2024-01-04" }'),
-        "asks for 172,800 bars; a scenario may ask for at most 100,000",
+        "1s_over_35_days",
+        sc('interval = "1s"', request='{ start = "2024-01-02", end = "2024-02-06" }'),
+        "asks for 3,024,000 bars; a scenario may ask for at most 3,000,000",
     ),
     (
-        "1m_over_three_months",
-        sc('interval = "1m"', request='{ start = "2023-10-01", end = "2024-01-05" }'),
-        "a scenario may ask for at most 100,000",
+        "1s_over_two_requests",
+        sc(
+            'interval = "1s"',
+            request='[{ start = "2023-12-01", end = "2023-12-21" }, { start = "2023-12-21", end = "2024-01-10" }]',
+        ),
+        "asks for 3,456,000 bars; a scenario may ask for at most 3,000,000",
     ),
     (
         "request_symbol",

@@ -35,8 +35,8 @@ are ``vision = 4``; a retry of the same URL counts again, and so does each REST 
 
 A request may be empty (``start == end``: no bars) or lie inside one bar (the bar that opened at ``start``
 only if ``start`` is on a bar edge: rows are the bars with ``start <= open_time < end``). Bounds: dates from
-the synthetic market's listing day (2019-01-01) to 2100-01-01, at most 100,000 bars over all requests,
-400 days a request, 20 requests, 50 faults, 400 cached days; fault parameters within their ranges
+the synthetic market's listing day (2019-01-01) to 2100-01-01, at most 3,000,000 bars over all requests,
+1,600 days a request, 20 requests, 50 faults, 400 cached days; fault parameters within their ranges
 (:data:`pytest_fcp.faults.PARAM_RULES`). A fault scoped to a market, symbol, interval or days that no
 request asks for, and a cached day outside every request, are refused: they would test nothing.
 """

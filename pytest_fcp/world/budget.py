@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_fcp.core.limits import MAX_FETCH_REQUESTS, MAX_FETCH_SLEEP_S
+from pytest_fcp.core.limits import FETCH_REQUESTS_PER_DAY, MAX_FETCH_REQUESTS, MAX_FETCH_SLEEP_S
 
 __all__ = ["EndlessRetry", "FetchBudget", "Spent", "fetch_budget", "set_fetch_budget"]
 
@@ -25,6 +25,10 @@ class FetchBudget:
 
     requests: int = MAX_FETCH_REQUESTS
     sleep_s: float = MAX_FETCH_SLEEP_S
+
+    def requests_for(self, days: int) -> int:
+        """The requests a fetch asking about ``days`` UTC days may send: ``requests``, or 20 a day when more."""
+        return max(self.requests, FETCH_REQUESTS_PER_DAY * days)
 
 
 _budget = [FetchBudget()]
@@ -43,8 +47,9 @@ def set_fetch_budget(budget: FetchBudget) -> None:
 class Spent:
     """What one fetch spent of its budget; once past it, the same :class:`EndlessRetry` at every request and sleep."""
 
-    def __init__(self, budget: FetchBudget, fetch: int) -> None:
+    def __init__(self, budget: FetchBudget, fetch: int, days: int = 0) -> None:
         self.budget, self.fetch = budget, fetch
+        self.limit = budget.requests_for(days)  # ``days``: the UTC days the fetch (or fetches together) ask about
         self.slept = 0.0
         self.over: EndlessRetry | None = None
 
@@ -55,8 +60,8 @@ class Spent:
             return
         if self.over is None:
             self.slept += sleeping or 0.0
-            if sleeping is None and sent >= self.budget.requests:
-                what = f"more than {self.budget.requests} requests"
+            if sleeping is None and sent >= self.limit:
+                what = f"more than {self.limit} requests"
             elif self.slept > self.budget.sleep_s:
                 what = f"more than {self.budget.sleep_s:g} s of virtual sleep"
             else:

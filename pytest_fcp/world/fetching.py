@@ -198,7 +198,8 @@ def fetch_together(
             if turns is not None:
                 turns.finish(player)
 
-    world.spent = Spent(world.spent.budget, everyone[0].number)  # one budget for the fetches running together
+    days = sum(len(p.request.days) for p in everyone)
+    world.spent = Spent(world.spent.budget, everyone[0].number, days)  # one budget for the fetches running together
     with world.engine_warnings():
         threads = [threading.Thread(target=run, args=(row,), name=f"fcp-engine-{i + 1}") for i, row in enumerate(begun)]
         for thread in threads:

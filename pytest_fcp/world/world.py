@@ -340,7 +340,7 @@ class World(TruthViews):
         request = FetchRequest(symbol or self.symbol, market or self.market, interval or self.interval, start, end)
         pending = begin(self, request, self._instance(instance))
         self.block_for([pending])
-        self.spent = Spent(self.spent.budget, pending.number)
+        self.spent = Spent(self.spent.budget, pending.number, len(request.days))
         with self.engine_warnings():
             call_engine(self, pending)
         budget_word(self, [pending])
