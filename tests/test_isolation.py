@@ -99,6 +99,16 @@ def test_spent_budget_raises_past_the_requests_and_keeps_raising() -> None:
         spent.check(0, None, sleeping=0.0)  # once past it, every request and sleep is refused
 
 
+def test_spent_budget_grows_with_the_days_a_fetch_asks_about() -> None:
+    budget = FetchBudget(requests=30, sleep_s=10.0)
+    assert budget.requests_for(1) == 30 and budget.requests_for(1_501) == 30_020  # 20 a day when that is more
+    spent = Spent(budget, fetch=1, days=2)  # 40 > 30
+    for sent in range(40):
+        spent.check(sent, "GET https://x/1")
+    with pytest.raises(BaseException, match=r"endless retry: more than 40 requests in fetch 1"):
+        spent.check(40, "GET https://x/1")
+
+
 def test_spent_budget_counts_virtual_sleep() -> None:
     spent = Spent(FetchBudget(requests=100, sleep_s=10.0), fetch=1)
     spent.check(0, None, sleeping=6.0)

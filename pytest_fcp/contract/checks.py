@@ -21,8 +21,24 @@ __all__ = ["CHECKS", "Check"]
 Check = Callable[[Case], list[Verdict]]
 
 
+#: Runs of at least this many consecutive days are written ``first .. last (N days)``: a verdict about five years of
+#: daily bars stays one readable line.
+RUN_DAYS = 8
+
+
 def _days(days: list[dt.date]) -> str:
-    return ", ".join(d.isoformat() for d in days)
+    parts: list[str] = []
+    i = 0
+    while i < len(days):
+        j = i
+        while j + 1 < len(days) and (days[j + 1] - days[j]).days == 1:
+            j += 1
+        if j - i + 1 >= RUN_DAYS:
+            parts.append(f"{days[i].isoformat()} .. {days[j].isoformat()} ({j - i + 1} days)")
+        else:
+            parts += [d.isoformat() for d in days[i : j + 1]]
+        i = j + 1
+    return ", ".join(parts)
 
 
 def _served_rate_limit(case: Case) -> bool:
