@@ -101,12 +101,12 @@ def test_spent_budget_raises_past_the_requests_and_keeps_raising() -> None:
 
 def test_spent_budget_grows_with_the_days_a_fetch_asks_about() -> None:
     budget = FetchBudget(requests=30, sleep_s=10.0)
-    assert budget.requests_for(1) == 30 and budget.requests_for(1_501) == 30_020  # 20 a day when that is more
-    spent = Spent(budget, fetch=1, days=2)  # 40 > 30
-    for sent in range(40):
+    assert [budget.requests_for(d) for d in (0, 1, 100, 101, 1_501)] == [30, 30, 30, 60, 480]  # per 100 days begun
+    spent = Spent(budget, fetch=1, days=150)
+    for sent in range(60):
         spent.check(sent, "GET https://x/1")
-    with pytest.raises(BaseException, match=r"endless retry: more than 40 requests in fetch 1"):
-        spent.check(40, "GET https://x/1")
+    with pytest.raises(BaseException, match=r"endless retry: more than 60 requests in fetch 1"):
+        spent.check(60, "GET https://x/1")
 
 
 def test_spent_budget_counts_virtual_sleep() -> None:

@@ -100,3 +100,13 @@ def test_bad_schedule_options_are_one_line(pytester: pytest.Pytester, option: st
     result = pytester.runpytest("--fcp-scenarios", option, "-n", "0")
     assert result.ret != 0
     result.stderr.fnmatch_lines([f"ERROR: pytest-fcp: {says}*"])
+
+
+def test_a_cut_timed_by_the_engines_own_reads_makes_a_scenario_racy() -> None:
+    from pytest_fcp.plugin.behaviours import racy
+
+    bundled = pathlib.Path(__file__).resolve().parent.parent / "scenarios"
+    corruption = {s.name: s for s in load_file(bundled / "cache_corruption.toml")}
+    assert racy(corruption["truncated_while_read"])  # cache.truncated_on_read: the cut lands when the watch sees it
+    assert not any(racy(s) for n, s in corruption.items() if n != "truncated_while_read")
+    assert any(racy(s) for s in load_file(bundled / "concurrency.toml"))  # instances together

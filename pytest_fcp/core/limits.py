@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_HANG_SECONDS",
     "DEFAULT_ITEM_SECONDS",
-    "FETCH_REQUESTS_PER_DAY",
+    "FETCH_BUDGET_DAYS",
     "MAX_FETCH_REQUESTS",
     "MAX_FETCH_SLEEP_S",
     "SCENARIO_LIMITS",
@@ -23,9 +23,8 @@ __all__ = [
 SCENARIO_LIMITS = {"bars": 3_000_000, "request_days": 1_600, "requests": 20, "faults": 50, "cached": 400}
 #: Requests one fetch may send before the world calls it an endless retry loop ...
 MAX_FETCH_REQUESTS = 2000
-#: ... or, for a fetch of many days, this many per UTC day it asks for, when that is more (a day's zip and
-#: ``.CHECKSUM`` retried, and its REST pages).
-FETCH_REQUESTS_PER_DAY = 20
+#: ... for each this many UTC days it asks about, begun: a fetch of 1,501 days may send 16 times the budget.
+FETCH_BUDGET_DAYS = 100
 #: Virtual seconds one fetch may sleep (an hour) before the world calls it an endless retry loop.
 MAX_FETCH_SLEEP_S = 3_600.0
 #: Real seconds without progress (no trace event, almost no CPU) after which an isolated engine has hung.

@@ -7,6 +7,10 @@ distinct failure sets seen, each with the schedules that gave it. Its baseline e
 failures recorded so far (``--fcp-update-baselines`` merges them in), and a run is the known behaviour when
 each of its failures is one of them: a racy engine compares the same way in every run, and a failure nobody
 has seen before is still a change.
+
+A scenario with a fault the world cannot time against a native reader (``cut_while_read``: the cut lands when
+the cache watch sees the engine's open, and a reader in another language may have read the file by then, or
+not) is racy by construction too: its behaviour is a set in the same way, over repeated runs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Any
 
 from pytest_fcp.plugin.settings import RunSettings
 
-__all__ = ["Behaviours", "run_schedules", "within_known"]
+__all__ = ["Behaviours", "racy", "run_schedules", "within_known"]
+
+
+def racy(scenario: Any) -> bool:
+    """Whether ``scenario``'s behaviour is a set: instances run together, or a fault is timed by the engine's own
+    reads (``cut_while_read``)."""
+    from pytest_fcp.faults import FAULTS
+
+    return bool(scenario.together) or any(FAULTS[f.id].cut_while_read for f in scenario.faults)
 
 
 @dataclass

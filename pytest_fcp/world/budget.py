@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pytest_fcp.core.limits import FETCH_REQUESTS_PER_DAY, MAX_FETCH_REQUESTS, MAX_FETCH_SLEEP_S
+from pytest_fcp.core.limits import FETCH_BUDGET_DAYS, MAX_FETCH_REQUESTS, MAX_FETCH_SLEEP_S
 
 __all__ = ["EndlessRetry", "FetchBudget", "Spent", "fetch_budget", "set_fetch_budget"]
 
@@ -27,8 +27,8 @@ class FetchBudget:
     sleep_s: float = MAX_FETCH_SLEEP_S
 
     def requests_for(self, days: int) -> int:
-        """The requests a fetch asking about ``days`` UTC days may send: ``requests``, or 20 a day when more."""
-        return max(self.requests, FETCH_REQUESTS_PER_DAY * days)
+        """The requests a fetch asking about ``days`` UTC days may send: ``requests`` for each 100 days, begun."""
+        return self.requests * max(1, -(-days // FETCH_BUDGET_DAYS))
 
 
 _budget = [FetchBudget()]
