@@ -138,7 +138,13 @@ def test_a_connection_reset_is_judged_like_a_refused_connection(reset, refused, 
 # --- a fault scoped to one day shadows a later fault for the other days of its request -------------------------
 SHADOW = [fault("rest.short_page", days=[D10]), fault("rest.http503")]  # 503: every request for 2024-01-09 alone
 #: (engine, seed) whose default fuzz budget raised this false alarm on a correct engine
-FUZZ_SEEDS = (("reference", 36), ("reference", 70), ("tests.engines.requests_engine:create", 36))
+FUZZ_SEEDS = (
+    ("reference", 36),
+    ("reference", 70),
+    ("reference", 59),
+    ("tests.engines.requests_engine:create", 36),
+    ("tests.engines.requests_engine:create", 59),
+)
 
 
 def _short_pages(first: int, count: int) -> list[RequestRecord]:
@@ -212,6 +218,44 @@ def test_bars_a_good_answer_delivered_and_the_engine_dropped_are_still_missing(t
     assert [r.fault for r in obs.requests if r.source == "rest"] == ["rest.empty_page", None]
     assert obs.ok and obs.rows_by_source() == {}
     assert any("bar(s) missing" in v and "2024-01-10T00:00" in v for v in verdicts), verdicts
+
+
+#: Seed 59's shrunk scenario: the one 1d bar of 2024-01-10 00:00 is asked for in one REST request covering
+#: 2024-01-09 too, which the empty page scoped to 2024-01-09 answers, although a 429 answers every request for
+#: 2024-01-10 alone. An engine reading that empty page as "no data" is honest.
+SEED_59 = """
+[[scenario]]
+name = "empty_page_before_a_rate_limit"
+description = "seed 59"
+now = "2024-01-10T12:00:00Z"
+interval = "1d"
+faults = ["vision.http403", { id = "rest.empty_page", days = ["2024-01-09"] }, "rest.http429"]
+request = { start = "2024-01-09T00:01:00Z", end = "2024-01-10T00:01:00Z" }
+"""
+#: Its next shrink: a range starting a minute into 2024-01-09 needs no 1d bar of that day (the bar opened before
+#: the start), so that day being unobtainable asks for no error.
+SEED_59_NO_BAR = """
+[[scenario]]
+name = "no_bar_needed_of_an_unobtainable_day"
+description = "seed 59, shrunk again"
+now = "2024-01-10T12:00:00Z"
+interval = "1d"
+faults = ["vision.http403", { id = "rest.empty_page", days = ["2024-01-10"] }, "rest.http429"]
+request = { start = "2024-01-09T00:01:00Z", end = "2024-01-10T00:01:00Z" }
+"""
+
+
+@pytest.mark.parametrize("text", [SEED_59, SEED_59_NO_BAR], ids=["empty_page", "no_bar_needed"])
+@pytest.mark.parametrize("engine", ["reference", "tests.engines.requests_engine:create"])
+def test_an_empty_page_over_a_day_a_429_holds_alone_may_read_as_no_data(engine, text, tmp_path):
+    from pytest_fcp.scenarios.loader import parse_file
+    from pytest_fcp.scenarios.runner import run_scenario
+
+    (scenario,) = parse_file(text, file="seed59.toml", theme="seed59")
+    run = run_scenario(scenario, engine, tmp_path / "cache")
+    rest = [r for r in run.results[0].requests if r.source == "rest"]
+    assert [r.fault for r in rest] == ["rest.empty_page"]  # the false alarm's setup: one request, the empty page
+    assert [str(v) for v in run.verdicts] == []
 
 
 @pytest.mark.fuzz_seeds

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pytest_fcp.world.observation import Observation
     from pytest_fcp.world.recorder import RequestRecord
 
-__all__ = ["EMPTY", "FATAL", "MAYBE", "OK", "Answered", "answered", "kind_meaning"]
+__all__ = ["EMPTY", "FATAL", "MAYBE", "OK", "Answered", "answered", "kind_meaning", "needs_bars"]
 
 #: What an answer means for getting the day from its source.
 OK, EMPTY, MAYBE, FATAL = "ok", "empty", "maybe", "fatal"
@@ -103,6 +103,16 @@ def _needed(obs: Observation, day: dt.date, step: int) -> Span:
     lo = max(day_start, to_ms(obs.start))
     hi = min(day_end, to_ms(obs.end)) - 1
     return -(-lo // step) * step, min(hi, to_ms(obs.now)) // step * step
+
+
+def needs_bars(obs: Observation, day: dt.date) -> bool:
+    """Whether the request needs any bar of ``day`` (a range starting a minute into a day of 1d bars needs none
+    of that day: its bar opened before the start)."""
+    step = INTERVALS.get(obs.interval)
+    if step is None:
+        return True
+    first, last = _needed(obs, day, step)
+    return first <= last
 
 
 def _kept(kind: FaultKind | None, faults: Sequence[Fault]) -> int:

@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 
+from pytest_fcp.contract.answers import needs_bars
 from pytest_fcp.contract.rows import check_rows
 from pytest_fcp.contract.verdict import Case, Verdict
 from pytest_fcp.core.freshness import is_old
@@ -48,7 +49,7 @@ def _served_rate_limit(case: Case) -> bool:
 def check_outcome(case: Case) -> list[Verdict]:
     """Data when every day can be had; else the documented error, with a clear message."""
     obs, plans = case.obs, case.plans
-    impossible = [d for d, p in plans.items() if p.obtainable == "impossible"]
+    impossible = [d for d, p in plans.items() if p.obtainable == "impossible" and needs_bars(obs, d)]
     certain = all(p.obtainable == "certain" for p in plans.values())
     served_rate_limit = _served_rate_limit(case)
     if obs.error is None:

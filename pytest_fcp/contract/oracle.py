@@ -167,8 +167,8 @@ def _answered(rest: str, meaning: str | None, delivered: bool) -> str:
     (``None``: none did), and the day is never better than that answer allows."""
     if delivered and rest == "impossible":
         rest = "possible"
+    if meaning == EMPTY:  # an empty page answered for it: "no data" is an honest reading, even of a day that
+        return "empty"  # asking alone could never have got
     if meaning is None or rest == "impossible":
         return rest
-    if meaning == EMPTY:
-        return "empty"
     return "possible" if rest == "certain" else rest
