@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from pytest_fcp.core.cache_states import DAY_STATES as CACHE_STATES
 from pytest_fcp.core.freshness import FRESHNESS
 from pytest_fcp.core.limits import SCENARIO_LIMITS
 from pytest_fcp.core.markets import INTERVALS, MARKETS, days_between, default_symbol, interval_ms
-from pytest_fcp.core.sources import OUTCOMES, SOURCES
 from pytest_fcp.faults import Fault, FaultSpecError, fault
 from pytest_fcp.faults.rules import setup_conflicts, unreached
-from pytest_fcp.scenarios.model import Expect, Request, Scenario, ScenarioError, count_ok
+from pytest_fcp.scenarios.model import Request, Scenario, ScenarioError
+from pytest_fcp.scenarios.validate_expect import parse_day, parse_expect
 from pytest_fcp.scenarios.validate_runs import Fail, crash_value, engines_asked, instances
 from pytest_fcp.world.spec import (
     LATEST_NOW,
@@ -56,9 +55,6 @@ SCENARIO_KEYS = {
     "expect",
 }
 REQUEST_KEYS = ("start", "end", "symbol", "market", "interval", "at", "engine")
-EXPECT_KEYS = {"outcome", "sources", "requests", "cache_after", "skip_checks"}
-#: The checks a scenario may switch off: those about how the engine asked, never about what it returned or cached.
-SKIPPABLE = ("order", "needed_only", "rate_limit")
 EDGE_MARGIN = dt.timedelta(hours=1)
 #: What one scenario may ask for at most.
 LIMITS = SCENARIO_LIMITS
@@ -91,32 +87,6 @@ def _when(value: Any, fail: Fail, what: str) -> dt.datetime:
             f"to {LATEST_NOW.date()}",
         )
     return value
-
-
-def _day(value: Any, fail: Fail, what: str) -> dt.date:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        day = value
-    elif isinstance(value, str):
-        try:
-            day = dt.date.fromisoformat(value)
-        except ValueError:
-            fail(what, f"{value!r} is not a day (write 2024-01-02)")
-    else:
-        fail(what, f"{value!r} is not a day (write 2024-01-02)")
-    if day < LISTED_SINCE:
-        fail(what, f"{day} is before the market's listing day {LISTED_SINCE}: no bar exists then")
-    return day
-
-
-def _alternatives(value: Any, allowed: Iterable[str], fail: Fail, what: str) -> frozenset[str]:
-    items = value if isinstance(value, list) else str(value).split("|") if isinstance(value, str) else None
-    if not items:
-        fail(what, f"expected a name or a list of names from {', '.join(allowed)}, got {value!r}")
-    out = frozenset(str(i).strip() for i in items)
-    bad = sorted(out - set(allowed))
-    if bad:
-        fail(what, f"unknown {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
-    return out
 
 
 def _series(
@@ -269,52 +239,12 @@ def _span(days: list[dt.date]) -> str:
     return f"{days[0]}..{days[-1]}" if days else "no day"
 
 
-def _expect(raw: Any, fail: Fail) -> Expect:
-    if not isinstance(raw, dict):
-        fail("expect", f"expected a table, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - EXPECT_KEYS)
-    if unknown:
-        fail(f"expect.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(EXPECT_KEYS))}")
-    outcome = tuple(sorted(_alternatives(raw["outcome"], OUTCOMES, fail, "expect.outcome"))) if "outcome" in raw else ()
-    tables: dict[str, dict[str, frozenset[str]]] = {"sources": {}, "cache_after": {}}
-    for name, allowed in (("sources", SOURCES), ("cache_after", CACHE_STATES)):
-        value = raw.get(name) or {}
-        if not isinstance(value, dict):
-            fail(f"expect.{name}", f"expected a table of days (or default) to names, got {value!r}")
-        for key, names in value.items():
-            day = key if key == "default" else _day(key, fail, f"expect.{name}.{key}").isoformat()
-            tables[name][day] = _alternatives(names, allowed, fail, f"expect.{name}.{key}")
-    requests: dict[str, str] = {}
-    counts = raw.get("requests") or {}
-    if not isinstance(counts, dict):
-        fail("expect.requests", f"expected a table like {{ vision = 0, rest = '>=1' }}, got {counts!r}")
-    for key, value in counts.items():
-        if key not in ("vision", "rest"):
-            fail(f"expect.requests.{key}", "unknown source; allowed: vision, rest")
-        try:
-            count_ok(value, 0)
-        except ValueError:
-            fail(f"expect.requests.{key}", f"{value!r} is not a count like 0, '>=1' or '<=3'")
-        requests[key] = str(value)
-    skip = raw.get("skip_checks", [])
-    if not isinstance(skip, list) or any(s not in SKIPPABLE for s in skip):
-        from pytest_fcp.contract import CHECKS  # only for this message: the checks need numpy and pyarrow
-
-        guarded = ", ".join(c for c in CHECKS if c not in SKIPPABLE)
-        fail(
-            "expect.skip_checks",
-            f"expected a list of check names from {', '.join(SKIPPABLE)}, got {skip!r} "
-            f"({guarded} judge the data and the cache: no scenario may switch them off)",
-        )
-    return Expect(outcome, tables["sources"], requests, tables["cache_after"], frozenset(skip))
-
-
 def _cached(raw: Any, fail: Fail) -> tuple[dt.date, ...]:
     if not isinstance(raw, list):
         fail("cached", f'cached must be a list of days, e.g. ["2024-01-02"], got {raw!r}')
     if len(raw) > LIMITS["cached"]:
         fail("cached", f"{len(raw)} days; at most {LIMITS['cached']}")
-    return tuple(_day(d, fail, f"cached[{i}]") for i, d in enumerate(raw))
+    return tuple(parse_day(d, fail, f"cached[{i}]") for i, d in enumerate(raw))
 
 
 def _delay(data: Mapping[str, Any], fail: Fail) -> float:
@@ -399,7 +329,7 @@ def parse_scenario(
     engines_asked(requests, engines, together, fail)
     faults = _faults(data.get("faults", []), fail)
     cached = _cached(data.get("cached", []), fail)
-    expect = _expect(data.get("expect", {}), fail)
+    expect = parse_expect(data.get("expect", {}), fail)
     crash = crash_value(data.get("crash"), len(requests), fail)
     if crash is not None and engines > 1:
         fail("crash", "crash points replay one engine instance's writes; drop engines (or crash)")
