@@ -254,10 +254,7 @@ def _cache_dir(config: pytest.Config, name: str, option: str, *, create: bool) -
             )
         return path
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".fcp-write-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        _probe_writable(path)
     except OSError as exc:
         raise _usage(f"{option} {given}: cannot create or write the directory {path} ({exc.strerror or exc})") from None
     return path
@@ -333,13 +330,18 @@ def _trace_dir(config: pytest.Config) -> str | None:
     if path.exists() and not path.is_dir():
         raise _usage(f"--fcp-trace-dir {given}: is a file, not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".fcp-write-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        _probe_writable(path)
     except OSError as exc:
         raise _usage(f"--fcp-trace-dir {given}: cannot write there ({exc.strerror or exc})") from None
     return given
+
+
+def _probe_writable(path: pathlib.Path) -> None:
+    """Create ``path`` if needed and write and remove a probe file in it; ``OSError`` when that fails."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".fcp-write-probe-{os.getpid()}"
+    probe.write_text("")
+    probe.unlink()
 
 
 def _given_paths(config: pytest.Config, scenarios: bool, no_bundled: bool) -> tuple[str, ...]:
